@@ -1,0 +1,100 @@
+//! The crate's one error type.
+
+use alloc::string::String;
+use core::fmt;
+
+/// Everything that can go wrong in `memplan-core`.
+///
+/// Every variant names what it is about (a buffer's id or index, a value) so a caller can
+/// report it without re-deriving context.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A buffer was given size 0; every buffer occupies at least one byte.
+    ZeroSize {
+        /// The buffer's id.
+        id: String,
+    },
+    /// A buffer's lifetime `[lower, upper)` is empty or reversed (`upper <= lower`).
+    EmptyLifetime {
+        /// The buffer's id.
+        id: String,
+        /// Start of the lifetime (inclusive).
+        lower: u64,
+        /// End of the lifetime (exclusive).
+        upper: u64,
+    },
+    /// A buffer's alignment is zero or not a power of two.
+    BadAlignment {
+        /// The buffer's id.
+        id: String,
+        /// The alignment given.
+        alignment: u64,
+    },
+    /// Two buffers share an id.
+    DuplicateId {
+        /// The repeated id.
+        id: String,
+    },
+    /// A sum of sizes, or an offset plus a size, does not fit in `u64`.
+    Overflow {
+        /// The buffer whose addition overflowed.
+        id: String,
+    },
+    /// The buffers cannot be placed within the requested capacity.
+    ///
+    /// `proven` tells whether that is certain (the lower bound exceeds the capacity, or the
+    /// exact search finished without finding a fitting plan) or only that the search budget ran
+    /// out first.
+    CapacityExceeded {
+        /// The capacity asked for, in bytes.
+        capacity: u64,
+        /// The smallest peak found, in bytes.
+        best_peak: u64,
+        /// The max-load lower bound, in bytes.
+        max_load: u64,
+        /// True when no plan within `capacity` exists; false when the budget ran out.
+        proven: bool,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ZeroSize { id } => write!(f, "buffer {id:?} has size 0"),
+            Error::EmptyLifetime { id, lower, upper } => write!(
+                f,
+                "buffer {id:?} has an empty lifetime: upper ({upper}) must be greater than lower ({lower})"
+            ),
+            Error::BadAlignment { id, alignment } => write!(
+                f,
+                "buffer {id:?} has alignment {alignment}, which is not a power of two"
+            ),
+            Error::DuplicateId { id } => write!(f, "duplicate buffer id {id:?}"),
+            Error::Overflow { id } => write!(f, "sizes overflow u64 at buffer {id:?}"),
+            Error::CapacityExceeded {
+                capacity,
+                best_peak,
+                max_load,
+                proven,
+            } => {
+                if *proven {
+                    write!(
+                        f,
+                        "cannot fit in {capacity} bytes (proven; max load {max_load}, best peak found {best_peak})"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "no plan within {capacity} bytes found within the budget (max load {max_load}, best peak found {best_peak})"
+                    )
+                }
+            }
+        }
+    }
+}
+
+impl core::error::Error for Error {}

@@ -1,0 +1,3 @@
+//! Private machinery behind the public modules.
+
+pub(crate) mod pack;
