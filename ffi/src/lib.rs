@@ -1,1 +1,27 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+// C names (`mp_planner`, `mp_result`, ...) are the API; Rust naming rules do not apply to them.
+#![allow(non_camel_case_types)]
+// Every exported function is `pub unsafe extern "C" fn` (doc/DESIGN.md, "Exported function
+// signatures"), so each needs a `# Safety` section; keep that an error, not a warning.
+// `clippy::not_unsafe_ptr_arg_deref` (deny by default) rejects the other style: a safe `pub fn`
+// that dereferences a pointer argument.
+#![deny(clippy::missing_safety_doc, clippy::undocumented_unsafe_blocks)]
+
+// Macro modules first: `macro_rules!` are visible only after their definition.
+#[macro_use]
+mod panic;
+#[macro_use]
+mod ffi;
+
+mod error;
+mod planner;
+mod version;
+
+pub use error::{mp_result, mp_result_message};
+pub use planner::{
+    MP_SOLVE_CAPACITY, MP_SOLVE_MAX_NODES, MP_SOLVE_TIME_LIMIT, mp_planner, mp_planner_add_buffer,
+    mp_planner_best_peak, mp_planner_free, mp_planner_is_optimal, mp_planner_is_proven_infeasible,
+    mp_planner_last_error, mp_planner_len, mp_planner_max_load, mp_planner_new, mp_planner_nodes,
+    mp_planner_offset, mp_planner_peak, mp_planner_solve, mp_solve_options,
+};
+pub use version::mp_version;

@@ -1,3 +1,4 @@
 //! Private machinery behind the public modules.
 
 pub(crate) mod pack;
+pub(crate) mod search;

@@ -19,11 +19,11 @@ use crate::interval::{Problem, Solution, SolveOptions};
 
 /// A buffer as the packer sees it.
 #[derive(Debug, Clone, Copy)]
-struct Item {
-    lower: u64,
-    upper: u64,
-    size: u64,
-    align: u64,
+pub(crate) struct Item {
+    pub(crate) lower: u64,
+    pub(crate) upper: u64,
+    pub(crate) size: u64,
+    pub(crate) align: u64,
 }
 
 impl Item {
@@ -34,21 +34,21 @@ impl Item {
 
 /// Rounds `x` up to a multiple of the power of two `a`. Saturates instead of overflowing; a
 /// validated [`Problem`] keeps every offset far below that.
-fn align_up(x: u64, a: u64) -> u64 {
+pub(crate) fn align_up(x: u64, a: u64) -> u64 {
     x.saturating_add(a - 1) & !(a - 1)
 }
 
 /// Counts nodes and asks the caller's stop function now and then.
-struct Control<'a> {
+pub(crate) struct Control<'a> {
     nodes: u64,
     max_nodes: Option<u64>,
     stop: Option<&'a mut dyn FnMut() -> bool>,
-    stopped: bool,
+    pub(crate) stopped: bool,
 }
 
 impl Control<'_> {
     /// Counts one node; true when the search must stop.
-    fn tick(&mut self) -> bool {
+    pub(crate) fn tick(&mut self) -> bool {
         if self.stopped {
             return true;
         }
@@ -124,14 +124,6 @@ pub(crate) fn solve(problem: &Problem, options: SolveOptions<'_>) -> Result<Solu
     for leaf in &mut leaves {
         heuristics(&items, leaf);
     }
-    #[cfg(test)]
-    {}
-    if option_env!("MP_DEBUG").is_some() {
-        let mut v: Vec<(u64, u64, usize, u64)> = leaves.iter().map(|l| (l.peak, l.lb, l.items.len(), l.base)).collect();
-        v.sort_unstable();
-        extern crate std;
-        std::eprintln!("leaves={} max_load={} peeled_peak={} top: {:?}", leaves.len(), max_load, peak, &v[v.len().saturating_sub(5)..]);
-    }
     let capacity = options.capacity;
     // Improve the worst leaf while the budget lasts.
     let mut proven = true;
@@ -167,7 +159,12 @@ pub(crate) fn solve(problem: &Problem, options: SolveOptions<'_>) -> Result<Solu
             None => second.max(leaf.lb),
         };
         let before = leaf.peak;
-        let exhausted = search(&items, leaf, target, &mut ctrl);
+        // With a capacity, look for a plan within it directly; otherwise for any improvement.
+        let cap = match capacity {
+            Some(c) => c.min(leaf.peak - 1),
+            None => leaf.peak - 1,
+        };
+        let exhausted = search(&items, leaf, cap, target, &mut ctrl);
         if exhausted {
             leaf.optimal = true;
         } else if leaf.peak == before {
@@ -407,190 +404,15 @@ pub(crate) fn greedy_by_size(problem: &Problem) -> Solution {
     }
 }
 
-/// Branch-and-bound on one leaf: searches for a plan with a peak below `leaf.peak`, stopping
+/// Branch-and-bound on one leaf: searches for a plan with a peak at most `cap`, stopping
 /// once one at or below `target` is found. Returns true when the search finished (so
 /// `leaf.peak` is then optimal for the leaf).
-fn search(items: &[Item], leaf: &mut Leaf, target: u64, ctrl: &mut Control<'_>) -> bool {
+fn search(items: &[Item], leaf: &mut Leaf, cap: u64, target: u64, ctrl: &mut Control<'_>) -> bool {
     let local: Vec<Item> = leaf.items.iter().map(|&i| items[i as usize]).collect();
-    let mut s = Search::new(&local, leaf.base, leaf.peak, target);
-    let stopped = s.dfs(0, leaf.base, usize::MAX, ctrl);
-    if let Some(offs) = s.best_offsets.take() {
+    let out = super::search::improve(&local, leaf.base, leaf.peak, cap, target, ctrl);
+    if let Some(offs) = out.offsets {
         leaf.offsets = offs;
-        leaf.peak = s.best_peak;
+        leaf.peak = out.peak;
     }
-    !stopped && !ctrl.stopped
-}
-
-/// A buffer in the search, in compressed time: it covers sections `ls..us`.
-struct SItem {
-    ls: u32,
-    us: u32,
-    size: u64,
-    align: u64,
-    /// Index of an identical buffer with a smaller index, if any: placed first (symmetry).
-    twin_prev: u32,
-}
-
-struct Search {
-    items: Vec<SItem>,
-    /// Skyline: top of the buffers placed so far, per section.
-    h: Vec<u64>,
-    /// Total size of the unplaced buffers covering each section.
-    rem: Vec<u64>,
-    placed: Vec<bool>,
-    off: Vec<u64>,
-    /// Peak a plan must beat.
-    best_peak: u64,
-    best_offsets: Option<Vec<u64>>,
-    target: u64,
-    /// Reused scratch for candidate lists, one per depth.
-    scratch: Vec<Vec<(u64, u32)>>,
-}
-
-const NONE: u32 = u32::MAX;
-
-impl Search {
-    fn new(local: &[Item], base: u64, best_peak: u64, target: u64) -> Self {
-        let mut times: Vec<u64> = local.iter().flat_map(|it| [it.lower, it.upper]).collect();
-        times.sort_unstable();
-        times.dedup();
-        let sec = |t: u64| times.binary_search(&t).unwrap_or(0) as u32;
-        let nsec = times.len().saturating_sub(1);
-        let mut rem = vec![0u64; nsec];
-        let mut items: Vec<SItem> = local
-            .iter()
-            .map(|it| SItem {
-                ls: sec(it.lower),
-                us: sec(it.upper),
-                size: it.size,
-                align: it.align,
-                twin_prev: NONE,
-            })
-            .collect();
-        for it in &items {
-            for r in &mut rem[it.ls as usize..it.us as usize] {
-                *r += it.size;
-            }
-        }
-        // Symmetry: identical buffers are placed in index order.
-        let mut keys: Vec<(u32, u32, u64, u64, u32)> = items
-            .iter()
-            .enumerate()
-            .map(|(k, it)| (it.ls, it.us, it.size, it.align, k as u32))
-            .collect();
-        keys.sort_unstable();
-        for w in keys.windows(2) {
-            if w[0].0 == w[1].0 && w[0].1 == w[1].1 && w[0].2 == w[1].2 && w[0].3 == w[1].3 {
-                items[w[1].4 as usize].twin_prev = w[0].4;
-            }
-        }
-        let n = items.len();
-        Search {
-            items,
-            h: vec![base; nsec],
-            rem,
-            placed: vec![false; n],
-            off: vec![0; n],
-            best_peak,
-            best_offsets: None,
-            target,
-            scratch: Vec::new(),
-        }
-    }
-
-    /// Depth-first search. `o_prev`/`last`: offset and index of the last buffer placed.
-    /// Returns true when the search must stop (target reached or budget spent).
-    fn dfs(&mut self, depth: usize, o_prev: u64, last: usize, ctrl: &mut Control<'_>) -> bool {
-        if ctrl.tick() {
-            return true;
-        }
-        let n = self.items.len();
-        if depth == n {
-            let peak = self.h.iter().copied().max().unwrap_or(0);
-            if peak < self.best_peak {
-                self.best_peak = peak;
-                self.best_offsets = Some(self.off.clone());
-                if peak <= self.target {
-                    return true;
-                }
-            }
-            return false;
-        }
-        // Bound: in each section the unplaced buffers stack above max(skyline, o_prev).
-        for (h, r) in self.h.iter().zip(&self.rem) {
-            if *r > 0 && (*h).max(o_prev) + r >= self.best_peak {
-                return false;
-            }
-        }
-        if self.scratch.len() <= depth {
-            self.scratch.resize_with(depth + 1, Vec::new);
-        }
-        let mut cands = core::mem::take(&mut self.scratch[depth]);
-        cands.clear();
-        for i in 0..n {
-            if self.placed[i] {
-                continue;
-            }
-            let it = &self.items[i];
-            let secs = it.ls as usize..it.us as usize;
-            let top = self.h[secs.clone()].iter().copied().max().unwrap_or(0);
-            let lo = align_up(top, it.align);
-            if lo < o_prev || (lo == o_prev && i < last && last != usize::MAX) {
-                // Cannot go here now; later it must rest on an unplaced buffer alive with it.
-                let supported = self.rem[secs].iter().any(|&r| r > it.size);
-                if !supported || align_up(o_prev, it.align) + it.size >= self.best_peak {
-                    self.scratch[depth] = cands;
-                    return false;
-                }
-                continue;
-            }
-            if lo + it.size >= self.best_peak {
-                // Its lowest possible offset only rises: dead end.
-                self.scratch[depth] = cands;
-                return false;
-            }
-            if it.twin_prev != NONE && !self.placed[it.twin_prev as usize] {
-                continue;
-            }
-            cands.push((lo, i as u32));
-        }
-        cands.sort_unstable_by_key(|&(lo, i)| {
-            let it = &self.items[i as usize];
-            (
-                lo,
-                core::cmp::Reverse(it.us - it.ls),
-                core::cmp::Reverse(it.size),
-                i,
-            )
-        });
-        let mut stop = false;
-        let mut saved: Vec<u64> = Vec::new();
-        for &(lo, i) in &cands {
-            let i = i as usize;
-            let (ls, us, size) = (
-                self.items[i].ls as usize,
-                self.items[i].us as usize,
-                self.items[i].size,
-            );
-            saved.clear();
-            saved.extend_from_slice(&self.h[ls..us]);
-            for s in ls..us {
-                self.h[s] = lo + size;
-                self.rem[s] -= size;
-            }
-            self.placed[i] = true;
-            self.off[i] = lo;
-            stop = self.dfs(depth + 1, lo, i, ctrl);
-            self.placed[i] = false;
-            for (k, s) in (ls..us).enumerate() {
-                self.h[s] = saved[k];
-                self.rem[s] += size;
-            }
-            if stop {
-                break;
-            }
-        }
-        self.scratch[depth] = cands;
-        stop
-    }
+    out.exhausted
 }

@@ -1,0 +1,304 @@
+//! `memplan bench`: plan every problem CSV under some paths, next to the greedy baseline.
+//!
+//! Files whose header lacks `id,lower,upper,size` (other kinds of trace) are skipped and
+//! listed on stderr. Files under `minimalloc/challenging/` named `NAME.CAPACITY.csv` are
+//! solved against that capacity (the packer stops at the first plan that fits); all others
+//! are minimised. Both planners' plans are checked with the independent verifier.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use memplan_core::{Error as CoreError, greedy_by_size};
+use serde::Serialize;
+
+use crate::input;
+use crate::plan::{print_out, solve, verified};
+use crate::progress::Spinner;
+use crate::{BenchArgs, Failure};
+
+/// Where traces are looked for by default, relative to the current directory.
+pub const DEFAULT_TRACES: &str = "../shared/traces/external/";
+
+/// One benchmarked trace.
+#[derive(Debug, Serialize)]
+struct Row {
+    trace: String,
+    n: usize,
+    max_load: u64,
+    /// memplan's peak (the best peak found when it does not fit the capacity).
+    peak: u64,
+    ratio: f64,
+    optimal: bool,
+    time_ms: f64,
+    greedy_peak: u64,
+    greedy_ratio: f64,
+    greedy_time_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capacity: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fits: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    greedy_fits: Option<bool>,
+}
+
+/// A file that was not benchmarked, and why.
+#[derive(Debug, Serialize)]
+struct Skipped {
+    trace: String,
+    reason: String,
+}
+
+/// The `--json` report.
+#[derive(Debug, Serialize)]
+struct JsonReport<'a> {
+    time_limit_s: Option<f64>,
+    traces: &'a [Row],
+    skipped: &'a [Skipped],
+}
+
+/// Runs `memplan bench`.
+///
+/// # Errors
+/// [`Failure::Input`] for a named path that does not exist; [`Failure::Internal`] when a plan
+/// fails verification (after the table is printed).
+pub fn run(args: &BenchArgs) -> Result<(), Failure> {
+    let roots: Vec<PathBuf> = if args.paths.is_empty() {
+        let default = PathBuf::from(DEFAULT_TRACES);
+        if !default.exists() {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            return print_out(&format!(
+                "traces not found at {DEFAULT_TRACES} (relative to {}), skipping the benchmark\n",
+                cwd.display()
+            ));
+        }
+        vec![default]
+    } else {
+        args.paths.clone()
+    };
+    let mut files: Vec<(PathBuf, String)> = Vec::new();
+    for root in &roots {
+        if !root.exists() {
+            return Err(Failure::Input(format!(
+                "{}: no such file or directory",
+                root.display()
+            )));
+        }
+        collect(root, root, &mut files)
+            .map_err(|e| Failure::Input(format!("{}: cannot list: {e}", root.display())))?;
+    }
+
+    let mut rows = Vec::new();
+    let mut skipped = Vec::new();
+    let mut invalid = Vec::new();
+    let total = files.len();
+    for (k, (path, trace)) in files.into_iter().enumerate() {
+        let name = path.display().to_string();
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) => {
+                skipped.push(Skipped {
+                    trace,
+                    reason: format!("cannot read: {e}"),
+                });
+                continue;
+            }
+        };
+        let problem = match input::parse(&name, &data, 1) {
+            Ok(p) => p,
+            Err(e) => {
+                let reason = if e.not_a_problem {
+                    "not a problem file (no id,lower,upper,size header)".to_owned()
+                } else {
+                    e.to_string()
+                };
+                skipped.push(Skipped { trace, reason });
+                continue;
+            }
+        };
+        let capacity = input::challenging_capacity(&path);
+        let spinner = Spinner::start(format!(
+            "bench {}/{total}: {trace} ({} buffers)",
+            k + 1,
+            problem.len()
+        ));
+        let outcome = solve(&problem, capacity, args.time_limit, None);
+        let greedy_start = Instant::now();
+        let greedy = greedy_by_size(&problem);
+        let greedy_time = greedy_start.elapsed();
+        drop(spinner);
+
+        let max_load = problem.max_load();
+        let (peak, optimal, fits) = match &outcome.result {
+            Ok(s) => {
+                if let Err(Failure::Internal(m)) = verified(&problem, s, capacity) {
+                    invalid.push(format!("{trace}: memplan: {m}"));
+                }
+                (s.peak, s.optimal, capacity.map(|_| true))
+            }
+            Err(CoreError::CapacityExceeded { best_peak, .. }) => (*best_peak, false, Some(false)),
+            Err(e) => {
+                invalid.push(format!("{trace}: memplan failed: {e}"));
+                continue;
+            }
+        };
+        if let Err(Failure::Internal(m)) = verified(&problem, &greedy, None) {
+            invalid.push(format!("{trace}: greedy: {m}"));
+        }
+        let ratio = |p: u64| {
+            if max_load == 0 {
+                1.0
+            } else {
+                p as f64 / max_load as f64
+            }
+        };
+        rows.push(Row {
+            trace,
+            n: problem.len(),
+            max_load,
+            peak,
+            ratio: ratio(peak),
+            optimal,
+            time_ms: outcome.elapsed.as_secs_f64() * 1e3,
+            greedy_peak: greedy.peak,
+            greedy_ratio: ratio(greedy.peak),
+            greedy_time_ms: greedy_time.as_secs_f64() * 1e3,
+            capacity,
+            fits,
+            greedy_fits: capacity.map(|c| greedy.peak <= c),
+        });
+    }
+
+    if args.json {
+        let report = JsonReport {
+            time_limit_s: args.time_limit.0.map(|d| d.as_secs_f64()),
+            traces: &rows,
+            skipped: &skipped,
+        };
+        let text = serde_json::to_string(&report)
+            .map_err(|e| Failure::Internal(format!("cannot encode JSON: {e}")))?;
+        print_out(&format!("{text}\n"))?;
+    } else {
+        print_out(&table(&rows, args))?;
+        let mut err = std::io::stderr().lock();
+        for s in &skipped {
+            let _ = writeln!(err, "skipped {}: {}", s.trace, s.reason);
+        }
+    }
+    if invalid.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Internal(invalid.join("\n")))
+    }
+}
+
+/// Adds the CSV files under `path` (or `path` itself when it is a file) to `out`, sorted, each
+/// with its name relative to `root`.
+fn collect(root: &Path, path: &Path, out: &mut Vec<(PathBuf, String)>) -> std::io::Result<()> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        entries.sort();
+        for e in entries {
+            if e.is_dir() || e.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv")) {
+                collect(root, &e, out)?;
+            }
+        }
+    } else {
+        let name = match path.strip_prefix(root) {
+            Ok(rel) if !rel.as_os_str().is_empty() => rel.display().to_string(),
+            _ => path.display().to_string(),
+        };
+        out.push((path.to_path_buf(), name));
+    }
+    Ok(())
+}
+
+/// The Markdown table, with a totals row and a short summary.
+fn table(rows: &[Row], args: &BenchArgs) -> String {
+    let limit = match args.time_limit.0 {
+        Some(d) => format!("{} s", d.as_secs_f64()),
+        None => "no".to_owned(),
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "memplan vs greedy-by-size ({limit} time limit per trace; ratio = peak / max load, \
+         1 is optimal; traces with a capacity stop at the first plan that fits)\n"
+    );
+    s.push_str(
+        "| trace | n | max load | memplan peak | ratio | optimal | time (s) \
+         | greedy peak | greedy ratio | greedy time (s) | capacity | fits (memplan / greedy) |\n",
+    );
+    s.push_str("|---|--:|--:|--:|--:|:-:|--:|--:|--:|--:|--:|:-:|\n");
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    for r in rows {
+        let (capacity, fits) = match (r.capacity, r.fits, r.greedy_fits) {
+            (Some(c), Some(f), Some(g)) => {
+                (c.to_string(), format!("{} / {}", yes_no(f), yes_no(g)))
+            }
+            _ => (String::new(), String::new()),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.5} | {} | {:.3} | {} | {:.5} | {:.3} | {} | {} |",
+            r.trace.replace('|', "\\|"),
+            r.n,
+            r.max_load,
+            r.peak,
+            r.ratio,
+            yes_no(r.optimal),
+            r.time_ms / 1e3,
+            r.greedy_peak,
+            r.greedy_ratio,
+            r.greedy_time_ms / 1e3,
+            capacity,
+            fits,
+        );
+    }
+    if rows.is_empty() {
+        s.push_str("\nNo problem files found.\n");
+        return s;
+    }
+    let n: usize = rows.iter().map(|r| r.n).sum();
+    let load: u128 = rows.iter().map(|r| u128::from(r.max_load)).sum();
+    let peak: u128 = rows.iter().map(|r| u128::from(r.peak)).sum();
+    let greedy: u128 = rows.iter().map(|r| u128::from(r.greedy_peak)).sum();
+    let time: f64 = rows.iter().map(|r| r.time_ms).sum::<f64>() / 1e3;
+    let greedy_time: f64 = rows.iter().map(|r| r.greedy_time_ms).sum::<f64>() / 1e3;
+    let optimal = rows.iter().filter(|r| r.optimal).count();
+    let with_cap: Vec<&Row> = rows.iter().filter(|r| r.capacity.is_some()).collect();
+    let fits = with_cap.iter().filter(|r| r.fits == Some(true)).count();
+    let greedy_fits = with_cap
+        .iter()
+        .filter(|r| r.greedy_fits == Some(true))
+        .count();
+    let fits_cell = if with_cap.is_empty() {
+        String::new()
+    } else {
+        format!("{fits}/{0} / {greedy_fits}/{0}", with_cap.len())
+    };
+    let _ = writeln!(
+        s,
+        "| **total ({} traces)** | {n} | {load} | {peak} | {:.5} | {optimal}/{} | {time:.3} \
+         | {greedy} | {:.5} | {greedy_time:.3} | | {fits_cell} |",
+        rows.len(),
+        peak as f64 / load as f64,
+        rows.len(),
+        greedy as f64 / load as f64,
+    );
+    let mean = |f: fn(&Row) -> f64| rows.iter().map(f).sum::<f64>() / rows.len() as f64;
+    let better = rows.iter().filter(|r| r.peak < r.greedy_peak).count();
+    let worse = rows.iter().filter(|r| r.peak > r.greedy_peak).count();
+    let _ = writeln!(
+        s,
+        "\nMean ratio per trace: memplan {:.5}, greedy {:.5}. memplan is better than greedy on \
+         {better} traces, equal on {}, worse on {worse}.",
+        mean(|r| r.ratio),
+        mean(|r| r.greedy_ratio),
+        rows.len() - better - worse,
+    );
+    s
+}

@@ -1,0 +1,338 @@
+//! `memplan plan`: plan one problem, verify, write, draw and report.
+
+use std::cell::Cell;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use memplan_core::check::verify;
+use memplan_core::{Budget, Error as CoreError, Placement, Problem, Solution, SolveOptions, pack};
+use serde::Serialize;
+
+use crate::input;
+use crate::progress::Spinner;
+use crate::{Failure, Limit, PlanArgs, plot};
+
+/// The embedded example: MindSpore SOMAS's ResNet-50 tensor dump (MIT, see the comment line
+/// at its top and `examples/LICENSE-idealloc`).
+pub const EXAMPLE: &str = include_str!("../examples/resnet50.csv");
+/// The name the embedded example is reported under.
+pub const EXAMPLE_NAME: &str = "resnet50.csv (embedded example)";
+/// Where the plot goes when planning the embedded example without `--svg`.
+pub const DEFAULT_SVG: &str = "memplan-plan.svg";
+
+/// The outcome of one [`solve`] call.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The packer's answer.
+    pub result: Result<Solution, CoreError>,
+    /// Time spent in the packer.
+    pub elapsed: Duration,
+    /// True when the search stopped because the time limit was reached.
+    pub timed_out: bool,
+}
+
+/// Packs `problem` with a wall-clock limit (read in `Budget::stop`) and a node limit.
+pub fn solve(
+    problem: &Problem,
+    capacity: Option<u64>,
+    limit: Limit,
+    max_nodes: Option<u64>,
+) -> Outcome {
+    let start = Instant::now();
+    let timed_out = Cell::new(false);
+    let deadline = limit.0.and_then(|d| start.checked_add(d));
+    let mut stop = || {
+        let late = deadline.is_some_and(|d| Instant::now() >= d);
+        if late {
+            timed_out.set(true);
+        }
+        late
+    };
+    let options = SolveOptions {
+        capacity,
+        budget: Budget {
+            max_nodes,
+            stop: deadline
+                .is_some()
+                .then_some(&mut stop as &mut dyn FnMut() -> bool),
+        },
+    };
+    let result = pack(problem, options);
+    Outcome {
+        result,
+        elapsed: start.elapsed(),
+        timed_out: timed_out.get(),
+    }
+}
+
+/// Checks `solution` with the independent verifier and returns its placements.
+///
+/// # Errors
+/// [`Failure::Internal`] when the verifier rejects the plan or its peak is misreported.
+pub fn verified(
+    problem: &Problem,
+    solution: &Solution,
+    capacity: Option<u64>,
+) -> Result<Vec<Placement>, Failure> {
+    if solution.offsets.len() != problem.len() {
+        return Err(Failure::Internal(format!(
+            "the plan has {} offsets for {} buffers",
+            solution.offsets.len(),
+            problem.len()
+        )));
+    }
+    let placements = solution.placements(problem);
+    verify(problem.buffers(), &placements, capacity)
+        .map_err(|e| Failure::Internal(format!("the plan fails verification: {e}")))?;
+    let peak = placements
+        .iter()
+        .map(|p| p.offset + p.size)
+        .max()
+        .unwrap_or(0);
+    if peak != solution.peak {
+        return Err(Failure::Internal(format!(
+            "the plan reports peak {} but its buffers reach {peak}",
+            solution.peak
+        )));
+    }
+    Ok(placements)
+}
+
+/// The `--json` report.
+#[derive(Debug, Serialize)]
+struct JsonReport {
+    buffers: usize,
+    max_load: u64,
+    /// The plan's peak, or the best peak found when it does not fit.
+    peak: u64,
+    ratio: f64,
+    optimal: bool,
+    elapsed_ms: f64,
+    /// Present only with `--capacity`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fits: Option<bool>,
+    /// Present only when it does not fit: whether no plan can fit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proven: Option<bool>,
+}
+
+/// Runs `memplan plan`.
+///
+/// # Errors
+/// See [`Failure`]; messages are ready to print.
+pub fn run(args: &PlanArgs) -> Result<(), Failure> {
+    let (name, data) = match &args.file {
+        Some(path) => {
+            let name = path.display().to_string();
+            let data = std::fs::read(path)
+                .map_err(|e| Failure::Input(format!("{name}: cannot read: {e}")))?;
+            (name, data)
+        }
+        None => (EXAMPLE_NAME.to_owned(), EXAMPLE.as_bytes().to_vec()),
+    };
+    let problem = input::parse(&name, &data, args.alignment)?;
+    drop(data);
+    let svg_path = args
+        .svg
+        .clone()
+        .or_else(|| args.file.is_none().then(|| PathBuf::from(DEFAULT_SVG)));
+
+    let spinner = Spinner::start(format!("planning {name} ({} buffers)", problem.len()));
+    let outcome = solve(&problem, args.capacity, args.time_limit, args.max_nodes);
+    drop(spinner);
+    let elapsed_ms = (outcome.elapsed.as_secs_f64() * 1e6).round() / 1e3;
+
+    let solution = match outcome.result {
+        Ok(s) => s,
+        Err(CoreError::CapacityExceeded {
+            capacity,
+            best_peak,
+            max_load,
+            proven,
+        }) => {
+            let ratio = if max_load == 0 {
+                1.0
+            } else {
+                best_peak as f64 / max_load as f64
+            };
+            let how = if proven {
+                "proven: no plan fits"
+            } else {
+                "not proven: the search budget ran out"
+            };
+            if args.json {
+                print_json(&JsonReport {
+                    buffers: problem.len(),
+                    max_load,
+                    peak: best_peak,
+                    ratio,
+                    optimal: false,
+                    elapsed_ms,
+                    fits: Some(false),
+                    proven: Some(proven),
+                })?;
+            } else {
+                let mut s = String::new();
+                line(&mut s, "input", &name);
+                line(&mut s, "buffers", &problem.len().to_string());
+                line(&mut s, "max load", &amount(max_load));
+                line(&mut s, "capacity", &amount(capacity));
+                line(
+                    &mut s,
+                    "best peak",
+                    &format!("{} (ratio {ratio:.5})", amount(best_peak)),
+                );
+                line(&mut s, "fits", &format!("no ({how})"));
+                line(
+                    &mut s,
+                    "time",
+                    &format!("{:.3} s", outcome.elapsed.as_secs_f64()),
+                );
+                print_out(&s)?;
+            }
+            let _ = writeln!(
+                std::io::stderr(),
+                "memplan: {name}: does not fit in {capacity} bytes; best peak found {best_peak} ({how})"
+            );
+            return Err(Failure::DoesNotFit);
+        }
+        Err(e) => return Err(Failure::Internal(format!("the planner failed: {e}"))),
+    };
+
+    let placements = verified(&problem, &solution, args.capacity)?;
+    if let Some(out) = &args.out {
+        write_plan(out, &placements)?;
+    }
+    if let Some(path) = &svg_path {
+        let title = match &args.file {
+            Some(f) => f
+                .file_name()
+                .map_or(name.clone(), |n| n.to_string_lossy().into_owned()),
+            None => name.clone(),
+        };
+        let labels = plot::Labels {
+            name: &title,
+            capacity: args.capacity,
+        };
+        let file = File::create(path)
+            .map_err(|e| Failure::Input(format!("{}: cannot create: {e}", path.display())))?;
+        let mut w = BufWriter::new(file);
+        plot::write(&mut w, &problem, &solution, &labels)
+            .and_then(|()| w.flush())
+            .map_err(|e| Failure::Input(format!("{}: cannot write: {e}", path.display())))?;
+    }
+
+    if args.json {
+        return print_json(&JsonReport {
+            buffers: problem.len(),
+            max_load: solution.max_load,
+            peak: solution.peak,
+            ratio: solution.ratio(),
+            optimal: solution.optimal,
+            elapsed_ms,
+            fits: args.capacity.map(|_| true),
+            proven: None,
+        });
+    }
+    let optimal = if solution.peak == solution.max_load {
+        "yes (peak equals the max-load lower bound)".to_owned()
+    } else if solution.optimal {
+        "yes (proven by exhaustive search)".to_owned()
+    } else if outcome.timed_out {
+        format!(
+            "not proven (time limit of {} s reached)",
+            args.time_limit.0.unwrap_or_default().as_secs_f64()
+        )
+    } else if args.max_nodes.is_some_and(|m| solution.nodes >= m) {
+        format!(
+            "not proven (node budget of {} reached)",
+            args.max_nodes.unwrap_or(0)
+        )
+    } else if args.capacity.is_some() {
+        "not proven (the search stops at the first plan that fits)".to_owned()
+    } else {
+        "not proven".to_owned()
+    };
+    let mut s = String::new();
+    line(&mut s, "input", &name);
+    line(&mut s, "buffers", &problem.len().to_string());
+    line(&mut s, "max load", &amount(solution.max_load));
+    line(&mut s, "peak", &amount(solution.peak));
+    line(
+        &mut s,
+        "ratio",
+        &format!("{:.5} (peak / max load)", solution.ratio()),
+    );
+    line(&mut s, "optimal", &optimal);
+    if let Some(c) = args.capacity {
+        line(&mut s, "fits", &format!("yes, within {}", amount(c)));
+    }
+    line(
+        &mut s,
+        "time",
+        &format!(
+            "{:.3} s, {} search nodes",
+            outcome.elapsed.as_secs_f64(),
+            solution.nodes
+        ),
+    );
+    line(&mut s, "verified", "yes (memplan_core::check::verify)");
+    if let Some(out) = &args.out {
+        line(&mut s, "plan", &format!("written to {}", out.display()));
+    }
+    if let Some(path) = &svg_path {
+        line(&mut s, "plot", &format!("written to {}", path.display()));
+    }
+    print_out(&s)
+}
+
+/// Writes the plan as `id,lower,upper,size,offset`.
+fn write_plan(path: &Path, placements: &[Placement]) -> Result<(), Failure> {
+    let fail = |e: &dyn std::fmt::Display| {
+        Failure::Input(format!("{}: cannot write: {e}", path.display()))
+    };
+    let mut w = csv::Writer::from_path(path).map_err(|e| fail(&e))?;
+    w.write_record(["id", "lower", "upper", "size", "offset"])
+        .map_err(|e| fail(&e))?;
+    for p in placements {
+        w.write_record([
+            p.id.as_str(),
+            &p.lower.to_string(),
+            &p.upper.to_string(),
+            &p.size.to_string(),
+            &p.offset.to_string(),
+        ])
+        .map_err(|e| fail(&e))?;
+    }
+    w.flush().map_err(|e| fail(&e))
+}
+
+/// Appends one `  label  value` line of the summary.
+fn line(s: &mut String, label: &str, value: &str) {
+    s.push_str(&format!("  {label:<9} {value}\n"));
+}
+
+/// Bytes, exact and in a binary unit: `1048576 B (1.00 MiB)`.
+fn amount(v: u64) -> String {
+    if v < 1024 {
+        format!("{v} B")
+    } else {
+        format!("{v} B ({})", plot::bytes(v))
+    }
+}
+
+fn print_json(report: &JsonReport) -> Result<(), Failure> {
+    let text = serde_json::to_string(report)
+        .map_err(|e| Failure::Internal(format!("cannot encode JSON: {e}")))?;
+    print_out(&format!("{text}\n"))
+}
+
+/// Writes to stdout; a closed stdout is reported, not a panic.
+pub fn print_out(s: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(s.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::Input(format!("memplan: cannot write to stdout: {e}")))
+}
