@@ -96,7 +96,11 @@ impl core::error::Error for CheckError {}
 ///
 /// # Complexity
 /// O(n log n).
-pub fn verify(input: &[Buffer], plan: &[Placement], capacity: Option<u64>) -> Result<(), CheckError> {
+pub fn verify(
+    input: &[Buffer],
+    plan: &[Placement],
+    capacity: Option<u64>,
+) -> Result<(), CheckError> {
     // Completeness and unchangedness.
     let mut by_id: BTreeMap<&str, (&Buffer, bool)> = BTreeMap::new();
     for b in input {

@@ -8,8 +8,10 @@ extern crate std;
 
 pub mod check;
 pub mod error;
-pub mod interval;
 mod internal;
+pub mod interval;
 
 pub use error::{Error, Result};
-pub use interval::{Budget, Buffer, Placement, Problem, Solution, SolveOptions, greedy_by_size, pack};
+pub use interval::{
+    Budget, Buffer, Placement, Problem, Solution, SolveOptions, greedy_by_size, pack,
+};

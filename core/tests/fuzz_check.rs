@@ -22,8 +22,17 @@ fn saved_fuzz_inputs_pass() {
     for f in &files {
         let data = std::fs::read(f).expect("read saved input");
         if std::panic::catch_unwind(|| pack::check(&data)).is_err() {
-            eprintln!("FAILED: {} decodes to {:#?}", f.display(), pack::decode(&data));
-            failed.push(f.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            eprintln!(
+                "FAILED: {} decodes to {:#?}",
+                f.display(),
+                pack::decode(&data)
+            );
+            failed.push(
+                f.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
     }
     assert!(failed.is_empty(), "saved fuzz inputs fail: {failed:?}");

@@ -28,7 +28,11 @@ pub fn naive_max_load(buffers: &[Buffer]) -> u128 {
 /// # Complexity
 /// O(n! · n²): only for tiny `n` (≤ 8).
 pub fn optimal_peak(buffers: &[Buffer]) -> u64 {
-    assert!(buffers.len() <= 8, "brute force on {} buffers", buffers.len());
+    assert!(
+        buffers.len() <= 8,
+        "brute force on {} buffers",
+        buffers.len()
+    );
     let mut best = u64::MAX;
     let mut placed: Vec<(usize, u64)> = Vec::new();
     let mut used = vec![false; buffers.len()];

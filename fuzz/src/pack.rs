@@ -141,7 +141,11 @@ pub fn decode(data: &[u8]) -> Case {
             }
         };
         // Invalid alignments chosen above stay invalid; valid ones get this op's alignment.
-        let b = if b.alignment == 1 { b.with_alignment(align) } else { b };
+        let b = if b.alignment == 1 {
+            b.with_alignment(align)
+        } else {
+            b
+        };
         buffers.push(b);
     }
     let max_nodes = [Some(0), Some(1), Some(16), Some(200), Some(2000), None][budget as usize];
@@ -160,15 +164,17 @@ pub fn build(buffers: &[Buffer]) -> Problem {
     for b in buffers {
         let before = p.len();
         let dup = p.index_of(&b.id).is_some();
-        let invalid =
-            b.size == 0 || b.upper <= b.lower || !b.alignment.is_power_of_two() || dup;
+        let invalid = b.size == 0 || b.upper <= b.lower || !b.alignment.is_power_of_two() || dup;
         let new_total = total
             .and_then(|t| t.checked_add(b.size))
             .and_then(|t| t.checked_add(b.alignment.saturating_sub(1)));
         match p.push(b.clone()) {
             Ok(index) => {
                 assert!(!invalid, "push accepted invalid buffer {b:?}");
-                assert!(new_total.is_some(), "push accepted {b:?} although sizes overflow u64");
+                assert!(
+                    new_total.is_some(),
+                    "push accepted {b:?} although sizes overflow u64"
+                );
                 assert_eq!(index, before);
                 assert_eq!(p.index_of(&b.id), Some(index));
                 total = new_total;
@@ -192,7 +198,11 @@ pub fn check(data: &[u8]) {
     let p = build(&case.buffers);
     let n = p.len();
     let max_load = p.max_load();
-    assert_eq!(u128::from(max_load), naive_max_load(p.buffers()), "max_load");
+    assert_eq!(
+        u128::from(max_load),
+        naive_max_load(p.buffers()),
+        "max_load"
+    );
     let align1 = p.buffers().iter().all(|b| b.alignment == 1);
     let opt = (n <= ORACLE_MAX_N).then(|| optimal_peak(p.buffers()));
 
@@ -237,9 +247,17 @@ pub fn check(data: &[u8]) {
                 );
             }
             if let Some(opt) = opt {
-                assert!(s.peak >= opt, "peak {} below the brute-force optimum {opt}", s.peak);
+                assert!(
+                    s.peak >= opt,
+                    "peak {} below the brute-force optimum {opt}",
+                    s.peak
+                );
                 if capacity.is_none() {
-                    assert!(!s.optimal || s.peak == opt, "optimal claimed: {} > {opt}", s.peak);
+                    assert!(
+                        !s.optimal || s.peak == opt,
+                        "optimal claimed: {} > {opt}",
+                        s.peak
+                    );
                     if max_nodes.is_none() && align1 {
                         assert!(s.optimal, "unlimited search did not prove optimality");
                         assert_eq!(s.peak, opt, "unlimited search missed the optimum");
@@ -258,16 +276,25 @@ pub fn check(data: &[u8]) {
             assert_eq!(ml, max_load);
             assert!(best_peak > c, "best peak {best_peak} fits capacity {c}");
             assert!(best_peak >= max_load);
-            assert!(max_load <= c || proven, "max load > capacity but not proven");
+            assert!(
+                max_load <= c || proven,
+                "max load > capacity but not proven"
+            );
             assert!(
                 c < greedy.peak || !align1,
                 "no plan within {c}, but greedy_by_size peaks at {}",
                 greedy.peak
             );
             if let Some(opt) = opt {
-                assert!(!proven || opt > c, "infeasible claimed, yet optimum {opt} <= {c}");
+                assert!(
+                    !proven || opt > c,
+                    "infeasible claimed, yet optimum {opt} <= {c}"
+                );
                 if max_nodes.is_none() && align1 {
-                    assert!(opt > c, "unlimited search missed a plan within {c} (opt {opt})");
+                    assert!(
+                        opt > c,
+                        "unlimited search missed a plan within {c} (opt {opt})"
+                    );
                     assert!(proven, "unlimited search did not prove infeasibility");
                 }
             }
@@ -293,5 +320,8 @@ fn check_plan(p: &Problem, s: &Solution, capacity: Option<u64>) {
     assert_eq!(s.peak, peak, "reported peak");
     assert_eq!(s.max_load, p.max_load(), "reported max load");
     assert!(s.peak >= s.max_load, "peak below the lower bound");
-    assert!(s.peak != s.max_load || s.optimal, "peak == max load but not optimal");
+    assert!(
+        s.peak != s.max_load || s.optimal,
+        "peak == max load but not optimal"
+    );
 }

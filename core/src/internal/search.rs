@@ -31,8 +31,8 @@ pub(crate) struct Outcome {
     pub offsets: Option<Vec<u64>>,
     /// Its peak (or the incumbent's, when none was found).
     pub peak: u64,
-    /// True when the search space was exhausted: no plan beats `peak`.
-    pub exhausted: bool,
+    /// A proven lower bound on the peak of any plan (at least the caller's).
+    pub proven_lb: u64,
 }
 
 /// Static rankings tried in turn; each is a key to sort by (smaller first).
@@ -122,13 +122,19 @@ struct Search<'c, 'a> {
     ctrl: &'c mut Control<'a>,
 }
 
-/// Searches for a plan of `local` (all at or above `base`) with a peak at most `cap` (and
-/// below `incumbent`, the peak of the plan the caller has), then for better ones, stopping at
-/// the first at or below `target`.
+/// Searches for a better plan of `local` (all at or above `base`) than the caller's, whose
+/// peak is `incumbent`; `lb` is a proven lower bound on the peak.
+///
+/// With `minimize`, bisects on the cap between the bounds until a plan at or below `target`
+/// is found, optimality is proven, or the budget runs out. Without, looks for one plan within
+/// `cap`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn improve(
     local: &[Item],
     base: u64,
     incumbent: u64,
+    lb: u64,
+    minimize: bool,
     cap: u64,
     target: u64,
     ctrl: &mut Control<'_>,
@@ -239,66 +245,120 @@ pub(crate) fn improve(
     let all: Vec<u32> = (0..n as u32).collect();
     let mut best: Option<Vec<u64>> = None;
     let mut best_peak = incumbent;
-    let mut limit = (2 * n as u64).max(64);
-    'rounds: loop {
-        for r in RANKINGS {
-            s.ranking = r;
-            s.assign_ranks(&all);
-            for i in 0..n {
-                s.min_off[i] = align_up(base, s.items[i].align);
+    let mut proven_lb = lb;
+    // Peaks are sums of sizes and alignment padding: step caps by their common divisor.
+    let g = local
+        .iter()
+        .fold(base, |g, it| gcd(gcd(g, it.size), it.align));
+    let snap = |c: u64| if g > 1 { c - c % g } else { c };
+    if !minimize {
+        if let (Status::Found, peak) = s.feasible(&all, nsec as u32, snap(cap), u64::MAX) {
+            best = Some(s.sol.clone());
+            best_peak = peak;
+        } else if !s.ctrl.stopped {
+            proven_lb = proven_lb.max(cap + 1);
+        }
+    } else {
+        // Bisect between the proven lower bound and the best peak. A try that runs out of
+        // nodes only raises a soft bound; when the soft bound meets the best peak, the
+        // budget per try grows and the soft bound falls back to the proven one.
+        let mut soft_lb = proven_lb;
+        let mut per_try = (64 * n as u64).max(4096);
+        loop {
+            if best_peak <= target.max(proven_lb) || s.ctrl.stopped {
+                break;
             }
-            for sec in 0..nsec {
-                let members = &s.sec_items[s.sec_start[sec] as usize..s.sec_start[sec + 1] as usize];
-                s.floor[sec] = members
-                    .iter()
-                    .map(|&j| s.min_off[j as usize])
-                    .min()
-                    .unwrap_or(u64::MAX);
+            if soft_lb >= best_peak {
+                per_try = per_try.saturating_mul(4);
+                soft_lb = proven_lb;
+                continue;
             }
-            s.run_nodes = 0;
-            s.run_limit = limit;
-            match s.dfs(0, &all, 0, nsec as u32, base, 0) {
-                Status::Found => {
-                    let peak = s
-                        .sol
-                        .iter()
-                        .zip(&s.items)
-                        .map(|(o, it)| o + it.size)
-                        .max()
-                        .unwrap_or(base);
-                    best_peak = peak;
+            let cap = snap(soft_lb + (best_peak - 1 - soft_lb) / 2).max(soft_lb);
+            match s.feasible(&all, nsec as u32, cap, per_try) {
+                (Status::Found, peak) => {
                     best = Some(s.sol.clone());
-                    if peak <= target || peak == 0 {
-                        break 'rounds;
-                    }
-                    s.cap = peak - 1;
-                    // Look for a better plan, starting over with this ranking first.
-                    continue 'rounds;
+                    best_peak = peak;
                 }
-                Status::NotFound => {
-                    return Outcome {
-                        offsets: best,
-                        peak: best_peak,
-                        exhausted: true,
-                    };
+                (Status::NotFound, _) => {
+                    proven_lb = cap + 1;
+                    soft_lb = soft_lb.max(proven_lb);
                 }
-                Status::Abort => {
+                (Status::Abort, _) => {
                     if s.ctrl.stopped {
-                        break 'rounds;
+                        break;
                     }
+                    soft_lb = cap + 1;
                 }
             }
         }
-        limit = limit.saturating_mul(2);
     }
     Outcome {
         offsets: best,
         peak: best_peak,
-        exhausted: false,
+        proven_lb,
     }
 }
 
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 impl Search<'_, '_> {
+    /// Looks for a plan of `all` (sections `0..nsec`) within `cap`, restarting with each
+    /// ranking under a doubling node limit, for at most `budget` nodes in all. Returns the
+    /// status and, when found, the plan's peak (the plan is in `sol`). `NotFound` means no
+    /// plan within `cap` exists.
+    fn feasible(&mut self, all: &[u32], nsec: u32, cap: u64, budget: u64) -> (Status, u64) {
+        let n = all.len();
+        self.cap = cap;
+        let mut spent = 0u64;
+        let mut limit = (2 * n as u64).max(64);
+        loop {
+            for r in RANKINGS {
+                if spent >= budget {
+                    return (Status::Abort, 0);
+                }
+                self.ranking = r;
+                self.assign_ranks(all);
+                for i in 0..n {
+                    self.min_off[i] = align_up(self.base, self.items[i].align);
+                }
+                for sec in 0..nsec as usize {
+                    let members = &self.sec_items
+                        [self.sec_start[sec] as usize..self.sec_start[sec + 1] as usize];
+                    self.floor[sec] = members
+                        .iter()
+                        .map(|&j| self.min_off[j as usize])
+                        .min()
+                        .unwrap_or(u64::MAX);
+                }
+                self.run_nodes = 0;
+                self.run_limit = limit.min(budget - spent);
+                let status = self.dfs(0, all, 0, nsec, self.base, 0);
+                spent += self.run_nodes;
+                match status {
+                    Status::Found => {
+                        let peak = self
+                            .sol
+                            .iter()
+                            .zip(&self.items)
+                            .map(|(o, it)| o + it.size)
+                            .max()
+                            .unwrap_or(self.base);
+                        return (Status::Found, peak);
+                    }
+                    Status::NotFound => return (Status::NotFound, 0),
+                    Status::Abort if self.ctrl.stopped => return (Status::Abort, 0),
+                    Status::Abort => {}
+                }
+            }
+            limit = limit.saturating_mul(2);
+        }
+    }
+
     /// Ranks `ids` (unplaced items) under the current ranking, numbering from 0. The section
     /// total key is the largest current total of unplaced sizes over the item's sections.
     fn assign_ranks(&mut self, ids: &[u32]) {
@@ -336,7 +396,15 @@ impl Search<'_, '_> {
 
     /// Places the unplaced items of partition `part` (sections `pl..pu`) above `o_cur`, in
     /// canonical order after rank `r_cur`.
-    fn dfs(&mut self, depth: usize, part: &[u32], pl: u32, pu: u32, o_cur: u64, r_cur: u32) -> Status {
+    fn dfs(
+        &mut self,
+        depth: usize,
+        part: &[u32],
+        pl: u32,
+        pu: u32,
+        o_cur: u64,
+        r_cur: u32,
+    ) -> Status {
         if self.ctrl.tick() {
             return Status::Abort;
         }
@@ -381,8 +449,7 @@ impl Search<'_, '_> {
         order.sort_unstable();
         let mut status = Status::NotFound;
         let mut cutpoints: Vec<u32> = Vec::new();
-        for k in 0..order.len() {
-            let (mo, rank, i) = order[k];
+        for &(mo, rank, i) in &order {
             if mo >= min_height {
                 break; // dominated: some unplaced buffer fits entirely below
             }
@@ -413,7 +480,14 @@ impl Search<'_, '_> {
     }
 
     /// Solves the independent parts of `part` between `cutpoints` one after another.
-    fn split(&mut self, depth: usize, part: &[u32], pl: u32, pu: u32, cutpoints: &mut Vec<u32>) -> Status {
+    fn split(
+        &mut self,
+        depth: usize,
+        part: &[u32],
+        pl: u32,
+        pu: u32,
+        cutpoints: &mut Vec<u32>,
+    ) -> Status {
         cutpoints.sort_unstable();
         cutpoints.dedup();
         let mut bounds = Vec::with_capacity(cutpoints.len() + 2);
