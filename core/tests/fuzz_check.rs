@@ -40,7 +40,7 @@ fn saved_fuzz_inputs_pass() {
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: 512,
+        cases: 2048,
         max_shrink_iters: if std::env::var("CI").is_ok() { 0 } else { 2048 },
         ..ProptestConfig::default()
     }
