@@ -44,6 +44,8 @@ pub(crate) struct Control<'a> {
     max_nodes: Option<u64>,
     stop: Option<&'a mut dyn FnMut() -> bool>,
     pub(crate) stopped: bool,
+    /// Candidates tried (see [`Control::poll`]).
+    work: u64,
 }
 
 impl Control<'_> {
@@ -58,6 +60,24 @@ impl Control<'_> {
         }
         self.nodes += 1;
         if self.nodes % 256 == 0 {
+            if let Some(f) = self.stop.as_mut() {
+                if f() {
+                    self.stopped = true;
+                }
+            }
+        }
+        self.stopped
+    }
+
+    /// Counts one unit of work inside a node (a candidate tried), polling the caller's stop
+    /// function now and then, so that expensive nodes do not overrun a deadline. Does not
+    /// count towards the node budget. True when the search must stop.
+    pub(crate) fn poll(&mut self) -> bool {
+        if self.stopped {
+            return true;
+        }
+        self.work = self.work.wrapping_add(1);
+        if self.work % 64 == 0 {
             if let Some(f) = self.stop.as_mut() {
                 if f() {
                     self.stopped = true;
@@ -111,6 +131,7 @@ pub(crate) fn solve(problem: &Problem, options: SolveOptions<'_>) -> Result<Solu
         max_nodes: options.budget.max_nodes,
         stop: options.budget.stop,
         stopped: false,
+        work: 0,
     };
     // With alignments, stacking the spanning buffers at the bottom and the canonical search
     // are heuristics; optimality is then claimed only when the peak meets the max load.

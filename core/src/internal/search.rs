@@ -460,6 +460,10 @@ impl Search<'_, '_> {
             if mo + self.items[i].size > self.cap {
                 continue;
             }
+            if self.ctrl.poll() {
+                status = Status::Abort;
+                break;
+            }
             let (off_mark, floor_mark) = (self.off_log.len(), self.floor_log.len());
             cutpoints.clear();
             self.place(i, mo, pl, pu, &mut cutpoints);
