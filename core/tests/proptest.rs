@@ -47,9 +47,12 @@ enum Shape {
     Hard,
 }
 
+/// Seven buffers as `(lower, upper, size)`, their max load, their optimum.
+type HardCase = ([(u64, u64, u64); 7], u64, u64);
+
 /// Instances whose optimum exceeds the max load (found by random search, checked by the
 /// oracle), so the exact search must run to prove optimality: `(buffers, max load, optimum)`.
-const HARD: [([(u64, u64, u64); 7], u64, u64); 4] = [
+const HARD: [HardCase; 4] = [
     (
         [
             (0, 4, 2),
@@ -520,7 +523,7 @@ proptest! {
 // The packer against the oracle (tiny instances, unlimited search)
 
 proptest! {
-    #![proptest_config(config(512))]
+    #![proptest_config(config(1024))]
 
     #[test]
     fn unlimited_search_finds_the_optimum(bs in instance(7, false)) {
@@ -546,15 +549,18 @@ proptest! {
     }
 
     #[test]
-    fn aligned_plans_never_beat_the_optimum(bs in instance(7, true)) {
+    fn unlimited_search_finds_the_aligned_optimum(bs in instance(7, true)) {
         let p = problem(&bs);
         let opt = optimal_peak(&bs);
         let s = pack(&p, options(None, None)).expect("no capacity");
         assert_sound(&p, &s, None)?;
-        prop_assert!(s.peak >= opt, "peak {} below the optimum {opt}: oracle or verifier broken", s.peak);
-        prop_assert!(!s.optimal || s.peak == opt, "claims optimal at {} but optimum is {opt}", s.peak);
-        if let Err(Error::CapacityExceeded { proven: true, .. }) = pack(&p, options(Some(opt), None)) {
-            prop_assert!(false, "infeasibility 'proven' at the optimum {opt}");
+        prop_assert_eq!(s.peak, opt, "unlimited search misses the aligned optimum");
+        prop_assert!(s.optimal, "aligned optimum found but not claimed");
+        match pack(&p, options(Some(opt - 1), None)) {
+            Err(Error::CapacityExceeded { proven, .. }) => {
+                prop_assert!(proven, "unlimited search did not prove infeasibility");
+            }
+            other => prop_assert!(false, "capacity below the optimum: {other:?}"),
         }
     }
 }

@@ -133,9 +133,6 @@ pub(crate) fn solve(problem: &Problem, options: SolveOptions<'_>) -> Result<Solu
         stopped: false,
         work: 0,
     };
-    // With alignments, stacking the spanning buffers at the bottom and the canonical search
-    // are heuristics; optimality is then claimed only when the peak meets the max load.
-    let exact = items.iter().all(|it| it.align == 1);
     let mut offsets = vec![0u64; items.len()];
     let (mut leaves, peeled_peak) = decompose(&items, &mut offsets);
     // Heuristics: every leaf gets at least its first greedy pass, whatever the budget.
@@ -147,17 +144,15 @@ pub(crate) fn solve(problem: &Problem, options: SolveOptions<'_>) -> Result<Solu
     while let Some(worst) =
         (0..leaves.len()).max_by_key(|&l| (leaves[l].peak, core::cmp::Reverse(l)))
     {
-        let others = leaves
+        // No plan peaks below the peeled stacks or any leaf's lower bound.
+        let floor = leaves
             .iter()
-            .enumerate()
-            .filter(|&(l, _)| l != worst)
-            .map(|(_, leaf)| leaf.peak)
+            .map(|leaf| leaf.lb)
             .max()
             .unwrap_or(0)
             .max(peeled_peak);
         let leaf = &mut leaves[worst];
-        let done = leaf.peak <= leaf.lb // optimal
-            || leaf.peak <= others // no leaf can lower the peak any more
+        let done = leaf.peak <= floor // the peak cannot go lower
             || capacity.is_some_and(|c| leaf.peak <= c || leaf.lb > c) // fits, or never will
             || ctrl.out_of_budget();
         if done {
@@ -166,10 +161,7 @@ pub(crate) fn solve(problem: &Problem, options: SolveOptions<'_>) -> Result<Solu
         if overlapping_pairs(&items, &leaf.items) > EXACT_PAIRS {
             break; // too large for the exact search: the heuristics' plan stands
         }
-        let target = match capacity {
-            Some(c) => c,
-            None => others.max(leaf.lb),
-        };
+        let target = capacity.unwrap_or(floor);
         let before = (leaf.peak, leaf.lb);
         search(&items, leaf, capacity, target, &mut ctrl);
         if (leaf.peak, leaf.lb) == before {
@@ -183,9 +175,7 @@ pub(crate) fn solve(problem: &Problem, options: SolveOptions<'_>) -> Result<Solu
             offsets[i as usize] = leaf.offsets[k];
         }
         peak = peak.max(leaf.peak);
-        if exact {
-            lb = lb.max(leaf.lb);
-        }
+        lb = lb.max(leaf.lb);
     }
     // The plain greedy-by-size plan is cheap insurance (one more greedy pass): never return
     // worse than it.
@@ -279,11 +269,19 @@ fn decompose(items: &[Item], offsets: &mut [u64]) -> (Vec<Leaf>, u64) {
                 .map(|&i| items[i as usize].upper)
                 .max()
                 .unwrap_or(t0);
+            // A buffer alive over the whole component can go to its bottom: move it there and
+            // shift what was below it up by its size. That keeps every offset aligned only if
+            // its size is a multiple of every alignment in the component.
+            let align = comp
+                .iter()
+                .map(|&i| items[i as usize].align)
+                .max()
+                .unwrap_or(1);
             let mut spanning: Vec<u32> = Vec::new();
             let mut rest: Vec<u32> = Vec::new();
             for &i in comp {
                 let it = &items[i as usize];
-                if it.lower == t0 && it.upper == t1 {
+                if it.lower == t0 && it.upper == t1 && it.size % align == 0 {
                     spanning.push(i);
                 } else {
                     rest.push(i);
@@ -293,14 +291,12 @@ fn decompose(items: &[Item], offsets: &mut [u64]) -> (Vec<Leaf>, u64) {
                 leaves.push(new_leaf(items, comp.to_vec(), base));
                 continue;
             }
-            // Largest alignment first keeps the padding small.
-            spanning.sort_by_key(|&i| (core::cmp::Reverse(items[i as usize].align), i));
+            // `base` is a multiple of every alignment here (it is a sum of sizes that were
+            // multiples of a larger component's alignments), and so is every size stacked.
             let mut top = base;
             for i in spanning {
-                let it = &items[i as usize];
-                let o = align_up(top, it.align);
-                offsets[i as usize] = o;
-                top = o + it.size;
+                offsets[i as usize] = top;
+                top += items[i as usize].size;
             }
             peeled_peak = peeled_peak.max(top);
             if !rest.is_empty() {
