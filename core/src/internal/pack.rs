@@ -114,8 +114,9 @@ struct Leaf {
     peak: u64,
 }
 
-pub(crate) fn solve(problem: &Problem, options: SolveOptions<'_>) -> Result<Solution> {
-    let items: Vec<Item> = problem
+/// The problem's buffers as the packer sees them, in the same order.
+fn items_of(problem: &Problem) -> Vec<Item> {
+    problem
         .buffers()
         .iter()
         .map(|b| Item {
@@ -124,7 +125,12 @@ pub(crate) fn solve(problem: &Problem, options: SolveOptions<'_>) -> Result<Solu
             size: b.size,
             align: b.alignment,
         })
-        .collect();
+        .collect()
+}
+
+/// [`crate::pack`]: see the module docs.
+pub(crate) fn solve(problem: &Problem, options: SolveOptions<'_>) -> Result<Solution> {
+    let items = items_of(problem);
     let max_load = problem.max_load();
     let mut ctrl = Control {
         nodes: 0,
@@ -441,16 +447,7 @@ fn greedy(local: &[Item], order: &[u32], base: u64, best_fit: bool) -> (Vec<u64>
 /// The plain greedy-by-size baseline (TFLite / XLA style): buffers by decreasing size, each
 /// at the lowest offset where it fits. No decomposition, no search.
 pub(crate) fn greedy_by_size(problem: &Problem) -> Solution {
-    let local: Vec<Item> = problem
-        .buffers()
-        .iter()
-        .map(|b| Item {
-            lower: b.lower,
-            upper: b.upper,
-            size: b.size,
-            align: b.alignment,
-        })
-        .collect();
+    let local = items_of(problem);
     let mut order: Vec<u32> = (0..local.len() as u32).collect();
     order.sort_by_key(|&i| (core::cmp::Reverse(local[i as usize].size), i));
     let (offsets, peak) = greedy(&local, &order, 0, false);

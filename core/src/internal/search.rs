@@ -13,12 +13,23 @@
 //!   with a smaller rank): that plan is reached through another order;
 //! - **dominance**: a buffer whose minimum offset is at or above the top of another unplaced
 //!   buffer placed as low as it can go would leave a gap that buffer fits in: skip it;
+//! - **dead buffers**: an unplaced buffer already below the last (offset, rank) placed can only
+//!   be placed once its minimum offset rises, which needs an unplaced buffer alive with it;
 //! - **section bound**: at every moment, the unplaced buffers alive then stack above the
 //!   lowest of their minimum offsets (and above the last offset placed): if that stack
-//!   cannot stay within the current cap, backtrack.
+//!   cannot stay within the current cap, backtrack;
+//! - **dynamic decomposition**: when no unplaced buffer crosses a section boundary any more,
+//!   the parts on either side are solved one after another, each ranked afresh.
 //!
-//! The search restarts with several static rankings and a doubling node limit (round robin),
-//! since a good ranking finds plans orders of magnitude faster than a bad one.
+//! The search restarts with several rankings and a doubling node limit (round robin), since a
+//! good ranking finds plans orders of magnitude faster than a bad one. Minimising bisects on
+//! the cap. Design notes: `doc/PLANNER.md`.
+//!
+//! Invariants between calls of `place`/`unplace`: `rem[s]` is the total size of the unplaced
+//! items alive in section `s`; `cuts[s]` the number alive in both `s` and `s + 1`;
+//! `min_off[j]` the aligned top of the placed items alive with `j` (or the aligned base);
+//! `floor[s]` the least `min_off` over the unplaced items alive in `s`; `free_deg[j]` the number
+//! of unplaced items alive with `j`.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -58,6 +69,7 @@ const RANKINGS: [Ranking; 5] = [
     Ranking::AreaTotal,
 ];
 
+/// An item in compressed time: alive in sections `ls..us`.
 struct SItem {
     ls: u32,
     us: u32,
