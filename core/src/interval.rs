@@ -162,11 +162,16 @@ impl Problem {
 ///
 /// Saturates at `u64::MAX` instead of overflowing (a validated [`Problem`] never does).
 pub fn max_load(buffers: &[Buffer]) -> u64 {
-    let mut events: Vec<(u64, bool, u64)> = Vec::with_capacity(buffers.len() * 2);
-    for b in buffers {
+    max_load_of(buffers.iter().map(|b| (b.lower, b.upper, b.size)))
+}
+
+/// [`max_load`] over `(lower, upper, size)` triples.
+pub(crate) fn max_load_of(lifetimes: impl Iterator<Item = (u64, u64, u64)>) -> u64 {
+    let mut events: Vec<(u64, bool, u64)> = Vec::new();
+    for (lower, upper, size) in lifetimes {
         // Ends sort before starts at the same moment (`false < true`): half-open lifetimes.
-        events.push((b.lower, true, b.size));
-        events.push((b.upper, false, b.size));
+        events.push((lower, true, size));
+        events.push((upper, false, size));
     }
     events.sort_unstable();
     let (mut live, mut best) = (0u64, 0u64);

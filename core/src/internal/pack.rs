@@ -112,6 +112,8 @@ struct Leaf {
     offsets: Vec<u64>,
     /// Peak of `offsets`.
     peak: u64,
+    /// True when the leaf is small enough for the exact search (see [`EXACT_PAIRS`]).
+    searchable: bool,
 }
 
 /// The problem's buffers as the packer sees them, in the same order.
@@ -164,7 +166,7 @@ pub(crate) fn solve(problem: &Problem, options: SolveOptions<'_>) -> Result<Solu
         if done {
             break;
         }
-        if overlapping_pairs(&items, &leaf.items) > EXACT_PAIRS {
+        if !leaf.searchable {
             break; // too large for the exact search: the heuristics' plan stands
         }
         let target = capacity.unwrap_or(floor);
@@ -317,7 +319,9 @@ fn decompose(items: &[Item], offsets: &mut [u64]) -> (Vec<Leaf>, u64) {
 
 fn new_leaf(items: &[Item], ids: Vec<u32>, base: u64) -> Leaf {
     let load = load_of(items, &ids);
+    let searchable = overlapping_pairs(items, &ids) <= EXACT_PAIRS;
     Leaf {
+        searchable,
         items: ids,
         base,
         lb: base + load,
@@ -328,23 +332,10 @@ fn new_leaf(items: &[Item], ids: Vec<u32>, base: u64) -> Leaf {
 
 /// Max load of a subset of the items.
 fn load_of(items: &[Item], ids: &[u32]) -> u64 {
-    let mut ev: Vec<(u64, bool, u64)> = Vec::with_capacity(ids.len() * 2);
-    for &i in ids {
+    crate::interval::max_load_of(ids.iter().map(|&i| {
         let it = &items[i as usize];
-        ev.push((it.lower, true, it.size));
-        ev.push((it.upper, false, it.size));
-    }
-    ev.sort_unstable();
-    let (mut live, mut best) = (0u64, 0u64);
-    for (_, start, s) in ev {
-        if start {
-            live += s;
-            best = best.max(live);
-        } else {
-            live -= s;
-        }
-    }
-    best
+        (it.lower, it.upper, it.size)
+    }))
 }
 
 /// Runs the greedy passes on a leaf and keeps the best plan.
