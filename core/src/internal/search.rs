@@ -100,6 +100,8 @@ struct Search<'c, 'a> {
     width: Vec<u64>,
     area: Vec<u64>,
     min_off: Vec<u64>,
+    /// `min_off` for unplaced items, `u64::MAX` for placed ones (what floors are minima of).
+    key: Vec<u64>,
     /// Number of unplaced items alive at the same time as each item.
     free_deg: Vec<u32>,
     /// Total size of unplaced buffers per section.
@@ -234,6 +236,7 @@ pub(crate) fn improve(
         adj,
         rank: vec![0; n],
         min_off: vec![0; n],
+        key: vec![0; n],
         free_deg,
         rem,
         sec_start,
@@ -337,6 +340,7 @@ impl Search<'_, '_> {
                 self.assign_ranks(all);
                 for i in 0..n {
                     self.min_off[i] = align_up(self.base, self.items[i].align);
+                    self.key[i] = self.min_off[i];
                 }
                 for sec in 0..nsec as usize {
                     let members = &self.sec_items
@@ -545,16 +549,23 @@ impl Search<'_, '_> {
     /// Places item `i` at `o`; pushes the section boundaries inside `pl..pu` that no unplaced
     /// buffer crosses any more onto `cutpoints`.
     fn place(&mut self, i: usize, o: u64, pl: u32, pu: u32, cutpoints: &mut Vec<u32>) {
+        debug_assert_eq!(
+            o, self.min_off[i],
+            "items are placed at their minimum offset"
+        );
         let (ls, us, size) = {
             let it = &self.items[i];
             (it.ls as usize, it.us as usize, it.size)
         };
         let top = o + size;
         self.placed[i] = true;
+        self.key[i] = u64::MAX;
         self.off[i] = o;
+        // A floor (a minimum over the unplaced) can only change where the item leaving the
+        // unplaced set, or an item whose minimum offset rises, held that minimum.
         for s in ls..us {
             self.rem[s] -= size;
-            if !self.is_dirty[s] {
+            if self.floor[s] == o && !self.is_dirty[s] {
                 self.is_dirty[s] = true;
                 self.dirty.push(s as u32);
             }
@@ -570,11 +581,13 @@ impl Search<'_, '_> {
             let j = self.adj[k] as usize;
             self.free_deg[j] -= 1;
             if !self.placed[j] && self.min_off[j] < top {
-                self.off_log.push((j as u32, self.min_off[j]));
+                let old = self.min_off[j];
+                self.off_log.push((j as u32, old));
                 self.min_off[j] = align_up(top, self.items[j].align);
+                self.key[j] = self.min_off[j];
                 let (jl, ju) = (self.items[j].ls as usize, self.items[j].us as usize);
                 for s in jl..ju {
-                    if !self.is_dirty[s] {
+                    if self.floor[s] == old && !self.is_dirty[s] {
                         self.is_dirty[s] = true;
                         self.dirty.push(s as u32);
                     }
@@ -585,13 +598,14 @@ impl Search<'_, '_> {
         while let Some(s) = self.dirty.pop() {
             let s = s as usize;
             self.is_dirty[s] = false;
-            let mut f = u64::MAX;
-            for k in self.sec_start[s] as usize..self.sec_start[s + 1] as usize {
-                let j = self.sec_items[k] as usize;
-                if !self.placed[j] && self.min_off[j] < f {
-                    f = self.min_off[j];
-                }
-            }
+            let members =
+                &self.sec_items[self.sec_start[s] as usize..self.sec_start[s + 1] as usize];
+            let key = &self.key;
+            let f = members
+                .iter()
+                .map(|&j| key[j as usize])
+                .min()
+                .unwrap_or(u64::MAX);
             if f != self.floor[s] {
                 self.floor_log.push((s as u32, self.floor[s]));
                 self.floor[s] = f;
@@ -607,6 +621,7 @@ impl Search<'_, '_> {
         while self.off_log.len() > off_mark {
             let (j, v) = self.off_log.pop().unwrap_or((0, 0));
             self.min_off[j as usize] = v;
+            self.key[j as usize] = v; // every logged item is unplaced
         }
         let (ls, us, size) = {
             let it = &self.items[i];
@@ -623,6 +638,7 @@ impl Search<'_, '_> {
             self.free_deg[self.adj[k] as usize] += 1;
         }
         self.placed[i] = false;
+        self.key[i] = self.min_off[i];
     }
 
     /// Section bound: the unplaced buffers alive in a section of `pl..pu` stack above the
