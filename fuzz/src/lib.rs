@@ -1,5 +1,6 @@
 //! Fuzzing support for memplan: decoders from bytes to test cases, and the checks the fuzz
 //! targets run. Each target in `fuzz_targets/` is a three-line wrapper around one `check`.
 
+pub mod capi;
 pub mod oracle;
 pub mod pack;
