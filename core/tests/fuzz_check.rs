@@ -6,6 +6,9 @@
 mod oracle;
 #[path = "../../fuzz/src/pack.rs"]
 mod pack;
+#[path = "../../fuzz/src/reader.rs"]
+#[allow(dead_code)] // `pack` reads no `u32`; the `capi` check does
+mod reader;
 
 use proptest::prelude::*;
 

@@ -5,6 +5,8 @@
 
 #[path = "../../fuzz/src/capi.rs"]
 mod capi;
+#[path = "../../fuzz/src/reader.rs"]
+mod reader;
 
 /// Random byte strings per run.
 const CASES: u64 = 1000;

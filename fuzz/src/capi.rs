@@ -66,28 +66,7 @@ const MAX_TIME_MS: u64 = 2;
 /// Byte that fills out-parameters and string buffers before a call, to see what was written.
 const SENTINEL: u8 = 0xA5;
 
-/// Reads bytes front to back; past the end every byte is 0.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((&b, rest)) => {
-                self.0 = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.byte(), self.byte()])
-    }
-
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.byte(), self.byte(), self.byte(), self.byte()])
-    }
-}
+use crate::reader::Reader;
 
 /// Checks what every call returns: a defined code, and never `MP_RESULT_PANIC` (a panic
 /// inside memplan, caught at the boundary).

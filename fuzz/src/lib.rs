@@ -4,3 +4,4 @@
 pub mod capi;
 pub mod oracle;
 pub mod pack;
+pub mod reader;

@@ -62,24 +62,7 @@ pub struct Case {
     pub capacity: CapacityMode,
 }
 
-/// Reads bytes front to back; past the end every byte is 0.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((&b, rest)) => {
-                self.0 = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.byte(), self.byte()])
-    }
-}
+use crate::reader::Reader;
 
 /// Decodes bytes into a [`Case`]. Every input decodes.
 pub fn decode(data: &[u8]) -> Case {
