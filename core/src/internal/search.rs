@@ -611,6 +611,7 @@ impl Search<'_, '_> {
                 self.floor[s] = f;
             }
         }
+        self.check_invariants();
     }
 
     fn unplace(&mut self, i: usize, off_mark: usize, floor_mark: usize) {
@@ -639,6 +640,62 @@ impl Search<'_, '_> {
         }
         self.placed[i] = false;
         self.key[i] = self.min_off[i];
+        self.check_invariants();
+    }
+
+    /// Recomputes the incremental state from scratch and compares (debug builds, small
+    /// problems only: it costs O(items × sections)).
+    fn check_invariants(&self) {
+        if !cfg!(debug_assertions) || self.items.len() > 10 {
+            return;
+        }
+        let n = self.items.len();
+        for s in 0..self.rem.len() {
+            let alive = || {
+                (0..n).filter(|&j| {
+                    !self.placed[j]
+                        && self.items[j].ls as usize <= s
+                        && s < self.items[j].us as usize
+                })
+            };
+            let rem: u64 = alive().map(|j| self.items[j].size).sum();
+            assert_eq!(self.rem[s], rem, "rem[{s}]");
+            let floor = alive().map(|j| self.min_off[j]).min().unwrap_or(u64::MAX);
+            assert_eq!(self.floor[s], floor, "floor[{s}]");
+            let cuts = alive()
+                .filter(|&j| s + 1 < self.items[j].us as usize)
+                .count() as u32;
+            assert_eq!(self.cuts[s], cuts, "cuts[{s}]");
+        }
+        for j in 0..n {
+            let key = if self.placed[j] {
+                u64::MAX
+            } else {
+                self.min_off[j]
+            };
+            assert_eq!(self.key[j], key, "key[{j}]");
+            let a = self.adj_start[j] as usize..self.adj_start[j + 1] as usize;
+            let free = self.adj[a]
+                .iter()
+                .filter(|&&k| !self.placed[k as usize])
+                .count() as u32;
+            assert_eq!(self.free_deg[j], free, "free_deg[{j}]");
+            if !self.placed[j] {
+                let it = &self.items[j];
+                let top = (0..n)
+                    .filter(|&k| {
+                        self.placed[k] && self.items[k].ls < it.us && it.ls < self.items[k].us
+                    })
+                    .map(|k| self.off[k] + self.items[k].size)
+                    .max()
+                    .unwrap_or(self.base);
+                assert_eq!(
+                    self.min_off[j],
+                    align_up(top.max(self.base), it.align),
+                    "min_off[{j}]"
+                );
+            }
+        }
     }
 
     /// Section bound: the unplaced buffers alive in a section of `pl..pu` stack above the
