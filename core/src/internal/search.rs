@@ -267,11 +267,49 @@ pub(crate) fn improve(
         .fold(base, |g, it| gcd(gcd(g, it.size), it.align));
     let snap = |c: u64| if g > 1 { c - c % g } else { c };
     if !minimize {
-        if let (Status::Found, peak) = s.feasible(&all, nsec as u32, snap(cap), u64::MAX) {
-            best = Some(s.sol.clone());
-            best_peak = peak;
-        } else if !s.ctrl.stopped {
-            proven_lb = proven_lb.max(cap + 1);
+        // Rounds of runs at the capacity under a doubling node limit. Once the instance shows
+        // itself hard, each round also spends one run's worth of nodes lowering the best peak
+        // (a bisection step above the capacity), so that a miss reports a useful one.
+        let cap = snap(cap);
+        let hard = (16 * n as u64).max(1024);
+        let mut limit = (2 * n as u64).max(64);
+        let mut soft = cap + 1;
+        'rounds: loop {
+            for r in RANKINGS {
+                match s.run(&all, nsec as u32, r, cap, limit) {
+                    (Status::Found, peak, _) => {
+                        best = Some(s.sol.clone());
+                        best_peak = peak;
+                        break 'rounds;
+                    }
+                    (Status::NotFound, _, _) => {
+                        proven_lb = proven_lb.max(cap + 1);
+                        break 'rounds;
+                    }
+                    (Status::Abort, _, _) if s.ctrl.stopped => break 'rounds,
+                    (Status::Abort, _, _) => {}
+                }
+            }
+            if limit >= hard && soft < best_peak {
+                let c = snap(soft + (best_peak - 1 - soft) / 2).max(soft);
+                match s.feasible(&all, nsec as u32, c, limit) {
+                    (Status::Found, peak) => {
+                        best = Some(s.sol.clone());
+                        best_peak = peak;
+                        if peak <= cap {
+                            break 'rounds;
+                        }
+                    }
+                    (Status::NotFound, _) => {
+                        // No plan within `c` > capacity: the capacity is out of reach too.
+                        proven_lb = proven_lb.max(c + 1);
+                        break 'rounds;
+                    }
+                    (Status::Abort, _) if s.ctrl.stopped => break 'rounds,
+                    (Status::Abort, _) => soft = c + 1,
+                }
+            }
+            limit = limit.saturating_mul(2);
         }
     } else {
         // Bisect between the proven lower bound and the best peak. A try that runs out of
@@ -327,52 +365,66 @@ impl Search<'_, '_> {
     /// status and, when found, the plan's peak (the plan is in `sol`). `NotFound` means no
     /// plan within `cap` exists.
     fn feasible(&mut self, all: &[u32], nsec: u32, cap: u64, budget: u64) -> (Status, u64) {
-        let n = all.len();
-        self.cap = cap;
         let mut spent = 0u64;
-        let mut limit = (2 * n as u64).max(64);
+        let mut limit = (2 * all.len() as u64).max(64);
         loop {
             for r in RANKINGS {
                 if spent >= budget {
                     return (Status::Abort, 0);
                 }
-                self.ranking = r;
-                self.assign_ranks(all);
-                for i in 0..n {
-                    self.min_off[i] = align_up(self.base, self.items[i].align);
-                    self.key[i] = self.min_off[i];
-                }
-                for sec in 0..nsec as usize {
-                    let members = &self.sec_items
-                        [self.sec_start[sec] as usize..self.sec_start[sec + 1] as usize];
-                    self.floor[sec] = members
-                        .iter()
-                        .map(|&j| self.min_off[j as usize])
-                        .min()
-                        .unwrap_or(u64::MAX);
-                }
-                self.run_nodes = 0;
-                self.run_limit = limit.min(budget - spent);
-                let status = self.dfs(0, all, 0, nsec, self.base, 0);
-                spent += self.run_nodes;
+                let (status, peak, nodes) = self.run(all, nsec, r, cap, limit.min(budget - spent));
+                spent += nodes;
                 match status {
-                    Status::Found => {
-                        let peak = self
-                            .sol
-                            .iter()
-                            .zip(&self.items)
-                            .map(|(o, it)| o + it.size)
-                            .max()
-                            .unwrap_or(self.base);
-                        return (Status::Found, peak);
-                    }
-                    Status::NotFound => return (Status::NotFound, 0),
-                    Status::Abort if self.ctrl.stopped => return (Status::Abort, 0),
-                    Status::Abort => {}
+                    Status::Abort if !self.ctrl.stopped => {}
+                    _ => return (status, peak),
                 }
             }
             limit = limit.saturating_mul(2);
         }
+    }
+
+    /// One depth-first run from scratch with ranking `r`, cap `cap` and node limit `limit`.
+    /// Returns the status, the plan's peak when found (the plan is in `sol`), and the nodes
+    /// spent.
+    fn run(
+        &mut self,
+        all: &[u32],
+        nsec: u32,
+        r: Ranking,
+        cap: u64,
+        limit: u64,
+    ) -> (Status, u64, u64) {
+        self.cap = cap;
+        self.ranking = r;
+        self.assign_ranks(all);
+        for &i in all {
+            let i = i as usize;
+            self.min_off[i] = align_up(self.base, self.items[i].align);
+            self.key[i] = self.min_off[i];
+        }
+        for sec in 0..nsec as usize {
+            let members =
+                &self.sec_items[self.sec_start[sec] as usize..self.sec_start[sec + 1] as usize];
+            self.floor[sec] = members
+                .iter()
+                .map(|&j| self.min_off[j as usize])
+                .min()
+                .unwrap_or(u64::MAX);
+        }
+        self.run_nodes = 0;
+        self.run_limit = limit;
+        let status = self.dfs(0, all, 0, nsec, self.base, 0);
+        let peak = if status == Status::Found {
+            self.sol
+                .iter()
+                .zip(&self.items)
+                .map(|(o, it)| o + it.size)
+                .max()
+                .unwrap_or(self.base)
+        } else {
+            0
+        };
+        (status, peak, self.run_nodes)
     }
 
     /// Ranks `ids` (unplaced items) under the current ranking, numbering from 0. The section
