@@ -270,7 +270,9 @@ pub(crate) fn improve(
         // Rounds of runs at the capacity under a doubling node limit. Once the instance shows
         // itself hard, each round also spends one run's worth of nodes lowering the best peak
         // (a bisection step above the capacity), so that a miss reports a useful one.
-        let cap = snap(cap);
+        // Every canonical peak is a multiple of `g`: no plan within `snap(cap)` means none
+        // within `cap`.
+        let (cap, proven_if_none) = (snap(cap), cap + 1);
         let hard = (16 * n as u64).max(1024);
         let mut limit = (2 * n as u64).max(64);
         let mut soft = cap + 1;
@@ -283,7 +285,7 @@ pub(crate) fn improve(
                         break 'rounds;
                     }
                     (Status::NotFound, _, _) => {
-                        proven_lb = proven_lb.max(cap + 1);
+                        proven_lb = proven_lb.max(proven_if_none);
                         break 'rounds;
                     }
                     (Status::Abort, _, _) if s.ctrl.stopped => break 'rounds,
