@@ -462,12 +462,8 @@ fn search(
     ctrl: &mut Control<'_>,
 ) {
     let local: Vec<Item> = leaf.items.iter().map(|&i| items[i as usize]).collect();
-    let (minimize, cap) = match capacity {
-        Some(c) => (false, c),
-        None => (true, leaf.peak - 1),
-    };
     let out = super::search::improve(
-        &local, leaf.base, leaf.peak, leaf.lb, minimize, cap, target, ctrl,
+        &local, leaf.base, leaf.peak, leaf.lb, capacity, target, ctrl,
     );
     if let Some(offs) = out.offsets {
         leaf.offsets = offs;

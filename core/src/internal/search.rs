@@ -139,17 +139,15 @@ struct Search<'c, 'a> {
 /// Searches for a better plan of `local` (all at or above `base`) than the caller's, whose
 /// peak is `incumbent`; `lb` is a proven lower bound on the peak.
 ///
-/// With `minimize`, bisects on the cap between the bounds until a plan at or below `target`
-/// is found, optimality is proven, or the budget runs out. Without, looks for one plan within
-/// `cap`.
-#[allow(clippy::too_many_arguments)]
+/// With a `capacity`, looks for one plan within it. Without, bisects on the cap between the
+/// bounds until a plan at or below `target` is found, optimality is proven, or the budget
+/// runs out.
 pub(crate) fn improve(
     local: &[Item],
     base: u64,
     incumbent: u64,
     lb: u64,
-    minimize: bool,
-    cap: u64,
+    capacity: Option<u64>,
     target: u64,
     ctrl: &mut Control<'_>,
 ) -> Outcome {
@@ -251,7 +249,7 @@ pub(crate) fn improve(
         sol: vec![0; n],
         off_log: Vec::new(),
         scratch: Vec::new(),
-        cap: cap.min(incumbent.saturating_sub(1)),
+        cap: incumbent.saturating_sub(1),
         base,
         run_nodes: 0,
         run_limit: 0,
@@ -266,7 +264,7 @@ pub(crate) fn improve(
         .iter()
         .fold(base, |g, it| gcd(gcd(g, it.size), it.align));
     let snap = |c: u64| if g > 1 { c - c % g } else { c };
-    if !minimize {
+    if let Some(cap) = capacity {
         // Rounds of runs at the capacity under a doubling node limit. Once the instance shows
         // itself hard, each round also spends one run's worth of nodes lowering the best peak
         // (a bisection step above the capacity), so that a miss reports a useful one.
