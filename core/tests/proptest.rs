@@ -750,3 +750,19 @@ proptest! {
         prop_assert_eq!(&a, &c);
     }
 }
+
+#[test]
+fn sizes_summing_to_u64_max_are_planned() {
+    // Found by the `capi` fuzz target: a leaf whose only plan peaks at exactly u64::MAX was
+    // left without offsets (the heuristics kept plans strictly below the initial peak).
+    let p = problem(&[Buffer::new("a", 0, 2, u64::MAX)]);
+    let s = pack(&p, options(None, Some(0))).expect("fits in u64");
+    assert_eq!((s.offsets.as_slice(), s.peak), (&[0][..], u64::MAX));
+    let p = problem(&[
+        Buffer::new("a", 0, 2, u64::MAX - 7),
+        Buffer::new("b", 1, 3, 7),
+    ]);
+    let s = pack(&p, options(None, None)).expect("fits in u64");
+    assert_eq!(s.peak, u64::MAX);
+    verify(p.buffers(), &s.placements(&p), None).expect("valid plan");
+}

@@ -382,7 +382,7 @@ fn heuristics(items: &[Item], leaf: &mut Leaf, ctrl: &mut Control<'_>) {
         let mut order: Vec<u32> = (0..n as u32).collect();
         order.sort_by_key(|&i| (key(i as usize), i));
         let (offs, peak) = greedy(&local, &order, leaf.base, *best_fit);
-        if peak < leaf.peak {
+        if leaf.offsets.is_empty() || peak < leaf.peak {
             leaf.peak = peak;
             leaf.offsets = offs;
         }
