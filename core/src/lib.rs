@@ -6,6 +6,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod allocator;
 pub mod check;
 pub mod error;
 mod internal;
