@@ -56,6 +56,31 @@ pub enum Error {
         /// True when no plan within `capacity` exists; false when the budget ran out.
         proven: bool,
     },
+    /// A trace frees an allocation id that is not live (never allocated, or already freed).
+    UnknownFree {
+        /// Index of the offending event in the trace.
+        index: usize,
+        /// The allocation id.
+        id: u64,
+        /// Index of the event that freed it before, when it was freed twice.
+        freed_at: Option<usize>,
+    },
+    /// A trace allocates an id that is still live.
+    IdReused {
+        /// Index of the offending event.
+        index: usize,
+        /// The allocation id.
+        id: u64,
+        /// Index of the event that allocated it.
+        allocated_at: usize,
+    },
+    /// A trace allocates zero bytes where the builder does not allow it.
+    ZeroSizeAlloc {
+        /// Index of the offending event.
+        index: usize,
+        /// The allocation id.
+        id: u64,
+    },
 }
 
 /// `Result` with this crate's [`Error`].
@@ -75,6 +100,28 @@ impl fmt::Display for Error {
             ),
             Error::DuplicateId { id } => write!(f, "duplicate buffer id {id:?}"),
             Error::Overflow { id } => write!(f, "sizes overflow u64 at buffer {id:?}"),
+            Error::UnknownFree {
+                index,
+                id,
+                freed_at,
+            } => match freed_at {
+                Some(at) => write!(
+                    f,
+                    "event {index}: free of allocation {id}, already freed at event {at}"
+                ),
+                None => write!(f, "event {index}: free of allocation {id}, which is not live"),
+            },
+            Error::IdReused {
+                index,
+                id,
+                allocated_at,
+            } => write!(
+                f,
+                "event {index}: allocation {id} is still live (allocated at event {allocated_at})"
+            ),
+            Error::ZeroSizeAlloc { index, id } => {
+                write!(f, "event {index}: allocation {id} has size 0")
+            }
             Error::CapacityExceeded {
                 capacity,
                 best_peak,
