@@ -109,7 +109,10 @@ impl fmt::Display for Error {
                     f,
                     "event {index}: free of allocation {id}, already freed at event {at}"
                 ),
-                None => write!(f, "event {index}: free of allocation {id}, which is not live"),
+                None => write!(
+                    f,
+                    "event {index}: free of allocation {id}, which is not live"
+                ),
             },
             Error::IdReused {
                 index,
