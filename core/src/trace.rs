@@ -16,6 +16,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::error::{Error, Result};
+use crate::interval::Buffer;
 
 /// A structural marker in a trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +99,37 @@ impl Trace {
             }
         }
         peak
+    }
+}
+
+impl Trace {
+    /// The trace of offline buffers: each buffer (id = its index) is allocated at `lower` and
+    /// freed at `upper`, on stream 0. Events are in time order; at equal times frees come
+    /// first (lifetimes are half-open), then by index, so the result is deterministic.
+    ///
+    /// Buffers of a validated [`crate::Problem`] always make a valid trace.
+    pub fn from_buffers(buffers: &[Buffer]) -> Trace {
+        let mut order: Vec<(u64, bool, usize)> = Vec::with_capacity(buffers.len() * 2);
+        for (i, b) in buffers.iter().enumerate() {
+            order.push((b.lower, true, i));
+            order.push((b.upper, false, i));
+        }
+        order.sort_unstable();
+        let events = order
+            .into_iter()
+            .map(|(_, alloc, i)| {
+                if alloc {
+                    Event::Alloc {
+                        id: i as u64,
+                        size: buffers[i].size,
+                        stream: 0,
+                    }
+                } else {
+                    Event::Free { id: i as u64 }
+                }
+            })
+            .collect();
+        Trace { events }
     }
 }
 

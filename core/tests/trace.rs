@@ -106,3 +106,37 @@ fn errors_name_the_event() {
     b.alloc(7, 1024, 0).unwrap(); // reuse after free is fine, as addresses are reused
     assert_eq!(b.finish().len(), 4);
 }
+
+#[test]
+fn offline_buffers_become_a_valid_trace_with_the_same_peak() {
+    use memplan_core::{Buffer, Problem};
+    let p = Problem::from_buffers([
+        Buffer::new("a", 0, 3, 4),
+        Buffer::new("b", 3, 9, 4),
+        Buffer::new("c", 0, 9, 4),
+        Buffer::new("d", 9, 21, 4),
+    ])
+    .unwrap();
+    let t = memplan_core::trace::Trace::from_buffers(p.buffers());
+    // Replaying through the validating builder accepts every event.
+    let mut b = TraceBuilder::new();
+    for e in t.events() {
+        match e {
+            Event::Alloc { id, size, stream } => b.alloc(*id, *size, *stream).unwrap(),
+            Event::Free { id } => b.free(*id).unwrap(),
+            Event::Marker(m) => b.marker(m.clone()),
+        }
+    }
+    assert_eq!(b.finish(), t);
+    assert_eq!(t.peak_requested(), p.max_load());
+    // At time 3, a's free comes before b's alloc.
+    assert_eq!(t.events()[2], Event::Free { id: 0 });
+    assert_eq!(
+        t.events()[3],
+        Event::Alloc {
+            id: 1,
+            size: 4,
+            stream: 0
+        }
+    );
+}
