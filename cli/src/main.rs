@@ -9,6 +9,7 @@ mod input;
 mod plan;
 mod plot;
 mod progress;
+mod traceio;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -38,6 +39,34 @@ enum Command {
     Plan(PlanArgs),
     /// Plan every problem CSV under some paths and print a comparison table.
     Bench(BenchArgs),
+    /// Convert an allocation trace (memplan's format, or an id,lower,upper,size CSV) to
+    /// memplan's trace format.
+    Convert(ConvertArgs),
+}
+
+/// Arguments of `memplan convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The trace to read.
+    pub input: PathBuf,
+    /// Where to write it in memplan's trace format (`-` for standard output).
+    pub output: PathBuf,
+}
+
+/// `memplan convert`: read any supported trace, write memplan's format.
+fn convert(args: &ConvertArgs) -> Result<(), Failure> {
+    let name = args.input.display().to_string();
+    let data = std::fs::read(&args.input)
+        .map_err(|e| Failure::Input(format!("{name}: cannot read: {e}")))?;
+    let trace = traceio::read(&name, &data)?;
+    let text = traceio::write(&trace);
+    if args.output.as_os_str() == "-" {
+        print!("{text}");
+        Ok(())
+    } else {
+        std::fs::write(&args.output, text)
+            .map_err(|e| Failure::Input(format!("{}: cannot write: {e}", args.output.display())))
+    }
 }
 
 /// Arguments of `memplan plan`.
@@ -149,6 +178,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Plan(args) => plan::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Convert(args) => convert(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -473,3 +473,26 @@ fn python_verifier_agrees() {
     assert_eq!(checked.status.code(), Some(1), "{}", stdout(&checked));
     assert!(stdout(&checked).contains("overlap"), "{}", stdout(&checked));
 }
+
+#[test]
+fn convert_round_trips_and_reports_bad_traces() {
+    let csv = file("c.csv", "id,lower,upper,size\nb1,0,3,4\nb2,3,9,4\n");
+    let out = temp("c.trace");
+    let o = memplan(&["convert", csv.to_str().unwrap(), out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text, "memplan-trace 1\na 0 4 0\nf 0\na 1 4 0\nf 1\n");
+    // Reading memplan's own format back gives the same text.
+    let o = memplan(&["convert", out.to_str().unwrap(), "-"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), text);
+    // A free of an unknown id: exit 1, file:line and the event index.
+    let bad = file("bad.trace", "memplan-trace 1\na 1 512 0\nf 2\n");
+    let o = memplan(&["convert", bad.to_str().unwrap(), "-"]);
+    assert_eq!(o.status.code(), Some(1));
+    let want = format!(
+        "{}:3: event 1: free of allocation 2, which is not live",
+        bad.display()
+    );
+    assert!(stderr(&o).contains(&want), "{}", stderr(&o));
+}
