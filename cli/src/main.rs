@@ -9,6 +9,7 @@ mod input;
 mod plan;
 mod plot;
 mod progress;
+mod snapshot;
 mod traceio;
 
 use std::io::Write;

@@ -25,12 +25,22 @@ pub const MAGIC: &str = "memplan-trace";
 /// The format version this build reads and writes.
 pub const VERSION: u32 = 1;
 
-/// Reads a trace from `data`: memplan's own format when the first line says so, else an
-/// offline interval CSV (`id,lower,upper,size`), turned into events in time order.
+/// Reads a trace from `data`: a PyTorch memory snapshot pickle, memplan's own format when the
+/// first line says so, else an offline interval CSV (`id,lower,upper,size`), turned into
+/// events in time order.
 ///
 /// # Errors
 /// The first thing wrong, with its file and line.
 pub fn read(file: &str, data: &[u8]) -> Result<Trace, InputError> {
+    if crate::snapshot::is_pickle(data) {
+        let snapshot = crate::snapshot::read(file, data)?;
+        eprintln!(
+            "{file}: PyTorch snapshot, {} allocations over {} segments",
+            snapshot.trace.allocs(),
+            snapshot.segments.len()
+        );
+        return Ok(snapshot.trace);
+    }
     let text = std::str::from_utf8(data).ok();
     let first = text.and_then(|t| {
         t.lines()

@@ -1,0 +1,200 @@
+//! PyTorch memory snapshots (`torch.cuda.memory._dump_snapshot` pickles) as allocation traces.
+//!
+//! Reads `device_traces[0]` (the first device's history): `alloc` becomes an allocation whose
+//! id is the block address (addresses are reused only after their free, which the trace
+//! builder checks), `free_completed` (the block is back in the allocator's pool) its free;
+//! `free_requested` is the user's release and carries no memory change of its own. The
+//! `segment_alloc` addresses are kept in order, because a faithful replay of PyTorch's
+//! allocator needs the addresses cudaMalloc returned. See `../shared/docs/pytorch-allocator.md`.
+
+use memplan_core::trace::{Marker, Trace, TraceBuilder};
+use serde_pickle::{DeOptions, HashableValue, Value};
+
+use crate::input::InputError;
+
+/// A snapshot's first device history, as a trace plus what a replay of PyTorch needs.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Allocations and frees, annotations as markers. Allocation ids are the addresses
+    /// PyTorch gave the blocks.
+    pub trace: Trace,
+    /// Address and size of every `segment_alloc`, in order.
+    pub segments: Vec<(u64, u64)>,
+}
+
+/// True when `data` looks like a pickle (protocol 2 or later starts with `0x80`).
+pub fn is_pickle(data: &[u8]) -> bool {
+    data.first() == Some(&0x80)
+}
+
+/// Reads a snapshot pickle.
+///
+/// # Errors
+/// An undecodable pickle, a missing `device_traces`, an entry without the fields its action
+/// needs, an unknown action, or an inconsistent history (a free of a block that is not
+/// allocated, ...): the message names `device_traces[0][i]`.
+pub fn read(file: &str, data: &[u8]) -> Result<Snapshot, InputError> {
+    let fail = |message: String| InputError {
+        file: file.to_owned(),
+        line: None,
+        message,
+        not_a_problem: false,
+    };
+    let options = DeOptions::new()
+        .replace_unresolved_globals()
+        .replace_recursive_structures()
+        .decode_strings();
+    let root = serde_pickle::value_from_slice(data, options)
+        .map_err(|e| fail(format!("not a readable pickle: {e}")))?;
+    let traces = field(&root, "device_traces")
+        .and_then(list)
+        .ok_or_else(|| fail("no device_traces list: not a memory snapshot".into()))?;
+    let events = match traces.first() {
+        Some(first) => list(first).ok_or_else(|| fail("device_traces[0] is not a list".into()))?,
+        None => &[][..],
+    };
+    let mut b = TraceBuilder::new().allow_zero_size(true);
+    let mut segments = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        let at = |message: String| fail(format!("device_traces[0][{i}]: {message}"));
+        let action = match field(e, "action") {
+            Some(Value::String(s)) => s.as_str(),
+            _ => return Err(at("no action".into())),
+        };
+        let number = |name: &str| -> Result<u64, InputError> {
+            field(e, name)
+                .and_then(int)
+                .and_then(|v| u64::try_from(v).ok())
+                .ok_or_else(|| at(format!("{action} without a non-negative integer {name}")))
+        };
+        match action {
+            "alloc" => {
+                let (addr, size) = (number("addr")?, number("size")?);
+                let stream = u32::try_from(number("stream")?)
+                    .map_err(|_| at("stream does not fit in 32 bits".into()))?;
+                b.alloc(addr, size, stream)
+                    .map_err(|err| at(format!("alloc at {addr:#x}: {err}")))?;
+            }
+            "free_completed" => {
+                let addr = number("addr")?;
+                b.free(addr)
+                    .map_err(|err| at(format!("free_completed at {addr:#x}: {err}")))?;
+            }
+            "segment_alloc" | "segment_map" => segments.push((number("addr")?, number("size")?)),
+            "free_requested" | "segment_free" | "segment_unmap" => {}
+            "snapshot" | "oom" | "user_defined" => {
+                b.marker(Marker::Annotation(format!("pytorch {action}")))
+            }
+            other => return Err(at(format!("unknown action {other:?}"))),
+        }
+    }
+    Ok(Snapshot {
+        trace: b.finish(),
+        segments,
+    })
+}
+
+/// `value[key]` for a dict with string keys.
+fn field<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    match value {
+        Value::Dict(d) => d.get(&HashableValue::String(key.to_owned())),
+        _ => None,
+    }
+}
+
+fn list(value: &Value) -> Option<&[Value]> {
+    match value {
+        Value::List(v) | Value::Tuple(v) => Some(v),
+        _ => None,
+    }
+}
+
+fn int(value: &Value) -> Option<i128> {
+    match value {
+        Value::I64(v) => Some(i128::from(*v)),
+        Value::Int(v) => v.to_string().parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn entry(action: &str, addr: i64, size: i64) -> Value {
+        let mut d = BTreeMap::new();
+        let s = |k: &str| HashableValue::String(k.to_owned());
+        d.insert(s("action"), Value::String(action.to_owned()));
+        d.insert(s("addr"), Value::I64(addr));
+        d.insert(s("size"), Value::I64(size));
+        d.insert(s("stream"), Value::I64(0));
+        Value::Dict(d)
+    }
+
+    fn pickle(events: Vec<Value>) -> Vec<u8> {
+        let mut d = BTreeMap::new();
+        d.insert(
+            HashableValue::String("device_traces".into()),
+            Value::List(vec![Value::List(events)]),
+        );
+        serde_pickle::value_to_vec(&Value::Dict(d), serde_pickle::SerOptions::new()).unwrap()
+    }
+
+    #[test]
+    fn reads_allocs_frees_and_segments() {
+        let data = pickle(vec![
+            entry("segment_alloc", 1 << 21, 2 << 20),
+            entry("alloc", 1 << 21, 1000),
+            entry("free_requested", 1 << 21, 1000),
+            entry("free_completed", 1 << 21, 1000),
+            entry("alloc", 1 << 21, 512),
+        ]);
+        assert!(is_pickle(&data));
+        let s = read("s.pickle", &data).unwrap();
+        assert_eq!(s.segments, vec![(1 << 21, 2 << 20)]);
+        assert_eq!((s.trace.len(), s.trace.peak_requested()), (3, 1000));
+    }
+
+    #[test]
+    fn reads_the_decomfl_snapshot() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/traces/external/pytorch_snapshots/decomfl_opt/memory.pickle"
+        );
+        let Ok(data) = std::fs::read(path) else {
+            eprintln!("SKIP: {path} not found");
+            return;
+        };
+        let s = read("memory.pickle", &data).unwrap();
+        // Counts from the trace's README: 7,946 alloc, 7,549 free_completed, 61 segment_alloc.
+        assert_eq!(s.trace.allocs(), 7946);
+        assert_eq!(s.trace.len(), 7946 + 7549);
+        assert_eq!(s.segments.len(), 61);
+    }
+
+    #[test]
+    fn bad_snapshots_name_the_entry() {
+        let cases = [
+            (
+                pickle(vec![entry("alloc", 4096, 1), entry("teleport", 0, 0)]),
+                "s: device_traces[0][1]: unknown action \"teleport\"",
+            ),
+            (
+                pickle(vec![entry("free_completed", 4096, 1)]),
+                "s: device_traces[0][0]: free_completed at 0x1000: event 0: free of allocation 4096, which is not live",
+            ),
+            (
+                pickle(vec![entry("alloc", -1, 1)]),
+                "s: device_traces[0][0]: alloc without a non-negative integer addr",
+            ),
+        ];
+        for (data, want) in cases {
+            assert_eq!(read("s", &data).unwrap_err().to_string(), want);
+        }
+        let good = pickle(vec![entry("alloc", 4096, 1)]);
+        let e = read("s", &good[..good.len() / 2]).unwrap_err().to_string();
+        assert!(e.starts_with("s: not a readable pickle"), "{e}");
+    }
+}
