@@ -6,6 +6,7 @@
 
 mod bench;
 mod input;
+mod kineto;
 mod plan;
 mod plot;
 mod progress;

@@ -25,7 +25,8 @@ pub const MAGIC: &str = "memplan-trace";
 /// The format version this build reads and writes.
 pub const VERSION: u32 = 1;
 
-/// Reads a trace from `data`: a PyTorch memory snapshot pickle, memplan's own format when the
+/// Reads a trace from `data`: a PyTorch memory snapshot pickle, a PyTorch profiler (Kineto)
+/// JSON trace (gzip or plain), memplan's own format when the
 /// first line says so, else an offline interval CSV (`id,lower,upper,size`), turned into
 /// events in time order.
 ///
@@ -40,6 +41,17 @@ pub fn read(file: &str, data: &[u8]) -> Result<Trace, InputError> {
             snapshot.segments.len()
         );
         return Ok(snapshot.trace);
+    }
+    if crate::kineto::is_kineto(data) {
+        let k = crate::kineto::read(file, data)?;
+        eprintln!(
+            "{file}: profiler trace, CUDA device {}: {} allocations; {} frees of blocks \
+             allocated before the window skipped",
+            k.device,
+            k.trace.allocs(),
+            k.unmatched_frees
+        );
+        return Ok(k.trace);
     }
     let text = std::str::from_utf8(data).ok();
     let first = text.and_then(|t| {
