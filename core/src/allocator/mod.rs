@@ -10,6 +10,10 @@
 
 use core::fmt;
 
+pub mod online;
+
+pub use online::{OnlineAllocator, OnlineConfig};
+
 /// A simulated device address.
 pub type Addr = u64;
 
