@@ -170,6 +170,9 @@ mod tests {
         // 13,385 allocations, each freed inside the window; the ≈5.4 GB allocated before the
         // window are never freed in it, so no free is unmatched.
         assert_eq!(k.device, 1);
-        assert_eq!((k.trace.allocs(), k.trace.len(), k.unmatched_frees), (13385, 26770, 0));
+        assert_eq!(
+            (k.trace.allocs(), k.trace.len(), k.unmatched_frees),
+            (13385, 26770, 0)
+        );
     }
 }

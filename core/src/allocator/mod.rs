@@ -11,8 +11,10 @@
 use core::fmt;
 
 pub mod online;
+pub mod torch;
 
 pub use online::{OnlineAllocator, OnlineConfig};
+pub use torch::{TorchConfig, TorchModel};
 
 /// A simulated device address.
 pub type Addr = u64;
