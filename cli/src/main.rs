@@ -10,6 +10,7 @@ mod kineto;
 mod plan;
 mod plot;
 mod progress;
+mod replay;
 mod snapshot;
 mod traceio;
 
@@ -41,6 +42,8 @@ enum Command {
     Plan(PlanArgs),
     /// Plan every problem CSV under some paths and print a comparison table.
     Bench(BenchArgs),
+    /// Replay an allocation trace through allocators and compare peak reserved memory.
+    Replay(replay::ReplayArgs),
     /// Convert an allocation trace (memplan's format, or an id,lower,upper,size CSV) to
     /// memplan's trace format.
     Convert(ConvertArgs),
@@ -181,6 +184,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => plan::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Convert(args) => convert(&args),
+        Command::Replay(args) => replay::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -33,6 +33,19 @@ pub const VERSION: u32 = 1;
 /// # Errors
 /// The first thing wrong, with its file and line.
 pub fn read(file: &str, data: &[u8]) -> Result<Trace, InputError> {
+    Ok(read_with_segments(file, data)?.0)
+}
+
+/// [`read`], also returning the addresses PyTorch's cudaMalloc gave each segment when the
+/// trace is a PyTorch snapshot (a replay of PyTorch's allocator needs them to reproduce its
+/// addresses).
+///
+/// # Errors
+/// As [`read`].
+pub fn read_with_segments(
+    file: &str,
+    data: &[u8],
+) -> Result<(Trace, Option<Vec<u64>>), InputError> {
     if crate::snapshot::is_pickle(data) {
         let snapshot = crate::snapshot::read(file, data)?;
         eprintln!(
@@ -40,7 +53,8 @@ pub fn read(file: &str, data: &[u8]) -> Result<Trace, InputError> {
             snapshot.trace.allocs(),
             snapshot.segments.len()
         );
-        return Ok(snapshot.trace);
+        let segments = snapshot.segments.iter().map(|&(addr, _)| addr).collect();
+        return Ok((snapshot.trace, Some(segments)));
     }
     if crate::kineto::is_kineto(data) {
         let k = crate::kineto::read(file, data)?;
@@ -51,7 +65,7 @@ pub fn read(file: &str, data: &[u8]) -> Result<Trace, InputError> {
             k.trace.allocs(),
             k.unmatched_frees
         );
-        return Ok(k.trace);
+        return Ok((k.trace, None));
     }
     let text = std::str::from_utf8(data).ok();
     let first = text.and_then(|t| {
@@ -60,10 +74,12 @@ pub fn read(file: &str, data: &[u8]) -> Result<Trace, InputError> {
             .find(|l| !l.is_empty() && !l.starts_with('#'))
     });
     match first {
-        Some(l) if l.split_whitespace().next() == Some(MAGIC) => parse(file, text.unwrap_or("")),
+        Some(l) if l.split_whitespace().next() == Some(MAGIC) => {
+            Ok((parse(file, text.unwrap_or(""))?, None))
+        }
         _ => {
             let problem = input::parse(file, data, 1)?;
-            Ok(Trace::from_buffers(problem.buffers()))
+            Ok((Trace::from_buffers(problem.buffers()), None))
         }
     }
 }

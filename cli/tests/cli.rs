@@ -496,3 +496,47 @@ fn convert_round_trips_and_reports_bad_traces() {
     );
     assert!(stderr(&o).contains(&want), "{}", stderr(&o));
 }
+
+#[test]
+fn replay_json_reports_every_allocator() {
+    let t = file(
+        "r.trace",
+        "memplan-trace 1\na 1 4194304 0\na 2 1048576 0\nf 1\na 3 512 1\n",
+    );
+    let o = memplan(&["replay", t.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["events"], 4);
+    let results = v["results"].as_array().unwrap();
+    let names: Vec<&str> = results
+        .iter()
+        .map(|r| r["allocator"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["torch", "memplan"]);
+    for r in results {
+        assert_eq!(r["peak_allocated"], 4194304 + 1048576);
+        assert!(r["peak_reserved"].as_u64().unwrap() >= 4194304 + 1048576);
+        assert!(r["oom_at_event"].is_null());
+    }
+    // Under a capacity too small for the first allocation, both run out at event 0.
+    let o = memplan(&[
+        "replay",
+        t.to_str().unwrap(),
+        "--json",
+        "--capacity",
+        "1000000",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(r["oom_at_event"], 0, "{r}");
+    }
+    // A malformed trace: exit 1 with the line.
+    let bad = file("rbad.trace", "memplan-trace 1\nq 1\n");
+    let o = memplan(&["replay", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(":2: unknown event kind"),
+        "{}",
+        stderr(&o)
+    );
+}
