@@ -70,7 +70,8 @@ pub struct Outcome {
     pub oom_at_event: Option<usize>,
     /// Wall time per alloc or free, in nanoseconds.
     pub ns_per_op: f64,
-    /// (event index, allocated, reserved) samples for the timeline.
+    /// (event index, allocated, reserved) samples for the timeline: maxima over windows of
+    /// events, so peaks show.
     #[serde(skip)]
     pub samples: Vec<(usize, u64, u64)>,
 }
@@ -166,7 +167,8 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
 pub fn replay(trace: &Trace, a: &mut dyn Allocator) -> Result<Outcome, Failure> {
     let every = (trace.len() / 2000).max(1);
     let mut addr_of: HashMap<u64, Option<u64>> = HashMap::new();
-    let mut samples = Vec::new();
+    let mut samples = vec![(0, 0, 0)];
+    let mut window = (0u64, 0u64);
     let mut oom_at_event = None;
     let mut ops = 0u64;
     let start = Instant::now();
@@ -198,9 +200,12 @@ pub fn replay(trace: &Trace, a: &mut dyn Allocator) -> Result<Outcome, Failure> 
             }
             Event::Marker(_) => {}
         }
-        if i % every == 0 {
-            let s = a.stats();
-            samples.push((i, s.allocated, s.reserved));
+        // Each sample is the maximum over its window of events, so no peak is lost.
+        let s = a.stats();
+        window = (window.0.max(s.allocated), window.1.max(s.reserved));
+        if (i + 1) % every == 0 {
+            samples.push((i + 1, window.0, window.1));
+            window = (0, 0);
         }
     }
     let elapsed = start.elapsed();
@@ -226,7 +231,7 @@ pub fn replay(trace: &Trace, a: &mut dyn Allocator) -> Result<Outcome, Failure> 
     })
 }
 
-/// Reserved (solid) and allocated (dashed) bytes over the events, one colour per allocator.
+/// Reserved (bold) and allocated (faint) bytes over the events, one colour per allocator.
 fn timeline(name: &str, events: usize, results: &[Outcome]) -> Document {
     let (w, h, left, top, bottom) = (1000.0, 480.0, 90.0, 40.0, 50.0);
     let (pw, ph) = (w - left - 20.0, h - top - bottom);
@@ -247,7 +252,7 @@ fn timeline(name: &str, events: usize, results: &[Outcome]) -> Document {
         .set("font-size", 12);
     doc = doc.add(
         Text::new(format!(
-            "{name}: reserved (solid) and allocated (dashed) bytes per event"
+            "{name}: reserved (bold) and allocated (faint) bytes per event"
         ))
         .set("x", left)
         .set("y", 22),
@@ -291,14 +296,15 @@ fn timeline(name: &str, events: usize, results: &[Outcome]) -> Document {
                     .set("points", pts(&|s| s.2))
                     .set("fill", "none")
                     .set("stroke", c)
-                    .set("stroke-width", 1.5),
+                    .set("stroke-width", 2),
             )
             .add(
                 Polyline::new()
                     .set("points", pts(&|s| s.1))
                     .set("fill", "none")
                     .set("stroke", c)
-                    .set("stroke-dasharray", "4 3"),
+                    .set("stroke-opacity", 0.45)
+                    .set("stroke-width", 1),
             )
             .add(
                 Text::new(format!(
