@@ -1,0 +1,142 @@
+//! Allocator throughput on real traces: ns per alloc/free of memplan's online allocator and
+//! of the PyTorch caching-allocator model, against `offset-allocator` (a well-kept Rust port
+//! of Sebastian Aaltonen's O(1) OffsetAllocator) as the reference, replaying the same
+//! sequence in the same run. Ratios matter, not absolute times (machines are noisy).
+//!
+//! `cargo bench -p memplan-tests --bench throughput`. Reads the flat exports beside the
+//! shared traces (`events.csv` of decomfl_opt, `df_index_resolver_memory_events.csv` of the
+//! Kineto trace); skips with a message when `../shared` is absent.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+use memplan_core::allocator::{Allocator, OnlineAllocator, OnlineConfig, TorchConfig, TorchModel};
+
+/// One operation of a replay: `Some(size)` allocates block `id`, `None` frees it.
+type Op = (u64, Option<u64>);
+
+/// decomfl_opt: `alloc` / `free_completed` by address.
+fn decomfl(dir: &Path) -> Option<Vec<Op>> {
+    let mut r =
+        csv::Reader::from_path(dir.join("pytorch_snapshots/decomfl_opt/events.csv")).ok()?;
+    let mut ops = Vec::new();
+    for row in r.records() {
+        let row = row.ok()?;
+        let addr: u64 = row.get(2)?.parse().ok()?;
+        match row.get(1)? {
+            "alloc" => ops.push((addr, Some(row.get(3)?.parse().ok()?))),
+            "free_completed" => ops.push((addr, None)),
+            _ => {}
+        }
+    }
+    Some(ops)
+}
+
+/// The Kineto trace: CUDA `[memory]` events, positive bytes allocate, negative free.
+fn kineto(dir: &Path) -> Option<Vec<Op>> {
+    let path = dir.join("kineto_profiler/hta/df_index_resolver_memory_events.csv");
+    let mut r = csv::Reader::from_path(path).ok()?;
+    let mut rows: Vec<(i64, i64, u64, i64)> = Vec::new();
+    for row in r.records() {
+        let row = row.ok()?;
+        if row.get(2)? != "1" {
+            continue;
+        }
+        let f = |k: usize| row.get(k).and_then(|v| v.parse::<i64>().ok());
+        rows.push((f(0)?, f(1)?, row.get(4)?.parse().ok()?, f(5)?));
+    }
+    rows.sort_unstable();
+    Some(
+        rows.into_iter()
+            .map(|(_, _, addr, bytes)| (addr, (bytes >= 0).then_some(bytes.unsigned_abs())))
+            .collect(),
+    )
+}
+
+/// Replays `ops` through a memplan-core allocator; returns ns per op.
+fn run_core(ops: &[Op], a: &mut dyn Allocator) -> f64 {
+    let mut live: HashMap<u64, u64> = HashMap::with_capacity(4096);
+    let start = Instant::now();
+    for &(id, size) in ops {
+        match size {
+            Some(size) => {
+                if let Ok(addr) = a.alloc(size, 0) {
+                    live.insert(id, addr);
+                }
+            }
+            None => {
+                if let Some(addr) = live.remove(&id) {
+                    a.free(addr).expect("live block");
+                }
+            }
+        }
+    }
+    start.elapsed().as_nanos() as f64 / ops.len() as f64
+}
+
+/// Replays `ops` through offset-allocator over an arena of 512-byte units large enough for
+/// the trace; returns ns per op.
+fn run_offset(ops: &[Op]) -> f64 {
+    let units = |size: u64| u32::try_from(size.div_ceil(512).max(1)).expect("fits u32 units");
+    let total: u64 = ops
+        .iter()
+        .filter_map(|o| o.1)
+        .map(|s| s.div_ceil(512).max(1))
+        .sum();
+    let mut a = offset_allocator::Allocator::<u32>::with_max_allocs(
+        u32::try_from(total.min(u64::from(u32::MAX))).unwrap_or(u32::MAX),
+        1 << 20,
+    );
+    let mut live = HashMap::with_capacity(4096);
+    let start = Instant::now();
+    for &(id, size) in ops {
+        match size {
+            Some(size) => {
+                if let Some(al) = a.allocate(units(size)) {
+                    live.insert(id, al);
+                }
+            }
+            None => {
+                if let Some(al) = live.remove(&id) {
+                    a.free(al);
+                }
+            }
+        }
+    }
+    start.elapsed().as_nanos() as f64 / ops.len() as f64
+}
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces/external");
+    if !dir.is_dir() {
+        println!("SKIP: {} not found; no traces to benchmark", dir.display());
+        return;
+    }
+    println!(
+        "| trace | ops | memplan ns/op | torch model ns/op | offset-allocator ns/op | memplan / offset | torch / offset |"
+    );
+    println!("|---|--:|--:|--:|--:|--:|--:|");
+    for (name, ops) in [("decomfl_opt", decomfl(&dir)), ("kineto hta", kineto(&dir))] {
+        let Some(ops) = ops else {
+            println!("| {name} | (not readable) | | | | | |");
+            continue;
+        };
+        // Best of 5 runs each, interleaved.
+        let (mut m, mut t, mut o) = (f64::MAX, f64::MAX, f64::MAX);
+        for _ in 0..5 {
+            m = m.min(run_core(
+                &ops,
+                &mut OnlineAllocator::new(OnlineConfig::default()),
+            ));
+            t = t.min(run_core(&ops, &mut TorchModel::new(TorchConfig::default())));
+            o = o.min(run_offset(&ops));
+        }
+        println!(
+            "| {name} | {} | {m:.0} | {t:.0} | {o:.0} | {:.2} | {:.2} |",
+            ops.len(),
+            m / o,
+            t / o
+        );
+    }
+}
