@@ -5,6 +5,7 @@
 #![doc = include_str!("../README.md")]
 
 mod bench;
+mod dtr;
 mod input;
 mod kineto;
 mod plan;

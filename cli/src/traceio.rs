@@ -25,8 +25,8 @@ pub const MAGIC: &str = "memplan-trace";
 /// The format version this build reads and writes.
 pub const VERSION: u32 = 1;
 
-/// Reads a trace from `data`: a PyTorch memory snapshot pickle, a PyTorch profiler (Kineto)
-/// JSON trace (gzip or plain), memplan's own format when the
+/// Reads a trace from `data`: a PyTorch memory snapshot pickle, a DTR operator log (JSON
+/// lines), a PyTorch profiler (Kineto) JSON trace (gzip or plain), memplan's own format when the
 /// first line says so, else an offline interval CSV (`id,lower,upper,size`), turned into
 /// events in time order.
 ///
@@ -55,6 +55,16 @@ pub fn read_with_segments(
         );
         let segments = snapshot.segments.iter().map(|&(addr, _)| addr).collect();
         return Ok((snapshot.trace, Some(segments)));
+    }
+    // Before the profiler branch: a DTR log's first line starts with `{` too.
+    if crate::dtr::is_dtr(data) {
+        let trace = crate::dtr::read(file, data)?;
+        eprintln!(
+            "{file}: DTR operator log, {} storage allocations, peak {} bytes requested",
+            trace.allocs(),
+            trace.peak_requested()
+        );
+        return Ok((trace, None));
     }
     if crate::kineto::is_kineto(data) {
         let k = crate::kineto::read(file, data)?;
