@@ -12,9 +12,11 @@ use core::fmt;
 
 pub mod online;
 pub mod torch;
+pub mod torch_expandable;
 
 pub use online::{OnlineAllocator, OnlineConfig};
 pub use torch::{TorchConfig, TorchModel};
+pub use torch_expandable::TorchExpandableModel;
 
 /// A simulated device address.
 pub type Addr = u64;
