@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use memplan_core::allocator::{
-    AllocError, Allocator, OnlineAllocator, OnlineConfig, TorchConfig, TorchModel,
+    AllocError, Allocator, OnlineAllocator, OnlineConfig, TorchConfig, TorchExpandableModel,
+    TorchModel,
 };
 use memplan_core::trace::{Event, Trace};
 use serde::Serialize;
@@ -27,6 +28,8 @@ use crate::{Failure, plot, traceio};
 pub enum Which {
     /// PyTorch's CUDA caching allocator (model).
     Torch,
+    /// PyTorch's allocator with `expandable_segments:True` (model).
+    TorchExpandable,
     /// memplan's online allocator.
     Memplan,
     /// All of the above.
@@ -103,6 +106,13 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
         if let Some(addrs) = &segments {
             model = model.with_segment_addresses(addrs.iter().copied());
         }
+        results.push(replay(&trace, &mut model)?);
+    }
+    if want(Which::TorchExpandable) {
+        let mut model = TorchExpandableModel::new(TorchConfig {
+            capacity: args.capacity,
+            ..TorchConfig::default()
+        });
         results.push(replay(&trace, &mut model)?);
     }
     if want(Which::Memplan) {

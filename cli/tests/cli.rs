@@ -512,7 +512,7 @@ fn replay_json_reports_every_allocator() {
         .iter()
         .map(|r| r["allocator"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["torch", "memplan"]);
+    assert_eq!(names, ["torch", "torch-expandable", "memplan"]);
     for r in results {
         assert_eq!(r["peak_allocated"], 4194304 + 1048576);
         assert!(r["peak_reserved"].as_u64().unwrap() >= 4194304 + 1048576);
