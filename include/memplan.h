@@ -32,6 +32,22 @@
 #endif
 
 /**
+ * `flags` bit of `mp_allocator_options`: the `capacity` field is set.
+ */
+#define MP_ALLOCATOR_CAPACITY (1 << 0)
+
+/**
+ * `flags` bit of `mp_allocator_options`: the `page_size` field is set.
+ */
+#define MP_ALLOCATOR_PAGE_SIZE (1 << 1)
+
+/**
+ * Largest page size `mp_allocator_new` accepts: 1 TiB, the largest power of two that divides
+ * the allocator's base address.
+ */
+#define MP_ALLOCATOR_MAX_PAGE_SIZE 1099511627776
+
+/**
  * `flags` bit of `mp_solve_options`: the `capacity` field is set.
  */
 #define MP_SOLVE_CAPACITY (1 << 0)
@@ -68,7 +84,7 @@ enum mp_result
   MP_RESULT_NULL_PARAMETER = 1,
   /**
    * A panic (a bug in memplan) was caught at the C boundary. If it happened while a planner
-   * was being changed, that planner is now poisoned.
+   * or an allocator was being changed, that handle is now poisoned.
    */
   MP_RESULT_PANIC = 2,
   /**
@@ -116,8 +132,9 @@ enum mp_result
    */
   MP_RESULT_INDEX_OUT_OF_RANGE = 12,
   /**
-   * A panic was caught earlier while this planner was being changed; its state is not
-   * trusted. Only `mp_planner_last_error` and `mp_planner_free` still work on it.
+   * A panic was caught earlier while this planner or allocator was being changed; its state
+   * is not trusted. Only `mp_planner_last_error` and `mp_planner_free` (for a planner) or
+   * `mp_allocator_free` (for an allocator) still work on it.
    */
   MP_RESULT_POISONED = 13,
   /**
@@ -125,6 +142,18 @@ enum mp_result
    * `mp_planner_last_error` describes it.
    */
   MP_RESULT_OTHER_ERROR = 14,
+  /**
+   * An allocator cannot serve the request within its capacity (or within the 64-bit address
+   * space). This is the simulated device memory of `mp_allocator`, never host memory: a
+   * failed host allocation aborts the process.
+   */
+  MP_RESULT_OUT_OF_MEMORY = 15,
+  /**
+   * `mp_allocator_dealloc` was given an address that is not a live allocation of that
+   * allocator (never returned by `mp_allocator_alloc`, already deallocated, or inside a
+   * block).
+   */
+  MP_RESULT_UNKNOWN_ADDRESS = 16,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -135,11 +164,75 @@ typedef uint32_t mp_result;
 #endif // __cplusplus
 
 /**
+ * An opaque online allocator of simulated device memory: one virtual range grown in pages,
+ * exact best fit with immediate coalescing, 512-byte aligned blocks.
+ *
+ * Create with `mp_allocator_new`, destroy with `mp_allocator_free`.
+ */
+typedef struct mp_allocator mp_allocator;
+
+/**
  * An opaque planner: a set of buffers with lifetimes, and the plan from the last solve.
  *
  * Create with `mp_planner_new`, destroy with `mp_planner_free`.
  */
 typedef struct mp_planner mp_planner;
+
+/**
+ * Options for `mp_allocator_new`. A zero-initialised struct (or a NULL pointer) means no
+ * capacity and 2 MiB pages.
+ *
+ * Each of `capacity` and `page_size` is used only when its bit is set in `flags`, so every
+ * value of those fields, 0 included, keeps its plain meaning.
+ */
+typedef struct mp_allocator_options {
+  /**
+   * A bitwise OR of `MP_ALLOCATOR_CAPACITY` and `MP_ALLOCATOR_PAGE_SIZE`; any other bit
+   * makes `mp_allocator_new` fail with `MP_RESULT_INVALID_ARGUMENT`.
+   */
+  uint32_t flags;
+  /**
+   * With `MP_ALLOCATOR_CAPACITY`: the most bytes that may be mapped at once (only whole
+   * pages count). A request that would need more fails with `MP_RESULT_OUT_OF_MEMORY`.
+   */
+  uint64_t capacity;
+  /**
+   * With `MP_ALLOCATOR_PAGE_SIZE`: the granule of mapping and trimming, a power of two from
+   * 512 to `MP_ALLOCATOR_MAX_PAGE_SIZE` (else `MP_RESULT_INVALID_ARGUMENT`).
+   */
+  uint64_t page_size;
+} mp_allocator_options;
+
+/**
+ * The counters of an allocator, as returned by `mp_allocator_stats`. (Not named
+ * `mp_allocator_stats`: in C a typedef and a function cannot share a name.)
+ */
+typedef struct mp_alloc_stats {
+  /**
+   * Sum of the sizes requested by the live allocations (before rounding up to 512).
+   */
+  uint64_t allocated;
+  /**
+   * Largest `allocated` seen.
+   */
+  uint64_t peak_allocated;
+  /**
+   * Bytes currently mapped (a whole number of pages).
+   */
+  uint64_t reserved;
+  /**
+   * Largest `reserved` seen.
+   */
+  uint64_t peak_reserved;
+  /**
+   * Mapped ranges: 1 while any page is mapped, else 0.
+   */
+  uint64_t segments;
+  /**
+   * Map calls made so far (each growth of the range is one).
+   */
+  uint64_t reservations;
+} mp_alloc_stats;
 
 /**
  * Options for `mp_planner_solve`. A zero-initialised struct (or a NULL pointer) means no
@@ -174,6 +267,175 @@ typedef struct mp_solve_options {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Creates an allocator with nothing mapped yet and stores it in `*out_allocator`.
+ *
+ * `options` may be NULL: no capacity, 2 MiB pages (see `mp_allocator_options`). Errors:
+ * `MP_RESULT_NULL_PARAMETER` (NULL `out_allocator`), `MP_RESULT_INVALID_ARGUMENT`
+ * (misaligned `out_allocator` or `options`, unknown `flags` bits, a page size that is not a
+ * power of two from 512 to `MP_ALLOCATOR_MAX_PAGE_SIZE`). Blocks are handed out in one
+ * virtual range starting at 0x7f0000000000.
+ *
+ * # Safety
+ * - `options`: NULL, or aligned and valid for reading one `mp_allocator_options`.
+ * - `out_allocator`: non-NULL, aligned, valid for one pointer write. Written only on success.
+ *
+ * # Ownership
+ * The caller owns the new allocator and must later free it with `mp_allocator_free`, exactly
+ * once. The caller keeps ownership of `options`.
+ *
+ * # Copies
+ * `options` is read during the call and not retained.
+ *
+ * # Thread safety
+ * Safe to call from any thread. An allocator is not internally synchronised: it may be moved
+ * between threads, and several threads may call `mp_allocator_stats` on it at once, but a
+ * call that takes `mp_allocator *` must not overlap any other call on it.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when `out_allocator` is NULL; a NULL `options` means
+ * defaults.
+ */
+mp_result mp_allocator_new(const struct mp_allocator_options *options,
+                           struct mp_allocator **out_allocator);
+
+/**
+ * Destroys an allocator and every block it still holds (the addresses it handed out become
+ * meaningless).
+ *
+ * # Safety
+ * - `allocator`: NULL, or an allocator from `mp_allocator_new` not yet freed. Poisoned
+ *   allocators are freed normally.
+ *
+ * # Ownership
+ * Ends the caller's ownership: `allocator` must not be used again afterwards.
+ *
+ * # Copies
+ * Consumes `allocator`.
+ *
+ * # Thread safety
+ * No other call on the same allocator may run concurrently or afterwards.
+ *
+ * # NULL
+ * NULL is a no-op. Freeing the same allocator twice is undefined behaviour.
+ */
+void mp_allocator_free(struct mp_allocator *allocator);
+
+/**
+ * Allocates `size` bytes for use on `stream` and stores the block's address in `*out_addr`.
+ *
+ * The block takes `size` rounded up to a multiple of 512 (512 for `size == 0`, which is
+ * allowed and still gets a distinct address); its address is 512-aligned and it overlaps no
+ * other live block. The smallest free block that fits is used (lowest address among equal
+ * sizes); when none fits, just enough pages are mapped at the end of the range (one
+ * reservation). `stream` is accepted and ignored: memory is reused across streams. Errors:
+ * `MP_RESULT_NULL_PARAMETER`, `MP_RESULT_INVALID_ARGUMENT` (misaligned `out_addr`),
+ * `MP_RESULT_OUT_OF_MEMORY` (the growth needed would exceed the capacity or the address
+ * space; the allocator is unchanged), `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
+ *
+ * # Safety
+ * - `allocator`: NULL or a live allocator from `mp_allocator_new`.
+ * - `out_addr`: non-NULL, aligned, valid for one `uint64_t` write. Written only on success.
+ *
+ * # Ownership
+ * The block belongs to the caller until it is passed to `mp_allocator_dealloc` (or the
+ * allocator is freed). The address is a number in a simulated address space: it must not be
+ * dereferenced.
+ *
+ * # Copies
+ * Nothing is copied or consumed.
+ *
+ * # Thread safety
+ * Must not overlap any other call on the same allocator.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when `allocator` or `out_addr` is NULL.
+ */
+mp_result mp_allocator_alloc(struct mp_allocator *allocator,
+                             uint64_t size,
+                             uint32_t stream,
+                             uint64_t *out_addr);
+
+/**
+ * Returns the block at `addr` to the allocator, merging it with free neighbours at once.
+ *
+ * The pages stay mapped (see `mp_allocator_trim`). Errors: `MP_RESULT_NULL_PARAMETER`,
+ * `MP_RESULT_UNKNOWN_ADDRESS` (`addr` is not the address of a live block of this allocator:
+ * never allocated, already deallocated, or inside a block; the allocator is unchanged),
+ * `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
+ *
+ * # Safety
+ * - `allocator`: NULL or a live allocator from `mp_allocator_new`.
+ *
+ * # Ownership
+ * Ends the caller's ownership of the block; its address may be handed out again.
+ *
+ * # Copies
+ * Nothing is copied or consumed.
+ *
+ * # Thread safety
+ * Must not overlap any other call on the same allocator.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when `allocator` is NULL. Deallocating a block twice is
+ * not undefined behaviour: the second call returns `MP_RESULT_UNKNOWN_ADDRESS` (unless the
+ * address was handed out again in between).
+ */
+mp_result mp_allocator_dealloc(struct mp_allocator *allocator, uint64_t addr);
+
+/**
+ * Unmaps the whole free pages at the end of the allocator's range and stores the number of
+ * bytes released in `*out_released` (0 when the end of the range holds no whole free page).
+ * Free pages in holes between live blocks stay mapped. Releasing is not counted as a
+ * reservation. Errors: `MP_RESULT_NULL_PARAMETER`, `MP_RESULT_INVALID_ARGUMENT` (misaligned
+ * `out_released`), `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
+ *
+ * # Safety
+ * - `allocator`: NULL or a live allocator from `mp_allocator_new`.
+ * - `out_released`: non-NULL, aligned, valid for one `uint64_t` write. Written only on
+ *   success.
+ *
+ * # Ownership
+ * The caller keeps ownership of `out_released`; live blocks are untouched.
+ *
+ * # Copies
+ * Nothing is copied or consumed.
+ *
+ * # Thread safety
+ * Must not overlap any other call on the same allocator.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when `allocator` or `out_released` is NULL.
+ */
+mp_result mp_allocator_trim(struct mp_allocator *allocator, uint64_t *out_released);
+
+/**
+ * Stores the allocator's counters in `*out_stats`: bytes requested and live, bytes mapped,
+ * their peaks, mapped ranges and map calls (see `mp_alloc_stats`). Errors:
+ * `MP_RESULT_NULL_PARAMETER`, `MP_RESULT_INVALID_ARGUMENT` (misaligned `out_stats`),
+ * `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
+ *
+ * # Safety
+ * - `allocator`: NULL or a live allocator from `mp_allocator_new`.
+ * - `out_stats`: non-NULL, aligned, valid for one `mp_alloc_stats` write. Written only on
+ *   success.
+ *
+ * # Ownership
+ * The caller owns `out_stats`; nothing is retained after the call.
+ *
+ * # Copies
+ * The counters are copied into `*out_stats`.
+ *
+ * # Thread safety
+ * May run concurrently with other `mp_allocator_stats` calls on the same allocator, but not
+ * with a call that takes `mp_allocator *`.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when `allocator` or `out_stats` is NULL.
+ */
+mp_result mp_allocator_stats(const struct mp_allocator *allocator,
+                             struct mp_alloc_stats *out_stats);
 
 /**
  * Writes the description of result `code` into `buf` as a NUL-terminated string.

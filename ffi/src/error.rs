@@ -20,7 +20,7 @@ pub enum mp_result {
     /// A required pointer parameter was NULL.
     NullParameter = 1,
     /// A panic (a bug in memplan) was caught at the C boundary. If it happened while a planner
-    /// was being changed, that planner is now poisoned.
+    /// or an allocator was being changed, that handle is now poisoned.
     Panic = 2,
     /// A parameter was out of its documented domain (unknown flag bits, a misaligned
     /// out-pointer, a length above `PTRDIFF_MAX`).
@@ -46,17 +46,26 @@ pub enum mp_result {
     NotSolved = 11,
     /// A buffer index is not below `mp_planner_len`.
     IndexOutOfRange = 12,
-    /// A panic was caught earlier while this planner was being changed; its state is not
-    /// trusted. Only `mp_planner_last_error` and `mp_planner_free` still work on it.
+    /// A panic was caught earlier while this planner or allocator was being changed; its state
+    /// is not trusted. Only `mp_planner_last_error` and `mp_planner_free` (for a planner) or
+    /// `mp_allocator_free` (for an allocator) still work on it.
     Poisoned = 13,
     /// The planning core reported an error that this version of the C API has no code for;
     /// `mp_planner_last_error` describes it.
     OtherError = 14,
+    /// An allocator cannot serve the request within its capacity (or within the 64-bit address
+    /// space). This is the simulated device memory of `mp_allocator`, never host memory: a
+    /// failed host allocation aborts the process.
+    OutOfMemory = 15,
+    /// `mp_allocator_dealloc` was given an address that is not a live allocation of that
+    /// allocator (never returned by `mp_allocator_alloc`, already deallocated, or inside a
+    /// block).
+    UnknownAddress = 16,
 }
 
 impl mp_result {
     /// Every code, in discriminant order.
-    pub(crate) const ALL: [mp_result; 15] = [
+    pub(crate) const ALL: [mp_result; 17] = [
         mp_result::Ok,
         mp_result::NullParameter,
         mp_result::Panic,
@@ -72,6 +81,8 @@ impl mp_result {
         mp_result::IndexOutOfRange,
         mp_result::Poisoned,
         mp_result::OtherError,
+        mp_result::OutOfMemory,
+        mp_result::UnknownAddress,
     ];
 
     /// The code with this discriminant, if there is one. (A C caller can pass any `uint32_t`;
@@ -100,6 +111,8 @@ impl mp_result {
             mp_result::IndexOutOfRange => "buffer index out of range",
             mp_result::Poisoned => "the planner is poisoned by an earlier panic",
             mp_result::OtherError => "the planning core reported an error without its own code",
+            mp_result::OutOfMemory => "the allocator's capacity cannot hold the request",
+            mp_result::UnknownAddress => "the address is not a live allocation of this allocator",
         }
     }
 

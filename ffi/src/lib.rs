@@ -13,10 +13,16 @@ mod panic;
 #[macro_use]
 mod ffi;
 
+mod allocator;
 mod error;
 mod planner;
 mod version;
 
+pub use allocator::{
+    MP_ALLOCATOR_CAPACITY, MP_ALLOCATOR_MAX_PAGE_SIZE, MP_ALLOCATOR_PAGE_SIZE, mp_alloc_stats,
+    mp_allocator, mp_allocator_alloc, mp_allocator_dealloc, mp_allocator_free, mp_allocator_new,
+    mp_allocator_options, mp_allocator_stats, mp_allocator_trim,
+};
 pub use error::{mp_result, mp_result_message};
 pub use planner::{
     MP_SOLVE_CAPACITY, MP_SOLVE_MAX_NODES, MP_SOLVE_TIME_LIMIT, mp_planner, mp_planner_add_buffer,

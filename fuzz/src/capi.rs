@@ -87,7 +87,9 @@ fn code(rc: mp_result) -> mp_result {
         | mp_result::NotSolved
         | mp_result::IndexOutOfRange
         | mp_result::Poisoned
-        | mp_result::OtherError => rc as u32 <= 14,
+        | mp_result::OtherError
+        | mp_result::OutOfMemory
+        | mp_result::UnknownAddress => rc as u32 <= 16,
     };
     assert!(defined, "undefined mp_result {}", rc as u32);
     assert_ne!(rc, mp_result::Panic, "the C API returned MP_RESULT_PANIC");

@@ -2,6 +2,7 @@
 //! targets run. Each target in `fuzz_targets/` is a three-line wrapper around one `check`.
 
 pub mod capi;
+pub mod online;
 pub mod oracle;
 pub mod pack;
 pub mod reader;

@@ -1,4 +1,5 @@
-//! The C API from C and C++: builds the programs in `tests/c/` against `libmemplan.a` and
+//! The C API from C and C++: builds the programs in `tests/c/` (the planner example, the
+//! allocator example, the double-include test) against `libmemplan.a` and
 //! the committed header `include/memplan.h`, runs them, and requires exit status 0.
 //!
 //! - The static library comes from `cargo build -p memplan-ffi --lib` run by this test with
@@ -291,4 +292,50 @@ fn double_include_two_translation_units_cpp() {
         &flags,
     );
     assert!(run(&exe, &[], &[]).contains("double include: ok"));
+}
+
+#[test]
+fn c11_allocator_example() {
+    let Some(cc) = c_compiler() else {
+        eprintln!("SKIP c11_allocator_example: no C compiler (set CC)");
+        return;
+    };
+    let exe = build(
+        &cc,
+        "allocator_example_c11",
+        &["allocator_example.c"],
+        &strs(&c_flags("c11", &["-g"])),
+    );
+    let stdout = run(&exe, &[], &[]);
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+    assert!(stdout.contains("6512 bytes in 4 blocks"), "{stdout}");
+}
+
+#[test]
+fn c11_allocator_example_asan_ubsan() {
+    let Some(cc) = c_compiler() else {
+        eprintln!("SKIP c11_allocator_example_asan_ubsan: no C compiler (set CC)");
+        return;
+    };
+    if !sanitizers_work(&cc) {
+        eprintln!(
+            "SKIP c11_allocator_example_asan_ubsan: {cc:?} cannot build and run ASan+UBSan programs here"
+        );
+        return;
+    }
+    let exe = build(
+        &cc,
+        "allocator_example_c11_asan",
+        &["allocator_example.c"],
+        &strs(&c_flags("c11", SANITIZERS)),
+    );
+    let stdout = run(
+        &exe,
+        &[],
+        &[
+            ("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0"),
+            ("UBSAN_OPTIONS", "print_stacktrace=1"),
+        ],
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
 }

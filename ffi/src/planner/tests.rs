@@ -580,6 +580,8 @@ fn result_codes_are_stable() {
         (mp_result::IndexOutOfRange, 12),
         (mp_result::Poisoned, 13),
         (mp_result::OtherError, 14),
+        (mp_result::OutOfMemory, 15),
+        (mp_result::UnknownAddress, 16),
     ];
     assert_eq!(expected.len(), mp_result::ALL.len());
     for ((code, value), listed) in expected.into_iter().zip(mp_result::ALL) {
@@ -587,7 +589,7 @@ fn result_codes_are_stable() {
         assert_eq!(code, listed);
         assert_eq!(mp_result::from_u32(value), Some(code));
     }
-    assert_eq!(mp_result::from_u32(15), None);
+    assert_eq!(mp_result::from_u32(17), None);
 }
 
 #[test]
