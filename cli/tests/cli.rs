@@ -540,3 +540,39 @@ fn replay_json_reports_every_allocator() {
         stderr(&o)
     );
 }
+
+#[test]
+fn replay_rejects_malformed_traces_with_exit_1() {
+    // A truncated PyTorch snapshot (when the shared traces are present).
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/traces/external/pytorch_snapshots/decomfl_opt/memory.pickle"
+    );
+    if let Ok(data) = std::fs::read(path) {
+        let cut = temp("cut.pickle");
+        std::fs::write(&cut, &data[..data.len() / 3]).unwrap();
+        let o = memplan(&["replay", cut.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains("not a readable pickle"),
+            "{}",
+            stderr(&o)
+        );
+    } else {
+        eprintln!("SKIP: {path} not found");
+    }
+    // A profiler trace that allocates at an address that is still allocated.
+    let k = file(
+        "k.json",
+        r#"{"traceEvents":[
+            {"name":"[memory]","ts":1,"args":{"Device Type":1,"Device Id":0,"Addr":64,"Bytes":8}},
+            {"name":"[memory]","ts":2,"args":{"Device Type":1,"Device Id":0,"Addr":64,"Bytes":8}}]}"#,
+    );
+    let o = memplan(&["replay", k.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("traceEvents[1]: event 1: allocation 64 is still live"),
+        "{}",
+        stderr(&o)
+    );
+}
