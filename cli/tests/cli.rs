@@ -576,3 +576,30 @@ fn replay_rejects_malformed_traces_with_exit_1() {
         stderr(&o)
     );
 }
+
+#[test]
+fn replay_of_the_decomfl_snapshot_matches_pytorch() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/traces/external/pytorch_snapshots/decomfl_opt/memory.pickle"
+    );
+    if !Path::new(path).exists() {
+        eprintln!("SKIP: {path} not found");
+        return;
+    }
+    let o = memplan(&["replay", path, "--allocator", "all", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let peak = |name: &str| {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["allocator"] == name)
+            .map(|r| r["peak_reserved"].as_u64().unwrap())
+            .unwrap()
+    };
+    // PyTorch's own peak reserved for this run, reproduced by the model from the pickle.
+    assert_eq!(peak("torch"), 1_897_922_560);
+    assert!(peak("memplan") < peak("torch"));
+}
