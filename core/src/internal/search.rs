@@ -77,6 +77,9 @@ struct SItem {
     align: u64,
 }
 
+/// No item.
+const NONE: u32 = u32::MAX;
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Status {
     /// Every buffer of the partition was placed within the cap (offsets in `sol`).
@@ -104,6 +107,9 @@ struct Search<'c, 'a> {
     key: Vec<u64>,
     /// Number of unplaced items alive at the same time as each item.
     free_deg: Vec<u32>,
+    /// `twin[i]`: the previous item (by index) with the same sections, size and alignment, or
+    /// `NONE`. Identical items are interchangeable, so each is placed only after its twin.
+    twin: Vec<u32>,
     /// Total size of unplaced buffers per section.
     rem: Vec<u64>,
     /// Items alive in each section (CSR).
@@ -225,6 +231,18 @@ pub(crate) fn improve(
         .collect();
 
     let free_deg: Vec<u32> = (0..n).map(|i| adj_start[i + 1] - adj_start[i]).collect();
+    let mut twin = vec![NONE; n];
+    let mut keyed: Vec<(u32, u32, u64, u64, u32)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| (it.ls, it.us, it.size, it.align, i as u32))
+        .collect();
+    keyed.sort_unstable();
+    for w in keyed.windows(2) {
+        if (w[0].0, w[0].1, w[0].2, w[0].3) == (w[1].0, w[1].1, w[1].2, w[1].3) {
+            twin[w[1].4 as usize] = w[0].4;
+        }
+    }
     let mut s = Search {
         ranking: Ranking::TotalWidthArea,
         width,
@@ -236,6 +254,7 @@ pub(crate) fn improve(
         min_off: vec![0; n],
         key: vec![0; n],
         free_deg,
+        twin,
         rem,
         sec_start,
         sec_items,
@@ -520,6 +539,10 @@ impl Search<'_, '_> {
         for &(mo, rank, i) in &order {
             if mo >= min_height {
                 break; // dominated: some unplaced buffer fits entirely below
+            }
+            let t = self.twin[i as usize];
+            if t != NONE && !self.placed[t as usize] {
+                continue; // its identical twin goes first
             }
             if (mo, rank) < (o_cur, r_cur) {
                 continue; // not canonical
