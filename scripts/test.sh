@@ -130,7 +130,7 @@ else
         if [[ -d "fuzz/regressions/$t" ]]; then seeds+=("regressions/$t"); fi
         # New inputs go to corpus/$t (ignored by git); saved regressions are replayed first.
         (cd fuzz && "${fuzz[@]}" run --target-dir target "$t" "corpus/$t" "${seeds[@]}" -- \
-            -max_total_time="$FUZZ_SECONDS" -timeout=10 -print_final_stats=1)
+            -max_total_time="$FUZZ_SECONDS" -timeout=30 -print_final_stats=1)
     done
     pass
 fi
