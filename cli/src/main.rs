@@ -14,6 +14,7 @@ mod progress;
 mod replay;
 mod snapshot;
 mod traceio;
+mod workload;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -21,7 +21,7 @@ use serde::Serialize;
 use svg::Document;
 use svg::node::element::{Group, Line, Polyline, Text};
 
-use crate::{Failure, plot, traceio};
+use crate::{Failure, plot, traceio, workload};
 
 /// Which allocators to replay through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -54,6 +54,22 @@ pub struct ReplayArgs {
     /// Draw reserved and allocated bytes over the trace, per allocator.
     #[arg(long, value_name = "TIMELINE.svg")]
     pub svg: Option<PathBuf>,
+    /// Replay the (one-iteration) trace as N iterations; allocations it never frees are made
+    /// once and stay live.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_repeat)]
+    pub repeat: usize,
+    /// Vary the repeated iterations, seeded: MoE-like sizes and sequence lengths. Needs
+    /// --repeat 2 or more.
+    #[arg(long, value_name = "SEED")]
+    pub dynamic: Option<u64>,
+}
+
+fn parse_repeat(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("the number of iterations must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a positive integer")),
+    }
 }
 
 /// One allocator's replay.
@@ -82,6 +98,10 @@ pub struct Outcome {
 #[derive(Serialize)]
 struct Report<'a> {
     trace: &'a str,
+    /// Iterations the trace was replayed as (`--repeat`).
+    repeat: usize,
+    /// The `--dynamic` seed, if any.
+    dynamic: Option<u64>,
     events: usize,
     results: &'a [Outcome],
 }
@@ -89,13 +109,27 @@ struct Report<'a> {
 /// Runs `memplan replay`.
 ///
 /// # Errors
-/// Unreadable or malformed traces ([`Failure::Input`]); an allocator that rejects a free the
+/// Unreadable or malformed traces, `--dynamic` without `--repeat` 2 or more, or ids that
+/// `--repeat` would overflow ([`Failure::Input`]); an allocator that rejects a free the
 /// trace guarantees valid is a bug ([`Failure::Internal`]).
 pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
+    if args.dynamic.is_some() && args.repeat < 2 {
+        return Err(Failure::Input(
+            "--dynamic varies iterations between each other: it needs --repeat N with N >= 2"
+                .to_owned(),
+        ));
+    }
     let name = args.trace.display().to_string();
     let data = std::fs::read(&args.trace)
         .map_err(|e| Failure::Input(format!("{name}: cannot read: {e}")))?;
     let (trace, segments) = traceio::read_with_segments(&name, &data)?;
+    let transformed =
+        (args.repeat > 1).then(|| workload::describe(&trace, args.repeat, args.dynamic));
+    let trace = match args.dynamic {
+        Some(seed) => workload::dynamic(&trace, args.repeat, seed)?,
+        None if args.repeat > 1 => workload::repeat(&trace, args.repeat)?,
+        None => trace,
+    };
     let mut results = Vec::new();
     let want = |w: Which| args.allocator == w || args.allocator == Which::All;
     if want(Which::Torch) {
@@ -130,6 +164,8 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
     if args.json {
         let report = Report {
             trace: &name,
+            repeat: args.repeat,
+            dynamic: args.dynamic,
             events: trace.len(),
             results: &results,
         };
@@ -140,6 +176,9 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
             trace.len(),
             trace.allocs()
         );
+        if let Some(t) = &transformed {
+            println!("workload: {t}");
+        }
         println!(
             "{:<10} {:>16} {:>16} {:>11} {:>12} {:>10} {:>9}",
             "allocator",

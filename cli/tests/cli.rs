@@ -603,3 +603,54 @@ fn replay_of_the_decomfl_snapshot_matches_pytorch() {
     assert_eq!(peak("torch"), 1_897_922_560);
     assert!(peak("memplan") < peak("torch"));
 }
+
+#[test]
+fn replay_repeat_and_dynamic() {
+    // Allocations 2 and 3 are never freed (persistent): made once, kept live.
+    let t = file(
+        "rep.trace",
+        "memplan-trace 1\na 1 4194304 0\na 2 1048576 0\nf 1\na 3 512 1\n",
+    );
+    let path = t.to_str().unwrap();
+    let o = memplan(&["replay", path, "--repeat", "3", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    // 3 copies of 4 events, less the 2 persistent allocations in copies 2 and 3, plus 3
+    // iteration markers.
+    assert_eq!(v["events"], 3 * 4 - 2 * 2 + 3);
+    assert_eq!(v["repeat"], 3);
+    for r in v["results"].as_array().unwrap() {
+        // Iteration 2's first allocation joins the persistent ones.
+        assert_eq!(r["peak_allocated"], 4194304 + 1048576 + 512, "{r}");
+    }
+    let o = memplan(&["replay", path, "--repeat", "3"]);
+    assert!(stdout(&o).contains("workload: repeated as 3 iterations (2 persistent"));
+    // --dynamic: the same output (but for timings) on every run, different from --repeat.
+    let run = || {
+        let o = memplan(&["replay", path, "--repeat", "4", "--dynamic", "7", "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(
+            (v["repeat"].clone(), v["dynamic"].clone()),
+            (4.into(), 7.into())
+        );
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["peak_allocated"].clone(), r["peak_reserved"].clone()))
+            .collect::<Vec<_>>()
+    };
+    let first = run();
+    assert_eq!(first, run());
+    assert_ne!(first[0].0, 4194304 + 1048576 + 512);
+    let o = memplan(&["replay", path, "--repeat", "2", "--dynamic", "7"]);
+    assert!(stdout(&o).contains("dynamic with seed 7"), "{}", stdout(&o));
+    // Usage errors: exit 1 with a clear message.
+    let o = memplan(&["replay", path, "--repeat", "0"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("at least 1"), "{}", stderr(&o));
+    let o = memplan(&["replay", path, "--dynamic", "7"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("needs --repeat"), "{}", stderr(&o));
+}
