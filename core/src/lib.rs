@@ -11,6 +11,7 @@ pub mod check;
 pub mod error;
 mod internal;
 pub mod interval;
+pub mod lifetime;
 pub mod trace;
 
 pub use error::{Error, Result};
