@@ -12,6 +12,7 @@ pub mod error;
 mod internal;
 pub mod interval;
 pub mod lifetime;
+pub mod plan;
 pub mod trace;
 
 pub use error::{Error, Result};

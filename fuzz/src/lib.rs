@@ -5,4 +5,5 @@ pub mod capi;
 pub mod online;
 pub mod oracle;
 pub mod pack;
+pub mod plan_file;
 pub mod reader;

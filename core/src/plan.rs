@@ -1,0 +1,445 @@
+//! A steady-state iteration plan and its binary encoding.
+//!
+//! A [`Plan`] is what a plan-guided allocator serves one training iteration from: an arena of
+//! `arena_size` bytes, the persistent slots placed once (weights, optimizer state), and the
+//! per-iteration slots, each with the request indices during which it is alive.
+//!
+//! # File format (version 1)
+//!
+//! All integers are little-endian and fixed-width; there is no padding. `P` and `I` are the
+//! persistent and iteration slot counts, and `n = 28 + 28 * (P + I)`.
+//!
+//! ```text
+//! offset        size  field
+//! ------------  ----  -------------------------------------------------------------
+//! 0             8     magic  b"MPPLAN\0\0"
+//! 8             4     format version: u32 = 1
+//! 12            8     arena_size: u64
+//! 20            4     P: u32, number of persistent slots
+//! 24            4     I: u32, number of iteration slots
+//! 28            28*P  persistent slots, in order (slot record below)
+//! 28 + 28*P     28*I  iteration slots, in order
+//! n             8     checksum: u64, FNV-1a 64 of bytes [0, n)
+//! n + 8               end of file: trailing bytes are an error
+//!
+//! slot record (28 bytes)
+//! +0            8     size: u64
+//! +8            8     offset: u64
+//! +16           4     stream: u32
+//! +20           4     start: u32 (request index, inclusive)
+//! +24           4     end: u32 (request index, exclusive)
+//! ```
+//!
+//! The checksum is 64-bit FNV-1a (offset basis `0xcbf2_9ce4_8422_2325`, prime
+//! `0x0100_0000_01b3`; see [`checksum`]). It detects accidental corruption — every single-byte
+//! change is caught, since each FNV-1a step is a bijection of the state — not tampering.
+//!
+//! [`Plan::from_bytes`] checks, in this order: the magic, the version, the lengths (the slot
+//! counts are checked against the input length *before* anything is allocated), the checksum,
+//! that nothing follows the checksum, and finally [`Plan::validate`]. It never panics.
+//!
+//! # Why a separate error type
+//!
+//! The crate otherwise has one [`Error`](crate::Error) for planning failures. Decoding a file is
+//! a different concern with different callers (the C API maps these variants to its own load
+//! result codes), just as [`check::CheckError`](crate::check::CheckError) is separate, so plan
+//! files get their own [`PlanFileError`].
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// The first 8 bytes of every plan file.
+pub const MAGIC: [u8; 8] = *b"MPPLAN\0\0";
+/// The format version this module writes and reads.
+pub const VERSION: u32 = 1;
+/// Bytes before the first slot record: magic, version, arena size and the two counts.
+pub const HEADER_LEN: usize = 28;
+/// Bytes of one encoded [`Slot`].
+pub const SLOT_LEN: usize = 28;
+/// Bytes of the trailing checksum.
+pub const CHECKSUM_LEN: usize = 8;
+
+/// One planned allocation: where it lives in the arena and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Slot {
+    /// Bytes the slot occupies; `size > 0`.
+    pub size: u64,
+    /// The stream the request is expected on.
+    pub stream: u32,
+    /// Offset from the start of the arena; `offset + size <= arena_size`.
+    pub offset: u64,
+    /// First request index (within the iteration) at which the slot is alive, inclusive.
+    /// Persistent slots have `start == 0`.
+    pub start: u32,
+    /// First request index at which the slot is no longer alive; `end > start`. Persistent
+    /// slots have `end == u32::MAX`.
+    pub end: u32,
+}
+
+/// The plan for one steady-state iteration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Plan {
+    /// Bytes of the arena every slot lies in.
+    pub arena_size: u64,
+    /// Slots alive for the whole run (start 0, end `u32::MAX`).
+    pub persistent: Vec<Slot>,
+    /// Slots allocated and freed within each iteration, in request order.
+    pub iteration: Vec<Slot>,
+}
+
+/// Names one slot of a [`Plan`] in an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SlotRef {
+    /// `plan.persistent[i]`.
+    Persistent(usize),
+    /// `plan.iteration[i]`.
+    Iteration(usize),
+}
+
+impl fmt::Display for SlotRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SlotRef::Persistent(i) => write!(f, "persistent slot {i}"),
+            SlotRef::Iteration(i) => write!(f, "iteration slot {i}"),
+        }
+    }
+}
+
+/// Why a plan file could not be loaded, or why a plan is invalid.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanFileError {
+    /// The input does not start with [`MAGIC`].
+    BadMagic,
+    /// The file's format version is not [`VERSION`].
+    UnsupportedVersion {
+        /// The version the file declares.
+        found: u32,
+    },
+    /// The input ends before the field (or slot table) starting at byte `at` is complete.
+    Truncated {
+        /// Offset of the first field that does not fit.
+        at: usize,
+    },
+    /// The stored checksum does not match the bytes before it.
+    ChecksumMismatch {
+        /// The checksum in the file.
+        stored: u64,
+        /// The checksum computed over the file.
+        computed: u64,
+    },
+    /// Bytes follow the checksum.
+    TrailingBytes {
+        /// How many bytes follow it.
+        extra: usize,
+    },
+    /// A slot list has more entries than a `u32` count can hold, so it cannot be encoded.
+    TooManySlots {
+        /// The number of slots in the offending list.
+        count: usize,
+    },
+    /// A slot has size 0.
+    ZeroSize {
+        /// The slot.
+        slot: SlotRef,
+    },
+    /// A slot's lifetime `[start, end)` is empty or reversed.
+    EmptyLifetime {
+        /// The slot.
+        slot: SlotRef,
+        /// Its start.
+        start: u32,
+        /// Its end.
+        end: u32,
+    },
+    /// A persistent slot does not live from 0 to `u32::MAX`.
+    NotPersistent {
+        /// The slot.
+        slot: SlotRef,
+    },
+    /// A slot's `offset + size` exceeds the arena (or overflows `u64`).
+    OutOfArena {
+        /// The slot.
+        slot: SlotRef,
+        /// The arena size.
+        arena_size: u64,
+    },
+    /// Two slots alive at the same time overlap in memory.
+    Overlap {
+        /// One slot.
+        a: SlotRef,
+        /// The other.
+        b: SlotRef,
+    },
+}
+
+impl fmt::Display for PlanFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanFileError::BadMagic => write!(f, "not a memplan plan file (bad magic)"),
+            PlanFileError::UnsupportedVersion { found } => write!(
+                f,
+                "unsupported plan file version {found} (this build reads version {VERSION})"
+            ),
+            PlanFileError::Truncated { at } => {
+                write!(
+                    f,
+                    "plan file truncated: the field at byte {at} is incomplete"
+                )
+            }
+            PlanFileError::ChecksumMismatch { stored, computed } => write!(
+                f,
+                "plan file checksum mismatch: stored {stored:#018x}, computed {computed:#018x}"
+            ),
+            PlanFileError::TrailingBytes { extra } => {
+                write!(f, "{extra} unexpected bytes after the plan file's checksum")
+            }
+            PlanFileError::TooManySlots { count } => {
+                write!(f, "{count} slots do not fit a u32 count")
+            }
+            PlanFileError::ZeroSize { slot } => write!(f, "{slot} has size 0"),
+            PlanFileError::EmptyLifetime { slot, start, end } => write!(
+                f,
+                "{slot} has an empty lifetime: end ({end}) must be greater than start ({start})"
+            ),
+            PlanFileError::NotPersistent { slot } => {
+                write!(f, "{slot} must live from 0 to u32::MAX")
+            }
+            PlanFileError::OutOfArena { slot, arena_size } => {
+                write!(f, "{slot} extends past the arena of {arena_size} bytes")
+            }
+            PlanFileError::Overlap { a, b } => {
+                write!(f, "{a} and {b} are alive together and overlap")
+            }
+        }
+    }
+}
+
+impl core::error::Error for PlanFileError {}
+
+/// 64-bit FNV-1a of `bytes`: the plan file checksum.
+pub fn checksum(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+impl Plan {
+    /// Every slot, tagged with its [`SlotRef`]: persistent first, then iteration.
+    fn slots(&self) -> impl Iterator<Item = (SlotRef, &Slot)> {
+        let p = self
+            .persistent
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (SlotRef::Persistent(i), s));
+        let it = self
+            .iteration
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (SlotRef::Iteration(i), s));
+        p.chain(it)
+    }
+
+    /// Checks the plan: every slot is non-empty, has a non-empty lifetime (persistent slots
+    /// live from 0 to `u32::MAX`), lies within the arena, and no two slots alive at the same
+    /// time overlap in memory. Also checks the counts fit the file format's `u32`.
+    ///
+    /// Runs in O(n log n) with a sweep over lifetimes, independent of [`crate::check`].
+    pub fn validate(&self) -> Result<(), PlanFileError> {
+        for list in [&self.persistent, &self.iteration] {
+            if u32::try_from(list.len()).is_err() {
+                return Err(PlanFileError::TooManySlots { count: list.len() });
+            }
+        }
+        for (r, s) in self.slots() {
+            if s.size == 0 {
+                return Err(PlanFileError::ZeroSize { slot: r });
+            }
+            if s.end <= s.start {
+                return Err(PlanFileError::EmptyLifetime {
+                    slot: r,
+                    start: s.start,
+                    end: s.end,
+                });
+            }
+            if matches!(r, SlotRef::Persistent(_)) && (s.start != 0 || s.end != u32::MAX) {
+                return Err(PlanFileError::NotPersistent { slot: r });
+            }
+            match s.offset.checked_add(s.size) {
+                Some(e) if e <= self.arena_size => {}
+                _ => {
+                    return Err(PlanFileError::OutOfArena {
+                        slot: r,
+                        arena_size: self.arena_size,
+                    });
+                }
+            }
+        }
+        // Sweep: events sorted by time, frees before allocations at the same time (end is
+        // exclusive). `live` maps offset -> (end offset, slot) and stays disjoint, so a new
+        // slot need only be checked against its two neighbours.
+        let mut events: Vec<(u32, bool, SlotRef, &Slot)> = Vec::new();
+        for (r, s) in self.slots() {
+            events.push((s.start, true, r, s));
+            events.push((s.end, false, r, s));
+        }
+        events.sort_by_key(|&(t, is_start, r, _)| (t, is_start, r));
+        let mut live: BTreeMap<u64, (u64, SlotRef)> = BTreeMap::new();
+        for (_, is_start, r, s) in events {
+            let end = s.offset + s.size; // checked above
+            if !is_start {
+                live.remove(&s.offset);
+                continue;
+            }
+            if let Some((_, &(e, other))) = live.range(..=s.offset).next_back() {
+                if e > s.offset {
+                    return Err(PlanFileError::Overlap { a: other, b: r });
+                }
+            }
+            if let Some((&o, &(_, other))) = live.range(s.offset..).next() {
+                if o < end {
+                    return Err(PlanFileError::Overlap { a: other, b: r });
+                }
+            }
+            live.insert(s.offset, (end, r));
+        }
+        Ok(())
+    }
+
+    /// Encodes the plan in the [file format](self#file-format-version-1).
+    ///
+    /// The encoding is canonical: [`Plan::from_bytes`] of the result gives back an equal plan,
+    /// and a plan decoded from bytes re-encodes to those same bytes.
+    ///
+    /// # Panics
+    ///
+    /// If a slot list has more than `u32::MAX` entries (such a plan cannot be written;
+    /// [`Plan::validate`] reports it as [`PlanFileError::TooManySlots`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let count = |v: &Vec<Slot>| u32::try_from(v.len()).expect("at most u32::MAX slots");
+        let n = HEADER_LEN + SLOT_LEN * (self.persistent.len() + self.iteration.len());
+        let mut out = Vec::with_capacity(n + CHECKSUM_LEN);
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&self.arena_size.to_le_bytes());
+        out.extend_from_slice(&count(&self.persistent).to_le_bytes());
+        out.extend_from_slice(&count(&self.iteration).to_le_bytes());
+        for s in self.persistent.iter().chain(&self.iteration) {
+            out.extend_from_slice(&s.size.to_le_bytes());
+            out.extend_from_slice(&s.offset.to_le_bytes());
+            out.extend_from_slice(&s.stream.to_le_bytes());
+            out.extend_from_slice(&s.start.to_le_bytes());
+            out.extend_from_slice(&s.end.to_le_bytes());
+        }
+        let sum = checksum(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    /// Decodes and validates a plan file; see the [module docs](self) for the checks and their
+    /// order. Never panics, and allocates only after the counts are known to fit the input.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Plan, PlanFileError> {
+        // Magic: a short input that agrees with the magic so far is truncated, not foreign.
+        let m = bytes.len().min(MAGIC.len());
+        if bytes[..m] != MAGIC[..m] {
+            return Err(PlanFileError::BadMagic);
+        }
+        let mut r = Reader { bytes, pos: m };
+        if m < MAGIC.len() {
+            return Err(PlanFileError::Truncated { at: 0 });
+        }
+        let version = r.u32()?;
+        if version != VERSION {
+            return Err(PlanFileError::UnsupportedVersion { found: version });
+        }
+        let arena_size = r.u64()?;
+        let np = r.u32()?;
+        let ni = r.u32()?;
+        // Lengths, before allocating: the slot table and checksum must fit what is left.
+        let table_at = r.pos;
+        let slots = u64::from(np) + u64::from(ni);
+        let needed = slots
+            .checked_mul(SLOT_LEN as u64)
+            .and_then(|t| t.checked_add(CHECKSUM_LEN as u64));
+        let remaining = (bytes.len() - table_at) as u64;
+        match needed {
+            Some(need) if need <= remaining => {}
+            _ => {
+                // Name the first field that does not fit: a slot record or the checksum.
+                let whole = remaining / SLOT_LEN as u64;
+                let at = if whole < slots {
+                    table_at + whole as usize * SLOT_LEN
+                } else {
+                    table_at + slots as usize * SLOT_LEN
+                };
+                return Err(PlanFileError::Truncated { at });
+            }
+        }
+        let sum_at = table_at + slots as usize * SLOT_LEN;
+        let computed = checksum(&bytes[..sum_at]);
+        let mut slot_reader = Reader { bytes, pos: sum_at };
+        let stored = slot_reader.u64()?;
+        if stored != computed {
+            return Err(PlanFileError::ChecksumMismatch { stored, computed });
+        }
+        let extra = bytes.len() - slot_reader.pos;
+        if extra != 0 {
+            return Err(PlanFileError::TrailingBytes { extra });
+        }
+        let mut read = |n: u32| -> Result<Vec<Slot>, PlanFileError> {
+            let mut v = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                v.push(Slot {
+                    size: r.u64()?,
+                    offset: r.u64()?,
+                    stream: r.u32()?,
+                    start: r.u32()?,
+                    end: r.u32()?,
+                });
+            }
+            Ok(v)
+        };
+        let persistent = read(np)?;
+        let iteration = read(ni)?;
+        let plan = Plan {
+            arena_size,
+            persistent,
+            iteration,
+        };
+        plan.validate()?;
+        Ok(plan)
+    }
+}
+
+/// A little-endian cursor that reports [`PlanFileError::Truncated`] instead of panicking.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], PlanFileError> {
+        let at = self.pos;
+        let chunk = self
+            .bytes
+            .get(at..)
+            .and_then(|rest| rest.get(..N))
+            .ok_or(PlanFileError::Truncated { at })?;
+        let mut out = [0; N];
+        out.copy_from_slice(chunk);
+        self.pos = at + N;
+        Ok(out)
+    }
+
+    fn u32(&mut self) -> Result<u32, PlanFileError> {
+        self.take().map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self) -> Result<u64, PlanFileError> {
+        self.take().map(u64::from_le_bytes)
+    }
+}
