@@ -11,10 +11,12 @@
 use core::fmt;
 
 pub mod online;
+pub mod planned;
 pub mod torch;
 pub mod torch_expandable;
 
 pub use online::{OnlineAllocator, OnlineConfig};
+pub use planned::{PlannedAllocator, build_plan};
 pub use torch::{TorchConfig, TorchModel};
 pub use torch_expandable::TorchExpandableModel;
 

@@ -1,0 +1,168 @@
+//! The plan-guided allocator: exact repeats are all hits, unforeseen requests go to the
+//! fallback, and no interleaving of requests ever overlaps live memory.
+
+use std::collections::BTreeMap;
+
+use memplan_core::allocator::{
+    Addr, AllocStats, Allocator, OnlineConfig, PlannedAllocator, build_plan,
+};
+use memplan_core::lifetime::analyze;
+use memplan_core::plan::Plan;
+use memplan_core::trace::{Marker, TraceBuilder};
+use proptest::prelude::*;
+
+const BASE: Addr = 0x1000_0000_0000;
+const SIZES: [u64; 6] = [4096, 1000, 1 << 20, 512, 70_000, 3];
+
+/// One persistent allocation, then `k` iterations of SIZES (with overlapping lifetimes).
+fn plan_and_trace(k: u64) -> (Plan, memplan_core::trace::Trace) {
+    let mut b = TraceBuilder::new();
+    b.alloc(1, 12_345, 0).unwrap();
+    for it in 0..k {
+        b.marker(Marker::IterationStart);
+        let id = |i: usize| 100 + it * 100 + i as u64;
+        for (i, &s) in SIZES.iter().enumerate() {
+            b.alloc(id(i), s, (i % 2) as u32).unwrap();
+            if i >= 2 {
+                b.free(id(i - 2)).unwrap();
+            }
+        }
+        b.free(id(SIZES.len() - 2)).unwrap();
+        b.free(id(SIZES.len() - 1)).unwrap();
+    }
+    let t = b.finish();
+    let a = analyze(&t);
+    let ls: Vec<_> = a
+        .lifetimes
+        .iter()
+        .filter(|l| l.free_event.is_none() || l.iteration == Some(0))
+        .copied()
+        .collect();
+    let plan = build_plan(&ls, 1000).unwrap();
+    plan.validate().unwrap();
+    (plan, t)
+}
+
+fn allocator(plan: Plan) -> PlannedAllocator {
+    PlannedAllocator::new(plan, BASE, OnlineConfig::default())
+}
+
+#[test]
+fn repeated_iterations_all_hit() {
+    let (plan, _) = plan_and_trace(3);
+    assert_eq!(plan.persistent.len(), 1);
+    assert_eq!(plan.iteration.len(), SIZES.len());
+    let arena = plan.arena_size;
+    let mut a = allocator(plan);
+    assert_eq!(a.name(), "memplan-plan");
+    let p = a.alloc(12_345, 0).unwrap();
+    assert_eq!(p, BASE);
+    for _ in 0..3 {
+        let mut addrs = Vec::new();
+        for (i, &s) in SIZES.iter().enumerate() {
+            addrs.push(a.alloc(s, (i % 2) as u32).unwrap());
+            if i >= 2 {
+                a.free(addrs[i - 2]).unwrap();
+            }
+        }
+        a.free(addrs[SIZES.len() - 2]).unwrap();
+        a.free(addrs[SIZES.len() - 1]).unwrap();
+    }
+    assert_eq!(a.misses(), 0);
+    assert_eq!(a.hits(), 1 + 3 * SIZES.len() as u64);
+    let s = a.stats();
+    assert_eq!((s.reserved, s.peak_reserved), (arena, arena));
+    assert_eq!(s.allocated, 12_345);
+}
+
+#[test]
+fn larger_than_slot_misses() {
+    let (plan, _) = plan_and_trace(2);
+    let arena = plan.arena_size;
+    let mut a = allocator(plan);
+    a.alloc(12_345, 0).unwrap();
+    let x = a.alloc(1 << 30, 0).unwrap();
+    assert_eq!(a.misses(), 1);
+    assert!(x >= BASE + arena);
+    let s = a.stats();
+    assert_eq!(s.allocated, 12_345 + (1 << 30));
+    assert!(s.reserved >= arena + (1 << 30));
+    a.free(x).unwrap();
+    // The next expected slot is still served from the plan.
+    let y = a.alloc(SIZES[0], 0).unwrap();
+    assert!(y < BASE + arena);
+    assert_eq!(a.hits(), 2);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Allocate the planned size of this position (mod the iteration), maybe resized.
+    Planned(usize, u64),
+    /// Allocate an arbitrary size on an arbitrary stream.
+    Extra(u64, u32),
+    /// Free the `n`-th live allocation (mod the count).
+    Free(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0usize..12, prop_oneof![3 => Just(0u64), 1 => 1u64..5000]).prop_map(|(i, d)| Op::Planned(i, d)),
+        1 => (0u64..200_000, 0u32..3).prop_map(|(s, st)| Op::Extra(s, st)),
+        4 => any::<usize>().prop_map(Op::Free),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+    #[test]
+    fn never_overlaps_live_memory(ops in prop::collection::vec(op(), 0..300)) {
+        let (plan, _) = plan_and_trace(2);
+        let mut a = allocator(plan);
+        // start -> (end, requested)
+        let mut shadow: BTreeMap<Addr, (Addr, u64)> = BTreeMap::new();
+        let mut order: Vec<Addr> = Vec::new();
+        let (mut peak, mut cursor, mut allocs) = (0u64, 0usize, 0u64);
+        for o in ops {
+            match o {
+                Op::Free(n) => {
+                    if order.is_empty() { continue; }
+                    let addr = order.remove(n % order.len());
+                    shadow.remove(&addr).unwrap();
+                    a.free(addr).unwrap();
+                }
+                Op::Planned(..) | Op::Extra(..) => {
+                    let (size, stream) = match o {
+                        Op::Planned(skip, d) => {
+                            // Mostly the next planned request, sometimes a skipped one.
+                            let i = if skip < 9 { cursor } else { cursor + skip - 8 };
+                            cursor = (i + 1) % SIZES.len();
+                            let i = i % SIZES.len();
+                            (SIZES[i] + d, (i % 2) as u32)
+                        }
+                        Op::Extra(s, st) => (s, st),
+                        Op::Free(_) => unreachable!(),
+                    };
+                    let addr = a.alloc(size, stream).unwrap();
+                    allocs += 1;
+                    let end = addr + size.max(1);
+                    if let Some((_, &(e, _))) = shadow.range(..=addr).next_back() {
+                        prop_assert!(e <= addr, "overlap below {addr:#x}");
+                    }
+                    if let Some((&s, _)) = shadow.range(addr..).next() {
+                        prop_assert!(s >= end, "overlap above {addr:#x}");
+                    }
+                    shadow.insert(addr, (end, size));
+                    order.push(addr);
+                }
+            }
+            let allocated: u64 = shadow.values().map(|&(_, r)| r).sum();
+            peak = peak.max(allocated);
+            let s: AllocStats = a.stats();
+            prop_assert_eq!(s.allocated, allocated);
+            prop_assert_eq!(s.peak_allocated, peak);
+            prop_assert!(s.reserved <= s.peak_reserved);
+        }
+        prop_assert_eq!(a.hits() + a.misses(), allocs);
+        prop_assert!(a.free(1).is_err());
+    }
+}
