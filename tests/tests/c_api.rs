@@ -220,24 +220,18 @@ fn sanitizers_work(cc: &OsString) -> bool {
             .is_ok_and(|o| o.status.success())
 }
 
-#[test]
-fn c11_plan_example_asan_ubsan() {
+/// Builds the C11 program `source` with ASan+UBSan and runs it (leak detection on); skips
+/// with a message when there is no C compiler or the sanitizers do not work here.
+fn run_sanitized(test: &str, exe: &str, source: &str) {
     let Some(cc) = c_compiler() else {
-        eprintln!("SKIP c11_plan_example_asan_ubsan: no C compiler (set CC)");
+        eprintln!("SKIP {test}: no C compiler (set CC)");
         return;
     };
     if !sanitizers_work(&cc) {
-        eprintln!(
-            "SKIP c11_plan_example_asan_ubsan: {cc:?} cannot build and run ASan+UBSan programs here"
-        );
+        eprintln!("SKIP {test}: {cc:?} cannot build and run ASan+UBSan programs here");
         return;
     }
-    let exe = build(
-        &cc,
-        "plan_example_c11_asan",
-        &["plan_example.c"],
-        &strs(&c_flags("c11", SANITIZERS)),
-    );
+    let exe = build(&cc, exe, &[source], &strs(&c_flags("c11", SANITIZERS)));
     let stdout = run(
         &exe,
         &[],
@@ -247,6 +241,15 @@ fn c11_plan_example_asan_ubsan() {
         ],
     );
     assert!(stdout.contains("all checks passed"), "{stdout}");
+}
+
+#[test]
+fn c11_plan_example_asan_ubsan() {
+    run_sanitized(
+        "c11_plan_example_asan_ubsan",
+        "plan_example_c11_asan",
+        "plan_example.c",
+    );
 }
 
 #[test]
@@ -313,29 +316,9 @@ fn c11_allocator_example() {
 
 #[test]
 fn c11_allocator_example_asan_ubsan() {
-    let Some(cc) = c_compiler() else {
-        eprintln!("SKIP c11_allocator_example_asan_ubsan: no C compiler (set CC)");
-        return;
-    };
-    if !sanitizers_work(&cc) {
-        eprintln!(
-            "SKIP c11_allocator_example_asan_ubsan: {cc:?} cannot build and run ASan+UBSan programs here"
-        );
-        return;
-    }
-    let exe = build(
-        &cc,
+    run_sanitized(
+        "c11_allocator_example_asan_ubsan",
         "allocator_example_c11_asan",
-        &["allocator_example.c"],
-        &strs(&c_flags("c11", SANITIZERS)),
+        "allocator_example.c",
     );
-    let stdout = run(
-        &exe,
-        &[],
-        &[
-            ("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0"),
-            ("UBSAN_OPTIONS", "print_stacktrace=1"),
-        ],
-    );
-    assert!(stdout.contains("all checks passed"), "{stdout}");
 }
