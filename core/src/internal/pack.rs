@@ -112,7 +112,8 @@ struct Leaf {
     offsets: Vec<u64>,
     /// Peak of `offsets`.
     peak: u64,
-    /// True when the leaf is small enough for the exact search (see [`EXACT_PAIRS`]).
+    /// True when the leaf is small enough for the exact search (see [`EXACT_PAIRS`] and
+    /// [`EXACT_ITEMS`]).
     searchable: bool,
 }
 
@@ -221,6 +222,11 @@ const BEST_FIT_LIMIT: usize = 5000;
 /// search keeps an adjacency list per buffer, and its nodes cost time linear in the leaf.
 const EXACT_PAIRS: u64 = 4_000_000;
 
+/// Leaves with more buffers than this get heuristics only: the search recurses once per
+/// buffer it places, so this bounds its stack depth (about 1 KiB per level in a debug build,
+/// well inside a 2 MiB thread stack).
+const EXACT_ITEMS: usize = 1000;
+
 /// Number of pairs of `ids` whose lifetimes intersect.
 ///
 /// # Complexity
@@ -319,7 +325,7 @@ fn decompose(items: &[Item], offsets: &mut [u64]) -> (Vec<Leaf>, u64) {
 
 fn new_leaf(items: &[Item], ids: Vec<u32>, base: u64) -> Leaf {
     let load = load_of(items, &ids);
-    let searchable = overlapping_pairs(items, &ids) <= EXACT_PAIRS;
+    let searchable = ids.len() <= EXACT_ITEMS && overlapping_pairs(items, &ids) <= EXACT_PAIRS;
     Leaf {
         searchable,
         items: ids,
