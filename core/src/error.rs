@@ -81,6 +81,11 @@ pub enum Error {
         /// The allocation id.
         id: u64,
     },
+    /// An option is out of its range.
+    InvalidOptions {
+        /// What is wrong.
+        reason: &'static str,
+    },
 }
 
 /// `Result` with this crate's [`Error`].
@@ -125,6 +130,7 @@ impl fmt::Display for Error {
             Error::ZeroSizeAlloc { index, id } => {
                 write!(f, "event {index}: allocation {id} has size 0")
             }
+            Error::InvalidOptions { reason } => write!(f, "invalid options: {reason}"),
             Error::CapacityExceeded {
                 capacity,
                 best_peak,

@@ -1,24 +1,34 @@
-//! A steady-state iteration plan and its binary encoding.
+//! A plan for a training run and its binary encoding.
 //!
-//! A [`Plan`] is what a plan-guided allocator serves one training iteration from: an arena of
-//! `arena_size` bytes, the persistent slots placed once (weights, optimizer state), and the
-//! per-iteration slots, each with the request indices during which it is alive.
+//! A [`Plan`] is what a plan-guided allocator serves a run from: an arena of `arena_size`
+//! bytes and two lists of slots, each slot with its place in the arena and the request
+//! indices during which it is alive.
 //!
-//! # File format (version 1)
+//! - The **prologue** is served once, first: warm-up and the first iteration, including the
+//!   allocations that are never freed (weights, optimizer state). A prologue slot with
+//!   `end == u32::MAX` is *persistent*: it stays alive for the rest of the run. Its times are
+//!   request indices from the start of the run.
+//! - The **iteration** is served after the prologue, over and over (one *lap* per training
+//!   step). Its times are request indices from the start of the lap. Iteration slots never
+//!   overlap a persistent slot in memory, since persistent slots are alive in every lap.
+//!
+//! # File format (version 2)
 //!
 //! All integers are little-endian and fixed-width; there is no padding. `P` and `I` are the
-//! persistent and iteration slot counts, and `n = 28 + 28 * (P + I)`.
+//! prologue and iteration slot counts, and `n = 28 + 28 * (P + I)`. Version 1 (persistent
+//! slots only, no prologue) is not read: it is reported as
+//! [`PlanFileError::UnsupportedVersion`].
 //!
 //! ```text
 //! offset        size  field
 //! ------------  ----  -------------------------------------------------------------
 //! 0             8     magic  b"MPPLAN\0\0"
-//! 8             4     format version: u32 = 1
+//! 8             4     format version: u32 = 2
 //! 12            8     arena_size: u64
-//! 20            4     P: u32, number of persistent slots
+//! 20            4     P: u32, number of prologue slots
 //! 24            4     I: u32, number of iteration slots
-//! 28            28*P  persistent slots, in order (slot record below)
-//! 28 + 28*P     28*I  iteration slots, in order
+//! 28            28*P  prologue slots, in request order (slot record below)
+//! 28 + 28*P     28*I  iteration slots, in request order
 //! n             8     checksum: u64, FNV-1a 64 of bytes [0, n)
 //! n + 8               end of file: trailing bytes are an error
 //!
@@ -52,7 +62,7 @@ use core::fmt;
 /// The first 8 bytes of every plan file.
 pub const MAGIC: [u8; 8] = *b"MPPLAN\0\0";
 /// The format version this module writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Bytes before the first slot record: magic, version, arena size and the two counts.
 pub const HEADER_LEN: usize = 28;
 /// Bytes of one encoded [`Slot`].
@@ -69,30 +79,40 @@ pub struct Slot {
     pub stream: u32,
     /// Offset from the start of the arena; `offset + size <= arena_size`.
     pub offset: u64,
-    /// First request index (within the iteration) at which the slot is alive, inclusive.
-    /// Persistent slots have `start == 0`.
+    /// First request index at which the slot is alive, inclusive: from the start of the run
+    /// for a prologue slot, from the start of the lap for an iteration slot.
     pub start: u32,
-    /// First request index at which the slot is no longer alive; `end > start`. Persistent
-    /// slots have `end == u32::MAX`.
+    /// First request index at which the slot is no longer alive; `end > start`. A prologue
+    /// slot with `end == u32::MAX` is persistent (never freed).
     pub end: u32,
 }
 
-/// The plan for one steady-state iteration.
+/// The plan of a run: a prologue served once, then an iteration served in laps (see the
+/// [module docs](self)).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Plan {
     /// Bytes of the arena every slot lies in.
     pub arena_size: u64,
-    /// Slots alive for the whole run (start 0, end `u32::MAX`).
-    pub persistent: Vec<Slot>,
-    /// Slots allocated and freed within each iteration, in request order.
+    /// Slots of the first part of the run, in request order; those with `end == u32::MAX`
+    /// are persistent.
+    pub prologue: Vec<Slot>,
+    /// Slots of one steady-state iteration, in request order, served in every lap after the
+    /// prologue.
     pub iteration: Vec<Slot>,
+}
+
+impl Slot {
+    /// True for a prologue slot that is never freed (`end == u32::MAX`).
+    pub fn is_persistent(&self) -> bool {
+        self.end == u32::MAX
+    }
 }
 
 /// Names one slot of a [`Plan`] in an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SlotRef {
-    /// `plan.persistent[i]`.
-    Persistent(usize),
+    /// `plan.prologue[i]`.
+    Prologue(usize),
     /// `plan.iteration[i]`.
     Iteration(usize),
 }
@@ -100,7 +120,7 @@ pub enum SlotRef {
 impl fmt::Display for SlotRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SlotRef::Persistent(i) => write!(f, "persistent slot {i}"),
+            SlotRef::Prologue(i) => write!(f, "prologue slot {i}"),
             SlotRef::Iteration(i) => write!(f, "iteration slot {i}"),
         }
     }
@@ -153,11 +173,6 @@ pub enum PlanFileError {
         /// Its end.
         end: u32,
     },
-    /// A persistent slot does not live from 0 to `u32::MAX`.
-    NotPersistent {
-        /// The slot.
-        slot: SlotRef,
-    },
     /// A slot's `offset + size` exceeds the arena (or overflows `u64`).
     OutOfArena {
         /// The slot.
@@ -203,9 +218,6 @@ impl fmt::Display for PlanFileError {
                 f,
                 "{slot} has an empty lifetime: end ({end}) must be greater than start ({start})"
             ),
-            PlanFileError::NotPersistent { slot } => {
-                write!(f, "{slot} must live from 0 to u32::MAX")
-            }
             PlanFileError::OutOfArena { slot, arena_size } => {
                 write!(f, "{slot} extends past the arena of {arena_size} bytes")
             }
@@ -229,13 +241,13 @@ pub fn checksum(bytes: &[u8]) -> u64 {
 }
 
 impl Plan {
-    /// Every slot, tagged with its [`SlotRef`]: persistent first, then iteration.
+    /// Every slot, tagged with its [`SlotRef`]: prologue first, then iteration.
     fn slots(&self) -> impl Iterator<Item = (SlotRef, &Slot)> {
         let p = self
-            .persistent
+            .prologue
             .iter()
             .enumerate()
-            .map(|(i, s)| (SlotRef::Persistent(i), s));
+            .map(|(i, s)| (SlotRef::Prologue(i), s));
         let it = self
             .iteration
             .iter()
@@ -244,13 +256,14 @@ impl Plan {
         p.chain(it)
     }
 
-    /// Checks the plan: every slot is non-empty, has a non-empty lifetime (persistent slots
-    /// live from 0 to `u32::MAX`), lies within the arena, and no two slots alive at the same
-    /// time overlap in memory. Also checks the counts fit the file format's `u32`.
+    /// Checks the plan: every slot is non-empty, has a non-empty lifetime and lies within the
+    /// arena; no two prologue slots alive at the same time overlap in memory, nor do two
+    /// iteration slots, nor an iteration slot and a persistent prologue slot (which is alive
+    /// in every lap). Also checks the counts fit the file format's `u32`.
     ///
-    /// Runs in O(n log n) with a sweep over lifetimes, independent of [`crate::check`].
+    /// Runs in O(n log n) with two sweeps over lifetimes, independent of [`crate::check`].
     pub fn validate(&self) -> Result<(), PlanFileError> {
-        for list in [&self.persistent, &self.iteration] {
+        for list in [&self.prologue, &self.iteration] {
             if u32::try_from(list.len()).is_err() {
                 return Err(PlanFileError::TooManySlots { count: list.len() });
             }
@@ -266,9 +279,6 @@ impl Plan {
                     end: s.end,
                 });
             }
-            if matches!(r, SlotRef::Persistent(_)) && (s.start != 0 || s.end != u32::MAX) {
-                return Err(PlanFileError::NotPersistent { slot: r });
-            }
             match s.offset.checked_add(s.size) {
                 Some(e) if e <= self.arena_size => {}
                 _ => {
@@ -279,38 +289,21 @@ impl Plan {
                 }
             }
         }
-        // Sweep: events sorted by time, frees before allocations at the same time (end is
-        // exclusive). `live` maps offset -> (end offset, slot) and stays disjoint, so a new
-        // slot need only be checked against its two neighbours.
-        let mut events: Vec<(u32, bool, SlotRef, &Slot)> = Vec::new();
-        for (r, s) in self.slots() {
-            events.push((s.start, true, r, s));
-            events.push((s.end, false, r, s));
-        }
-        events.sort_by_key(|&(t, is_start, r, _)| (t, is_start, r));
-        let mut live: BTreeMap<u64, (u64, SlotRef)> = BTreeMap::new();
-        for (_, is_start, r, s) in events {
-            let end = s.offset + s.size; // checked above
-            if !is_start {
-                live.remove(&s.offset);
-                continue;
-            }
-            if let Some((_, &(e, other))) = live.range(..=s.offset).next_back() {
-                if e > s.offset {
-                    return Err(PlanFileError::Overlap { a: other, b: r });
-                }
-            }
-            if let Some((&o, &(_, other))) = live.range(s.offset..).next() {
-                if o < end {
-                    return Err(PlanFileError::Overlap { a: other, b: r });
-                }
-            }
-            live.insert(s.offset, (end, r));
-        }
-        Ok(())
+        // The prologue on its own timeline; then one lap with the persistent slots alive
+        // throughout.
+        let prologue = self
+            .slots()
+            .filter(|(r, _)| matches!(r, SlotRef::Prologue(_)));
+        sweep(prologue.map(|(r, s)| (r, s, s.start, s.end)))?;
+        let lap = self.slots().filter_map(|(r, s)| match r {
+            SlotRef::Prologue(_) if s.is_persistent() => Some((r, s, 0, u32::MAX)),
+            SlotRef::Prologue(_) => None,
+            SlotRef::Iteration(_) => Some((r, s, s.start, s.end)),
+        });
+        sweep(lap)
     }
 
-    /// Encodes the plan in the [file format](self#file-format-version-1).
+    /// Encodes the plan in the [file format](self#file-format-version-2).
     ///
     /// The encoding is canonical: [`Plan::from_bytes`] of the result gives back an equal plan,
     /// and a plan decoded from bytes re-encodes to those same bytes.
@@ -321,14 +314,14 @@ impl Plan {
     /// [`Plan::validate`] reports it as [`PlanFileError::TooManySlots`]).
     pub fn to_bytes(&self) -> Vec<u8> {
         let count = |v: &Vec<Slot>| u32::try_from(v.len()).expect("at most u32::MAX slots");
-        let n = HEADER_LEN + SLOT_LEN * (self.persistent.len() + self.iteration.len());
+        let n = HEADER_LEN + SLOT_LEN * (self.prologue.len() + self.iteration.len());
         let mut out = Vec::with_capacity(n + CHECKSUM_LEN);
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&self.arena_size.to_le_bytes());
-        out.extend_from_slice(&count(&self.persistent).to_le_bytes());
+        out.extend_from_slice(&count(&self.prologue).to_le_bytes());
         out.extend_from_slice(&count(&self.iteration).to_le_bytes());
-        for s in self.persistent.iter().chain(&self.iteration) {
+        for s in self.prologue.iter().chain(&self.iteration) {
             out.extend_from_slice(&s.size.to_le_bytes());
             out.extend_from_slice(&s.offset.to_le_bytes());
             out.extend_from_slice(&s.stream.to_le_bytes());
@@ -403,16 +396,53 @@ impl Plan {
             }
             Ok(v)
         };
-        let persistent = read(np)?;
+        let prologue = read(np)?;
         let iteration = read(ni)?;
         let plan = Plan {
             arena_size,
-            persistent,
+            prologue,
             iteration,
         };
         plan.validate()?;
         Ok(plan)
     }
+}
+
+/// Checks that no two of `slots` (each with the lifetime `[start, end)` to check it over)
+/// alive at the same time overlap in memory. Offsets and sizes must be checked for overflow
+/// already.
+fn sweep<'a>(
+    slots: impl Iterator<Item = (SlotRef, &'a Slot, u32, u32)>,
+) -> Result<(), PlanFileError> {
+    // Events sorted by time, frees before allocations at the same time (end is exclusive).
+    // `live` maps offset -> (end offset, slot) and stays disjoint, so a new slot need only be
+    // checked against its two neighbours.
+    let mut events: Vec<(u32, bool, SlotRef, &Slot)> = Vec::new();
+    for (r, s, start, end) in slots {
+        events.push((start, true, r, s));
+        events.push((end, false, r, s));
+    }
+    events.sort_by_key(|&(t, is_start, r, _)| (t, is_start, r));
+    let mut live: BTreeMap<u64, (u64, SlotRef)> = BTreeMap::new();
+    for (_, is_start, r, s) in events {
+        let end = s.offset + s.size;
+        if !is_start {
+            live.remove(&s.offset);
+            continue;
+        }
+        if let Some((_, &(e, other))) = live.range(..=s.offset).next_back() {
+            if e > s.offset {
+                return Err(PlanFileError::Overlap { a: other, b: r });
+            }
+        }
+        if let Some((&o, &(_, other))) = live.range(s.offset..).next() {
+            if o < end {
+                return Err(PlanFileError::Overlap { a: other, b: r });
+            }
+        }
+        live.insert(s.offset, (end, r));
+    }
+    Ok(())
 }
 
 /// A little-endian cursor that reports [`PlanFileError::Truncated`] instead of panicking.

@@ -28,7 +28,7 @@ fn valid_plan(rng: &mut Rng) -> Plan {
     let mut top = 0;
     for _ in 0..rng.below(4) {
         let size = 1 + rng.below(1 << 12);
-        plan.persistent.push(Slot {
+        plan.prologue.push(Slot {
             size,
             stream: 0,
             offset: top,
@@ -59,10 +59,10 @@ fn random_bytes_pass_the_fuzz_check() {
     for i in 0..2000 {
         let len = rng.below(200) as usize;
         let mut data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-        // Half the inputs start with the magic and version 1, so they get past the header.
+        // Half the inputs start with the magic and version, so they get past the header.
         if i % 2 == 0 && len >= 12 {
             data[..8].copy_from_slice(&MAGIC);
-            data[8..12].copy_from_slice(&1u32.to_le_bytes());
+            data[8..12].copy_from_slice(&memplan_core::plan::VERSION.to_le_bytes());
         }
         plan_file::check(&data);
     }

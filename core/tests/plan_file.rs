@@ -20,11 +20,16 @@ fn persistent(size: u64, offset: u64) -> Slot {
     slot(size, offset, 0, u32::MAX)
 }
 
-/// A small valid plan: two persistent slots, three iteration slots (two reuse one range).
+/// A small valid plan: two persistent prologue slots and a transient one, three iteration
+/// slots (two reuse one range, as the transient prologue slot does).
 fn sample() -> Plan {
     Plan {
         arena_size: 1000,
-        persistent: vec![persistent(100, 0), persistent(50, 100)],
+        prologue: vec![
+            persistent(100, 0),
+            persistent(50, 100),
+            slot(300, 150, 2, 3),
+        ],
         iteration: vec![
             Slot {
                 stream: 7,
@@ -55,7 +60,7 @@ fn plans() -> impl Strategy<Value = Plan> {
         let mut top = 0;
         let mut plan = Plan::default();
         for (size, stream) in p {
-            plan.persistent.push(Slot {
+            plan.prologue.push(Slot {
                 stream,
                 ..persistent(size, top)
             });
@@ -81,7 +86,7 @@ proptest! {
         let bytes = plan.to_bytes();
         prop_assert_eq!(
             bytes.len(),
-            HEADER_LEN + SLOT_LEN * (plan.persistent.len() + plan.iteration.len()) + CHECKSUM_LEN
+            HEADER_LEN + SLOT_LEN * (plan.prologue.len() + plan.iteration.len()) + CHECKSUM_LEN
         );
         prop_assert_eq!(Plan::from_bytes(&bytes), Ok(plan));
     }
@@ -140,20 +145,22 @@ fn wrong_magic_and_version() {
         Plan::from_bytes(b"PK\x03\x04"),
         Err(PlanFileError::BadMagic)
     );
-    let mut v2 = bytes.clone();
-    v2[8..12].copy_from_slice(&2u32.to_le_bytes());
-    reseal(&mut v2);
-    assert_eq!(
-        Plan::from_bytes(&v2),
-        Err(PlanFileError::UnsupportedVersion { found: 2 })
-    );
+    for version in [1u32, 3] {
+        let mut other = bytes.clone();
+        other[8..12].copy_from_slice(&version.to_le_bytes());
+        reseal(&mut other);
+        assert_eq!(
+            Plan::from_bytes(&other),
+            Err(PlanFileError::UnsupportedVersion { found: version })
+        );
+    }
 }
 
 #[test]
 fn huge_counts_with_few_bytes_are_rejected_before_allocating() {
     for (np, ni) in [(u32::MAX, u32::MAX), (u32::MAX, 0), (0, u32::MAX), (1, 0)] {
         let mut bytes = MAGIC.to_vec();
-        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&memplan_core::plan::VERSION.to_le_bytes());
         bytes.extend_from_slice(&1000u64.to_le_bytes());
         bytes.extend_from_slice(&np.to_le_bytes());
         bytes.extend_from_slice(&ni.to_le_bytes());
@@ -190,14 +197,29 @@ fn invalid_plans_are_rejected() {
     assert_eq!(decode(&touching), Ok(touching));
 
     let mut persistent_overlap = sample();
-    persistent_overlap.persistent[1].offset = 99;
+    persistent_overlap.prologue[1].offset = 99;
     assert_eq!(
         decode(&persistent_overlap),
         Err(PlanFileError::Overlap {
-            a: SlotRef::Persistent(0),
-            b: SlotRef::Persistent(1)
+            a: SlotRef::Prologue(0),
+            b: SlotRef::Prologue(1)
         })
     );
+
+    // An iteration slot may not meet a persistent slot, at any time of the lap.
+    let mut under_persistent = sample();
+    under_persistent.iteration[1] = slot(10, 120, 7, 8);
+    assert_eq!(
+        decode(&under_persistent),
+        Err(PlanFileError::Overlap {
+            a: SlotRef::Prologue(1),
+            b: SlotRef::Iteration(1)
+        })
+    );
+    // A transient prologue slot may: it is gone when the laps start.
+    let mut reuse = sample();
+    reuse.prologue[2] = slot(300, 150, 0, 1);
+    assert_eq!(decode(&reuse), Ok(reuse));
 
     let mut out = sample();
     out.iteration[1].offset = 800;
@@ -227,15 +249,6 @@ fn invalid_plans_are_rejected() {
     let mut zero = sample();
     zero.iteration[0].size = 0;
     assert!(matches!(decode(&zero), Err(PlanFileError::ZeroSize { .. })));
-
-    let mut transient = sample();
-    transient.persistent[0].end = 5;
-    assert_eq!(
-        decode(&transient),
-        Err(PlanFileError::NotPersistent {
-            slot: SlotRef::Persistent(0)
-        })
-    );
 }
 
 #[test]

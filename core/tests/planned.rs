@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use memplan_core::allocator::planned::{ARENA_VA, PlanCounters};
 use memplan_core::allocator::{
-    Addr, AllocStats, Allocator, OnlineConfig, PlannedAllocator, build_plan,
+    Addr, AllocStats, Allocator, PlanOptions, PlannedAllocator, PlannedConfig, build_plan,
 };
 use memplan_core::lifetime::analyze;
 use memplan_core::plan::Plan;
@@ -32,41 +33,55 @@ fn plan_and_trace(k: u64) -> (Plan, memplan_core::trace::Trace) {
     }
     let t = b.finish();
     let a = analyze(&t);
-    let ls: Vec<_> = a
-        .lifetimes
-        .iter()
-        .filter(|l| l.free_event.is_none() || l.iteration == Some(0))
-        .copied()
-        .collect();
-    let plan = build_plan(&ls, 1000).unwrap();
+    let options = PlanOptions {
+        profile_iterations: 1,
+        max_nodes: 1000,
+    };
+    let plan = build_plan(&a, t.len(), &options).unwrap();
     plan.validate().unwrap();
     (plan, t)
 }
 
 fn allocator(plan: Plan) -> PlannedAllocator {
-    PlannedAllocator::new(plan, BASE, OnlineConfig::default())
+    PlannedAllocator::new(
+        plan,
+        PlannedConfig {
+            base: BASE,
+            ..PlannedConfig::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Serves one iteration of SIZES, each size scaled by `scale`.
+fn serve_iteration(a: &mut PlannedAllocator, scale: u64) {
+    let mut addrs = Vec::new();
+    for (i, &s) in SIZES.iter().enumerate() {
+        addrs.push(a.alloc(s * scale, (i % 2) as u32).unwrap());
+        if i >= 2 {
+            a.free(addrs[i - 2]).unwrap();
+        }
+    }
+    a.free(addrs[SIZES.len() - 2]).unwrap();
+    a.free(addrs[SIZES.len() - 1]).unwrap();
 }
 
 #[test]
 fn repeated_iterations_all_hit() {
     let (plan, _) = plan_and_trace(3);
-    assert_eq!(plan.persistent.len(), 1);
+    assert_eq!(plan.prologue.len(), 1 + SIZES.len());
+    assert_eq!(
+        plan.prologue.iter().filter(|s| s.is_persistent()).count(),
+        1
+    );
     assert_eq!(plan.iteration.len(), SIZES.len());
     let arena = plan.arena_size;
     let mut a = allocator(plan);
     assert_eq!(a.name(), "memplan-plan");
     let p = a.alloc(12_345, 0).unwrap();
-    assert_eq!(p, BASE);
+    assert!(p >= BASE && p < BASE + arena);
     for _ in 0..3 {
-        let mut addrs = Vec::new();
-        for (i, &s) in SIZES.iter().enumerate() {
-            addrs.push(a.alloc(s, (i % 2) as u32).unwrap());
-            if i >= 2 {
-                a.free(addrs[i - 2]).unwrap();
-            }
-        }
-        a.free(addrs[SIZES.len() - 2]).unwrap();
-        a.free(addrs[SIZES.len() - 1]).unwrap();
+        serve_iteration(&mut a, 1);
     }
     assert_eq!(a.misses(), 0);
     assert_eq!(a.hits(), 1 + 3 * SIZES.len() as u64);
@@ -81,9 +96,10 @@ fn larger_than_slot_misses() {
     let arena = plan.arena_size;
     let mut a = allocator(plan);
     a.alloc(12_345, 0).unwrap();
+    serve_iteration(&mut a, 1);
     let x = a.alloc(1 << 30, 0).unwrap();
     assert_eq!(a.misses(), 1);
-    assert!(x >= BASE + arena);
+    assert!(x >= BASE + ARENA_VA);
     let s = a.stats();
     assert_eq!(s.allocated, 12_345 + (1 << 30));
     assert!(s.reserved >= arena + (1 << 30));
@@ -91,7 +107,40 @@ fn larger_than_slot_misses() {
     // The next expected slot is still served from the plan.
     let y = a.alloc(SIZES[0], 0).unwrap();
     assert!(y < BASE + arena);
-    assert_eq!(a.hits(), 2);
+    assert_eq!(a.hits(), 2 + SIZES.len() as u64);
+}
+
+#[test]
+fn grown_iterations_are_replanned() {
+    let (plan, _) = plan_and_trace(1);
+    let arena = plan.arena_size;
+    let mut a = allocator(plan);
+    a.alloc(12_345, 0).unwrap();
+    serve_iteration(&mut a, 1);
+    assert_eq!(a.misses(), 0);
+    // Every request is now 3x larger: one lap of misses, then a re-plan serves them all.
+    serve_iteration(&mut a, 3);
+    let after_first = a.counters();
+    assert!(after_first.misses > 0, "{after_first:?}");
+    assert_eq!(after_first.replans, 1, "{after_first:?}");
+    for _ in 0..3 {
+        serve_iteration(&mut a, 3);
+    }
+    let c: PlanCounters = a.counters();
+    assert_eq!(c.misses, after_first.misses, "{c:?}");
+    assert_eq!(c.replans, 1);
+    assert!(a.plan().arena_size > arena);
+    a.plan().validate().unwrap();
+}
+
+#[test]
+fn zero_profile_iterations_is_an_error() {
+    let (_, t) = plan_and_trace(1);
+    let options = PlanOptions {
+        profile_iterations: 0,
+        max_nodes: 10,
+    };
+    assert!(build_plan(&analyze(&t), t.len(), &options).is_err());
 }
 
 #[derive(Debug, Clone)]
@@ -106,7 +155,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0usize..12, prop_oneof![3 => Just(0u64), 1 => 1u64..5000]).prop_map(|(i, d)| Op::Planned(i, d)),
+        4 => (0usize..12, prop_oneof![3 => Just(0u64), 1 => 1u64..5000, 1 => 5000u64..3_000_000]).prop_map(|(i, d)| Op::Planned(i, d)),
         1 => (0u64..200_000, 0u32..3).prop_map(|(s, st)| Op::Extra(s, st)),
         4 => any::<usize>().prop_map(Op::Free),
     ]
@@ -118,10 +167,12 @@ proptest! {
     fn never_overlaps_live_memory(ops in prop::collection::vec(op(), 0..300)) {
         let (plan, _) = plan_and_trace(2);
         let mut a = allocator(plan);
-        // start -> (end, requested)
+        // start -> (end, requested); the persistent allocation stays live throughout.
         let mut shadow: BTreeMap<Addr, (Addr, u64)> = BTreeMap::new();
+        let p = a.alloc(12_345, 0).unwrap();
+        shadow.insert(p, (p + 12_345, 12_345));
         let mut order: Vec<Addr> = Vec::new();
-        let (mut peak, mut cursor, mut allocs) = (0u64, 0usize, 0u64);
+        let (mut peak, mut cursor, mut allocs) = (12_345u64, 0usize, 1u64);
         for o in ops {
             match o {
                 Op::Free(n) => {

@@ -16,7 +16,7 @@ pub mod torch;
 pub mod torch_expandable;
 
 pub use online::{OnlineAllocator, OnlineConfig};
-pub use planned::{PlannedAllocator, build_plan};
+pub use planned::{PlanOptions, PlannedAllocator, PlannedConfig, SetupError, build_plan};
 pub use torch::{TorchConfig, TorchModel};
 pub use torch_expandable::TorchExpandableModel;
 

@@ -1,37 +1,58 @@
 //! A plan-guided allocator (allocator name `"memplan-plan"`) and the plan builder.
 //!
-//! [`build_plan`] turns the lifetimes of one steady-state iteration into a [`Plan`]:
-//! persistent allocations stacked at the bottom of the arena, per-iteration allocations packed
-//! above them with [`crate::pack`]. [`PlannedAllocator`] then serves requests in order from
-//! that plan and sends every request the plan did not foresee to a fallback
-//! [`OnlineAllocator`] whose range starts above the arena.
+//! [`build_plan`] turns a profiled trace into a [`Plan`]: a *prologue* (warm-up and the first
+//! iteration, including the allocations never freed) and one steady-state *iteration*, both
+//! packed together with [`crate::pack`] so that the iteration's slots avoid the persistent
+//! ones. [`PlannedAllocator`] then serves requests in order from that plan.
 //!
 //! # Serving
-//! - Persistent slots are matched first, in order (a cursor that never wraps).
-//! - Otherwise the request is compared with the next expected iteration slot and, to survive
-//!   a skipped or extra request, the [`LOOKAHEAD`]` - 1` slots after it (wrapping at the end of
-//!   the iteration). The first slot with `size <= slot.size`, the same stream, and whose
-//!   memory is not occupied by a live allocation is a *hit*: the request gets
-//!   `arena_base + slot.offset` and the cursor moves past that slot.
-//! - Anything else is a *miss*, served by the fallback; the cursor does not move.
-//! - `free` releases the slot (or the fallback block).
+//! - The prologue's slots are served first, then the iteration's, lap after lap. A request is
+//!   compared with the next expected slot of the current list and, to survive a skipped or
+//!   extra request, the [`LOOKAHEAD`]` - 1` slots after it (wrapping at the end of a lap). The
+//!   first slot on the same stream, not occupied, whose memory is clear of every live
+//!   allocation the plan does not protect (below), and whose *room* holds the request (a
+//!   slot after the expected one: which the request fills at least half of, without room) is
+//!   a **hit**: the request gets `base + slot.offset` and the cursor moves past that slot.
+//! - A slot's *room* is the slot plus the space above it that no other slot uses while it is
+//!   planned to be alive (precomputed). A request larger than its slot — a longer sequence, a
+//!   busier expert — still hits when it fits that room.
+//! - Anything else is a **miss**. When the next expected slot is on the same stream and the
+//!   request is within a factor of 4 of it, the request is taken to be that slot's request
+//!   with another size: the cursor moves past the slot and the size is remembered for
+//!   re-planning. The miss is served, in order of preference:
+//!   1. **inside the arena**, above the highest address any slot still to come this lap (and
+//!      any persistent slot) will use — space the plan leaves free for the rest of the lap,
+//!      precomputed per position — at the lowest address clear of unprotected allocations;
+//!   2. by a fallback [`OnlineAllocator`] whose range starts far above the arena (so the
+//!      arena can grow in place), counted as extra reserved memory.
+//! - `free` releases the slot, the in-arena block or the fallback block.
 //!
-//! **No re-planning** in this version: the plan is fixed for the allocator's life, so a
-//! workload that drifts from it is served more and more by the fallback.
+//! # Unprotected allocations
+//! The plan guarantees that slots alive together do not overlap. A live allocation is
+//! *protected* while it sits in its slot (room included) within its planned lifetime, or is
+//! persistent. Every other live allocation in the arena — a planned one freed later than
+//! planned or carried over into the next lap (*overdue*), a prologue allocation still live
+//! when the laps start, an in-arena miss — is kept in an ordered map, and a hit is checked
+//! against its neighbours there, so no hit ever overlaps live memory.
 //!
-//! # Safety of hits
-//! The plan guarantees that slots alive together (by request index) do not overlap. A live
-//! planned allocation whose slot's planned end has passed (freed late, or carried over from a
-//! previous lap of the iteration) is *overdue*; only overdue allocations can collide with a
-//! new hit. They are kept in an ordered map, and a hit is checked against its neighbours there.
+//! # Re-planning
+//! At the end of a lap that had more than `max(1, lap / 100)` misses, when some slot saw a
+//! larger request than it holds, the iteration is re-planned from what the laps showed: each
+//! slot takes the largest size seen at its position, and the slots are placed again (largest
+//! first, each at the lowest offset clear of the persistent slots and of the slots already
+//! placed that are alive with it). Live allocations are not moved: persistent ones are avoided
+//! by construction, the rest are unprotected from then on and hits check against them. The
+//! arena grows when the new iteration needs more (never beyond the capacity; then the old
+//! plan stays).
 //!
 //! # Complexity
-//! A planned request (hit) costs O(1) amortised when nothing is overdue: a bounded scan of
-//! [`LOOKAHEAD`] slots, one hash-map insert, and advancing a pointer over the slots sorted by
-//! end, which moves at most once over every slot per lap (a lap has at least
-//! `len / LOOKAHEAD` hits). With `k` overdue allocations the collision check adds O(log k).
-//! A miss costs the fallback's O(log n). `free` of a planned address is O(1) expected
-//! (O(log k) when it was overdue).
+//! A planned request (hit) costs O(1) amortised when no unprotected allocation is live: a
+//! bounded scan of [`LOOKAHEAD`] slots, one hash-map insert, and advancing a pointer over the
+//! slots sorted by end, which moves at most once over every slot per lap (a lap has at least
+//! `len / LOOKAHEAD` hits). With `k` unprotected allocations the check adds O(log k). A miss
+//! costs O(log k + gaps scanned) inside the arena or the fallback's O(log n). `free` is O(1)
+//! expected (plus O(log k) when unprotected). Building the allocator and re-planning cost
+//! O(n²) in the slots of a list (the rooms, and the greedy placement).
 //!
 //! # Stats
 //! `allocated` is the requested bytes of live allocations (planned and fallback); `reserved`
@@ -44,288 +65,771 @@ use alloc::vec::Vec;
 
 use super::online::{ALIGN, OnlineAllocator, OnlineConfig};
 use super::{Addr, AllocError, AllocStats, Allocator};
-use crate::lifetime::Lifetime;
-use crate::plan::{Plan, Slot};
+use crate::lifetime::{Analysis, Lifetime};
+use crate::plan::{Plan, PlanFileError, Slot};
 use crate::{Budget, Buffer, Error, Problem, SolveOptions, pack};
 
-/// How many iteration slots, from the next expected one on, a request is compared with.
+/// How many slots, from the next expected one on, a request is compared with.
 pub const LOOKAHEAD: usize = 4;
+
+/// Virtual address space kept for the arena: the fallback's range starts this far above the
+/// arena's base (or just above the arena, if it is larger), so re-planning can grow the arena
+/// in place.
+pub const ARENA_VA: u64 = 1 << 40;
 
 /// `x` rounded up to a multiple of the power of two `g`; `None` on overflow.
 fn round_up(x: u64, g: u64) -> Option<u64> {
     Some(x.checked_add(g - 1)? & !(g - 1))
 }
 
-/// Builds the plan of one iteration.
-///
-/// `lifetimes` are the allocations of one iteration (e.g. those of
-/// [`crate::lifetime::analyze`] with `iteration == Some(k)`) plus the persistent ones
-/// (`free_event == None`). Request indices are event indices relative to the earliest `Alloc`
-/// event of a non-persistent lifetime; a slot lives over `[alloc, free)` in those indices.
-/// Sizes are rounded up to [`ALIGN`] (at least [`ALIGN`] bytes) and offsets are
-/// [`ALIGN`]-aligned. Persistent slots are stacked from offset 0 in the given order; the
-/// per-iteration slots are packed above them with [`crate::pack`] under a node budget of
-/// `max_nodes` (deterministic), and come out in request order.
-///
-/// # Errors
-/// [`Error::Overflow`] when sizes overflow `u64` or request indices do not fit `u32`, and any
-/// error of [`crate::pack`].
-pub fn build_plan(lifetimes: &[Lifetime], max_nodes: u64) -> Result<Plan, Error> {
-    let overflow = |l: &Lifetime| Error::Overflow {
-        id: format!("{}", l.alloc_index),
-    };
-    let mut persistent = Vec::new();
-    let mut bottom = 0u64;
-    let mut temp: Vec<&Lifetime> = Vec::new();
-    for l in lifetimes {
-        if l.free_event.is_none() {
-            let size = round_up(l.size.max(1), ALIGN).ok_or_else(|| overflow(l))?;
-            persistent.push(Slot {
-                size,
-                stream: l.stream,
-                offset: bottom,
-                start: 0,
-                end: u32::MAX,
-            });
-            bottom = bottom.checked_add(size).ok_or_else(|| overflow(l))?;
-        } else {
-            temp.push(l);
+/// Bytes a request of `size` takes in the arena: rounded up to [`ALIGN`], at least [`ALIGN`].
+fn rounded(size: u64) -> Option<u64> {
+    round_up(size.max(1), ALIGN)
+}
+
+/// Why a [`PlannedAllocator`] could not be set up.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetupError {
+    /// The plan is invalid.
+    Plan(PlanFileError),
+    /// The page size is not a power of two at least [`ALIGN`], or the base is not a multiple
+    /// of it.
+    BadPageSize {
+        /// The base given.
+        base: Addr,
+        /// The page size given.
+        page_size: u64,
+    },
+    /// The arena (at least [`ARENA_VA`] of address space) and the fallback's range do not fit
+    /// above the base in a `u64` address space.
+    AddressOverflow {
+        /// The base given.
+        base: Addr,
+        /// The plan's arena size.
+        arena_size: u64,
+    },
+}
+
+impl core::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SetupError::Plan(e) => write!(f, "invalid plan: {e}"),
+            SetupError::BadPageSize { base, page_size } => write!(
+                f,
+                "page size {page_size} must be a power of two >= {ALIGN} dividing the base {base:#x}"
+            ),
+            SetupError::AddressOverflow { base, arena_size } => write!(
+                f,
+                "an arena of {arena_size} bytes at {base:#x} does not fit the 64-bit address space"
+            ),
         }
     }
-    temp.sort_by_key(|l| l.alloc_event);
-    let origin = temp.first().map_or(0, |l| l.alloc_event);
+}
+
+impl core::error::Error for SetupError {}
+
+/// How [`build_plan`] profiles a trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Iterations profiled (at least 1; more than the trace has means all of them). The
+    /// prologue is everything before the last profiled iteration (at least the first
+    /// iteration); the steady iteration is the last profiled one, each slot as large as the
+    /// largest request at its position over the profiled iterations that have the same
+    /// number of per-iteration allocations.
+    pub profile_iterations: usize,
+    /// Node budget of [`crate::pack`] (deterministic).
+    pub max_nodes: u64,
+}
+
+impl Default for PlanOptions {
+    /// One profiled iteration, 200,000 nodes.
+    fn default() -> Self {
+        PlanOptions {
+            profile_iterations: 1,
+            max_nodes: 200_000,
+        }
+    }
+}
+
+/// Builds the plan of a run from the lifetime analysis of its profiled trace (`events` is the
+/// trace's number of events, [`crate::trace::Trace::len`]).
+///
+/// With iterations `0..m` starting at `analysis.iteration_starts` and `k =
+/// min(options.profile_iterations, m)` of them profiled, the steady iteration comes from
+/// iteration `s = k - 1` and the prologue holds every allocation made before iteration
+/// `max(s, 1)` starts (all of them when the trace has one iteration). Allocations that are
+/// neither — never freed and made after the prologue — are not planned (they will be
+/// misses). Sizes are rounded up to [`ALIGN`] (at least [`ALIGN`] bytes), offsets are
+/// [`ALIGN`]-aligned, and times are event indices: from the start of the trace in the
+/// prologue, from the start of iteration `s` in the iteration.
+///
+/// Prologue and iteration are packed as one problem, the iteration placed right after the
+/// prologue in time with the persistent allocations alive over both, so the plan is valid
+/// ([`Plan::validate`]) and as tight as [`crate::pack`] makes it.
+///
+/// # Errors
+/// [`Error::InvalidOptions`] when `profile_iterations` is 0; [`Error::Overflow`] when sizes
+/// overflow `u64` or event indices do not fit `u32`; any error of [`crate::pack`].
+pub fn build_plan(
+    analysis: &Analysis,
+    events: usize,
+    options: &PlanOptions,
+) -> Result<Plan, Error> {
+    if options.profile_iterations == 0 {
+        return Err(Error::InvalidOptions {
+            reason: "at least one iteration must be profiled",
+        });
+    }
+    let overflow = |what: usize| Error::Overflow {
+        id: format!("{what}"),
+    };
+    let to_u32 = |x: usize| u32::try_from(x).map_err(|_| overflow(x));
+    let starts: &[usize] = if analysis.iteration_starts.is_empty() {
+        &[0]
+    } else {
+        &analysis.iteration_starts
+    };
+    let m = starts.len();
+    let k = options.profile_iterations.min(m);
+    let s = k - 1;
+    let p_end = if m > 1 { starts[s.max(1)] } else { events };
+    let lap_start = starts[s];
+    let lap_end = starts.get(s + 1).copied().unwrap_or(events);
+    let lap_len = lap_end.saturating_sub(lap_start);
+
+    // The steady iteration, with the envelope of sizes over matching profiled iterations.
+    let temps_of = |it: usize| -> Vec<&Lifetime> {
+        analysis
+            .lifetimes
+            .iter()
+            .filter(|l| l.iteration == Some(it) && l.free_event.is_some())
+            .collect()
+    };
+    let steady = temps_of(s);
+    let mut sizes: Vec<u64> = steady.iter().map(|l| l.size).collect();
+    for it in 0..s {
+        let other = temps_of(it);
+        if other.len() == steady.len()
+            && other.iter().zip(&steady).all(|(a, b)| a.stream == b.stream)
+        {
+            for (sz, o) in sizes.iter_mut().zip(&other) {
+                *sz = (*sz).max(o.size);
+            }
+        }
+    }
+    let prologue: Vec<&Lifetime> = analysis
+        .lifetimes
+        .iter()
+        .filter(|l| l.alloc_event < p_end)
+        .collect();
+
+    // One problem: prologue on the trace's timeline, the iteration right after it.
+    let horizon = p_end.checked_add(lap_len).ok_or_else(|| overflow(p_end))?;
     let mut problem = Problem::new();
-    let mut slots = Vec::with_capacity(temp.len());
-    for (i, l) in temp.iter().enumerate() {
-        let free = l.free_event.unwrap_or(l.alloc_event + 1);
-        let start = u32::try_from(l.alloc_event - origin).map_err(|_| overflow(l))?;
-        let end = u32::try_from(free - origin).map_err(|_| overflow(l))?;
-        let size = round_up(l.size.max(1), ALIGN).ok_or_else(|| overflow(l))?;
+    let mut plan_prologue = Vec::with_capacity(prologue.len());
+    for (i, l) in prologue.iter().enumerate() {
+        let size = rounded(l.size).ok_or_else(|| overflow(l.alloc_index))?;
+        let (end, joint_end) = match l.free_event {
+            // u32::MAX itself marks a persistent slot.
+            Some(f) if f >= u32::MAX as usize => return Err(overflow(f)),
+            Some(f) => (to_u32(f)?, f.min(horizon)),
+            None => (u32::MAX, horizon + 1),
+        };
         problem.push(
-            Buffer::new(format!("{i}"), u64::from(start), u64::from(end), size)
-                .with_alignment(ALIGN),
+            Buffer::new(
+                format!("p{i}"),
+                l.alloc_event as u64,
+                joint_end as u64,
+                size,
+            )
+            .with_alignment(ALIGN),
         )?;
-        slots.push(Slot {
+        plan_prologue.push(Slot {
             size,
             stream: l.stream,
             offset: 0,
-            start,
+            start: to_u32(l.alloc_event)?,
             end,
         });
     }
-    let mut arena_size = bottom;
+    let mut plan_iteration = Vec::with_capacity(steady.len());
+    for (i, (l, &sz)) in steady.iter().zip(&sizes).enumerate() {
+        let size = rounded(sz).ok_or_else(|| overflow(l.alloc_index))?;
+        let start = l.alloc_event - lap_start;
+        let end = l.free_event.unwrap_or(lap_end) - lap_start;
+        let end32 = to_u32(end)?;
+        if end32 == u32::MAX {
+            return Err(overflow(end));
+        }
+        problem.push(
+            Buffer::new(
+                format!("i{i}"),
+                (p_end + start) as u64,
+                (p_end + end.min(lap_len)) as u64,
+                size,
+            )
+            .with_alignment(ALIGN),
+        )?;
+        plan_iteration.push(Slot {
+            size,
+            stream: l.stream,
+            offset: 0,
+            start: to_u32(start)?,
+            end: end32,
+        });
+    }
+    let mut arena_size = 0;
     if !problem.is_empty() {
         let solution = pack(
             &problem,
             SolveOptions {
                 capacity: None,
                 budget: Budget {
-                    max_nodes: Some(max_nodes),
+                    max_nodes: Some(options.max_nodes),
                     stop: None,
                 },
             },
         )?;
-        for (s, &o) in slots.iter_mut().zip(&solution.offsets) {
-            s.offset = bottom
-                .checked_add(o)
-                .ok_or(Error::Overflow { id: format!("{o}") })?;
+        for (slot, &o) in plan_prologue
+            .iter_mut()
+            .chain(plan_iteration.iter_mut())
+            .zip(&solution.offsets)
+        {
+            slot.offset = o;
         }
-        arena_size = bottom.checked_add(solution.peak).ok_or(Error::Overflow {
-            id: format!("{}", solution.peak),
-        })?;
+        arena_size = solution.peak;
     }
     let plan = Plan {
         arena_size,
-        persistent,
-        iteration: slots,
+        prologue: plan_prologue,
+        iteration: plan_iteration,
     };
-    debug_assert!(plan.validate().is_ok());
+    debug_assert_eq!(plan.validate(), Ok(()));
     Ok(plan)
 }
 
-/// What a live planned address holds.
-#[derive(Debug, Clone, Copy)]
-struct Live {
-    /// `None` for a persistent slot, `Some(i)` for `plan.iteration[i]`.
-    slot: Option<usize>,
-    /// Bytes requested.
-    requested: u64,
+/// How a [`PlannedAllocator`] is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlannedConfig {
+    /// Address of arena offset 0; a multiple of `page_size`.
+    pub base: Addr,
+    /// Page size of the fallback allocator; a power of two at least [`ALIGN`].
+    pub page_size: u64,
+    /// Most bytes reserved at once (arena plus fallback); `None` for no limit.
+    pub capacity: Option<u64>,
+    /// Re-plan the iteration after laps with many misses (see the module docs).
+    pub replan: bool,
 }
 
-/// Serves requests from a [`Plan`], with an [`OnlineAllocator`] fallback above the arena.
-/// See the [module docs](self).
+impl Default for PlannedConfig {
+    /// The online allocator's default base and page size, no capacity, re-planning on.
+    fn default() -> Self {
+        let o = OnlineConfig::default();
+        PlannedConfig {
+            base: o.base,
+            page_size: o.page_size,
+            capacity: None,
+            replan: true,
+        }
+    }
+}
+
+/// Counters of a [`PlannedAllocator`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanCounters {
+    /// Requests served from a slot.
+    pub hits: u64,
+    /// Requests not served from a slot.
+    pub misses: u64,
+    /// Misses served inside the arena (the rest went to the fallback).
+    pub misses_in_arena: u64,
+    /// Times the iteration was re-planned.
+    pub replans: u64,
+    /// Laps of the iteration begun (the first one when the prologue ends).
+    pub laps: u64,
+}
+
+/// Which slot list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum List {
+    Prologue,
+    Iteration,
+}
+
+/// Where a live allocation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// In slot `k` of a list.
+    Slot(List, usize),
+    /// A miss inside the arena (always unprotected).
+    InArena,
+    /// A miss in the fallback allocator.
+    Fallback,
+}
+
+/// A live allocation.
+#[derive(Debug, Clone, Copy)]
+struct Live {
+    kind: Kind,
+    /// Bytes requested.
+    requested: u64,
+    /// Arena offset and end of the bytes it occupies (unused for [`Kind::Fallback`]).
+    off: u64,
+    end: u64,
+}
+
+/// Per-list serving state.
+#[derive(Debug, Clone, Default)]
+struct Lane {
+    /// Room of each slot: bytes from its offset that are free of other slots while it is
+    /// planned to be alive.
+    room: Vec<u64>,
+    /// For each position, the lowest arena offset above every slot alive at or after the
+    /// position's start (and every persistent slot): free for the rest of the lap.
+    free_above: Vec<u64>,
+    /// Slot indices sorted by `(end, index)`.
+    by_end: Vec<usize>,
+    /// Arena offset and end of the live allocation in each slot (it may sit where an
+    /// earlier plan put the slot); `None` when the slot is free.
+    occupant: Vec<Option<(u64, u64)>>,
+}
+
+/// Serves requests from a [`Plan`]; see the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct PlannedAllocator {
     plan: Plan,
-    /// Address of arena offset 0.
-    base: Addr,
-    /// Next persistent slot to match.
-    p_cursor: usize,
-    /// Next expected iteration slot.
+    config: PlannedConfig,
+    prologue: Lane,
+    iteration: Lane,
+    /// The list being served.
+    list: List,
+    /// Next expected slot of `list`.
     cursor: usize,
-    /// Iteration slot indices sorted by `(end, index)`.
-    by_end: Vec<usize>,
-    /// Position in `by_end`: every slot before it has had its planned end pass this lap.
+    /// Position in the list's `by_end`: every slot before it has had its planned end pass.
     end_ptr: usize,
-    /// Largest request index `by_end` has been advanced to this lap (`u32::MAX` after a lap
-    /// ends): a slot hit with `end <= now` is overdue at once.
+    /// Latest slot start the pointer has been advanced to (`u32::MAX` after a list ends).
     now: u32,
-    /// Iteration slot is occupied by a live allocation.
-    live_slot: Vec<bool>,
-    /// Iteration slot's live allocation is overdue (then it is in `overdue`).
-    is_overdue: Vec<bool>,
-    /// Overdue live allocations: arena offset -> (end offset, slot).
-    overdue: BTreeMap<u64, (u64, usize)>,
-    /// Live planned allocations by address.
+    /// Unprotected live allocations in the arena: offset -> end offset.
+    outside: BTreeMap<u64, u64>,
+    /// Live allocations by address.
     live: hashbrown::HashMap<Addr, Live>,
     fallback: OnlineAllocator,
-    planned_allocated: u64,
+    /// Largest request seen at each iteration position since the last re-plan (0: none).
+    seen: Vec<u64>,
+    /// A position's request was larger than its slot since the last re-plan.
+    grew: bool,
+    lap_requests: u64,
+    lap_misses: u64,
+    /// Mappings of the arena: 1 for the first request, one more per growth.
+    arena_maps: u64,
+    counters: PlanCounters,
+    allocated: u64,
     started: bool,
-    hits: u64,
-    misses: u64,
     peak_allocated: u64,
     peak_reserved: u64,
 }
 
+/// Rooms and free-above heights of `slots`, with `blockers` (offset, end) alive throughout.
+fn lane(slots: &[Slot], blockers: &[(u64, u64)], arena: u64, persistent_ok: bool) -> Lane {
+    let n = slots.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| (slots[i].start, i));
+    let mut room = Vec::with_capacity(n);
+    for (k, s) in slots.iter().enumerate() {
+        if s.is_persistent() && !persistent_ok {
+            room.push(s.size);
+            continue;
+        }
+        let top = s.offset + s.size;
+        let mut limit = arena;
+        for &(o, _) in blockers {
+            if o >= top {
+                limit = limit.min(o);
+            }
+        }
+        // Slots alive together with k: start before k's end and end after k's start.
+        let upto = order.partition_point(|&j| slots[j].start < s.end);
+        for &j in &order[..upto] {
+            let t = &slots[j];
+            if j != k && t.end > s.start && t.offset >= top {
+                limit = limit.min(t.offset);
+            }
+        }
+        room.push(limit - s.offset);
+    }
+    // free_above[k]: max top over slots with end > start_k, and over the blockers.
+    let base_top = blockers.iter().map(|&(_, e)| e).max().unwrap_or(0);
+    let mut by_end_desc: Vec<usize> = (0..n).collect();
+    by_end_desc.sort_by_key(|&i| core::cmp::Reverse(slots[i].end));
+    let mut prefix_max = Vec::with_capacity(n);
+    let mut m = base_top;
+    for &i in &by_end_desc {
+        m = m.max(slots[i].offset + slots[i].size);
+        prefix_max.push(m);
+    }
+    let free_above = slots
+        .iter()
+        .map(|s| {
+            let c = by_end_desc.partition_point(|&i| slots[i].end > s.start);
+            if c == 0 { base_top } else { prefix_max[c - 1] }
+        })
+        .collect();
+    let mut by_end: Vec<usize> = (0..n).collect();
+    by_end.sort_by_key(|&i| (slots[i].end, i));
+    Lane {
+        room,
+        free_above,
+        by_end,
+        occupant: vec![None; n],
+    }
+}
+
 impl PlannedAllocator {
-    /// An allocator serving `plan` with its arena at `base`; the fallback starts at
-    /// `base + arena_size` rounded up to `fallback.page_size` (its `base` is replaced).
+    /// An allocator serving `plan` under `config`.
     ///
-    /// # Panics
-    /// If the plan is invalid ([`Plan::validate`]), the fallback's page size is not a power of
-    /// two at least [`ALIGN`], or the addresses overflow.
-    pub fn new(plan: Plan, base: Addr, fallback: OnlineConfig) -> Self {
-        plan.validate().expect("a valid plan");
-        let end = base.checked_add(plan.arena_size).expect("arena fits u64");
-        let fb_base = round_up(end, fallback.page_size).expect("fallback base fits u64");
-        let mut by_end: Vec<usize> = (0..plan.iteration.len()).collect();
-        by_end.sort_by_key(|&i| (plan.iteration[i].end, i));
+    /// # Errors
+    /// [`SetupError::Plan`] when the plan is invalid ([`Plan::validate`]);
+    /// [`SetupError::BadPageSize`] when `config.page_size` is not a power of two at least
+    /// [`ALIGN`] or `config.base` is not a multiple of it; [`SetupError::AddressOverflow`]
+    /// when the arena and the fallback's range do not fit the address space above the base.
+    pub fn new(plan: Plan, config: PlannedConfig) -> Result<Self, SetupError> {
+        plan.validate().map_err(SetupError::Plan)?;
+        if !config.page_size.is_power_of_two()
+            || config.page_size < ALIGN
+            || config.base % config.page_size != 0
+        {
+            return Err(SetupError::BadPageSize {
+                base: config.base,
+                page_size: config.page_size,
+            });
+        }
+        let overflow = SetupError::AddressOverflow {
+            base: config.base,
+            arena_size: plan.arena_size,
+        };
+        let fb_base = config
+            .base
+            .checked_add(plan.arena_size.max(ARENA_VA))
+            .and_then(|end| round_up(end, config.page_size))
+            // The fallback needs room to grow too.
+            .filter(|b| b.checked_add(ARENA_VA).is_some())
+            .ok_or(overflow)?;
+        let fallback = OnlineAllocator::new(OnlineConfig {
+            base: fb_base,
+            page_size: config.page_size,
+            capacity: config.capacity.map(|c| c.saturating_sub(plan.arena_size)),
+        });
+        let prologue = lane(&plan.prologue, &[], plan.arena_size, false);
+        let blockers = persistent_ranges(&plan);
+        let iteration = lane(&plan.iteration, &blockers, plan.arena_size, true);
         let n = plan.iteration.len();
-        PlannedAllocator {
+        let mut a = PlannedAllocator {
             plan,
-            base,
-            p_cursor: 0,
+            config,
+            prologue,
+            iteration,
+            list: List::Prologue,
             cursor: 0,
-            by_end,
             end_ptr: 0,
             now: 0,
-            live_slot: vec![false; n],
-            is_overdue: vec![false; n],
-            overdue: BTreeMap::new(),
+            outside: BTreeMap::new(),
             live: hashbrown::HashMap::new(),
-            fallback: OnlineAllocator::new(OnlineConfig {
-                base: fb_base,
-                ..fallback
-            }),
-            planned_allocated: 0,
+            fallback,
+            seen: vec![0; n],
+            grew: false,
+            lap_requests: 0,
+            lap_misses: 0,
+            arena_maps: 0,
+            counters: PlanCounters::default(),
+            allocated: 0,
             started: false,
-            hits: 0,
-            misses: 0,
             peak_allocated: 0,
             peak_reserved: 0,
+        };
+        if a.plan.prologue.is_empty() {
+            a.start_laps();
         }
+        Ok(a)
     }
 
-    /// The plan served.
+    /// The plan served (after any re-plans).
     pub fn plan(&self) -> &Plan {
         &self.plan
     }
 
+    /// Hits, misses, re-plans and laps so far.
+    pub fn counters(&self) -> PlanCounters {
+        self.counters
+    }
+
     /// Requests served from the plan.
     pub fn hits(&self) -> u64 {
-        self.hits
+        self.counters.hits
     }
 
-    /// Requests served by the fallback.
+    /// Requests not served from the plan.
     pub fn misses(&self) -> u64 {
-        self.misses
+        self.counters.misses
     }
 
-    /// Marks every live slot in `by_end[end_ptr..]` whose end is at most `t` (all of them for
-    /// `None`) as overdue.
+    fn slots(&self, list: List) -> &[Slot] {
+        match list {
+            List::Prologue => &self.plan.prologue,
+            List::Iteration => &self.plan.iteration,
+        }
+    }
+
+    fn lane_mut(&mut self, list: List) -> &mut Lane {
+        match list {
+            List::Prologue => &mut self.prologue,
+            List::Iteration => &mut self.iteration,
+        }
+    }
+
+    fn lane_of(&self, list: List) -> &Lane {
+        match list {
+            List::Prologue => &self.prologue,
+            List::Iteration => &self.iteration,
+        }
+    }
+
+    /// Marks every live slot of the current list whose planned end is at most `t` (all of
+    /// them for `None`) as unprotected.
     fn advance_ends(&mut self, t: Option<u32>) {
         self.now = self.now.max(t.unwrap_or(u32::MAX));
-        while let Some(&j) = self.by_end.get(self.end_ptr) {
-            let s = self.plan.iteration[j];
+        let list = self.list;
+        loop {
+            let lane = self.lane_of(list);
+            let Some(&j) = lane.by_end.get(self.end_ptr) else {
+                break;
+            };
+            let s = self.slots(list)[j];
             if t.is_some_and(|t| s.end > t) {
                 break;
             }
-            if self.live_slot[j] && !self.is_overdue[j] {
-                self.is_overdue[j] = true;
-                self.overdue.insert(s.offset, (s.offset + s.size, j));
+            if let Some((off, end)) = lane.occupant[j] {
+                if !s.is_persistent() {
+                    self.outside.insert(off, end);
+                }
             }
             self.end_ptr += 1;
         }
     }
 
-    /// Ends a lap: every live iteration slot becomes overdue.
+    /// The prologue is over (or empty): live non-persistent prologue allocations become
+    /// unprotected and the first lap begins.
+    fn start_laps(&mut self) {
+        if self.list == List::Prologue {
+            self.advance_ends(None);
+        }
+        self.list = List::Iteration;
+        self.cursor = 0;
+        self.end_ptr = 0;
+        self.now = 0;
+        self.counters.laps += 1;
+    }
+
+    /// Ends a lap: every live iteration slot becomes unprotected; re-plans if warranted.
     fn new_lap(&mut self) {
         self.advance_ends(None);
         self.end_ptr = 0;
         self.now = 0;
-    }
-
-    /// True when `[off, off + size)` meets no overdue allocation.
-    fn clear_of_overdue(&self, off: u64, size: u64) -> bool {
-        if self.overdue.is_empty() {
-            return true;
+        self.counters.laps += 1;
+        let threshold = (self.lap_requests / 100).max(1);
+        if self.config.replan && self.grew && self.lap_misses > threshold {
+            self.replan();
         }
-        let before = self.overdue.range(..=off).next_back();
-        let after = self.overdue.range(off..).next();
-        !(before.is_some_and(|(_, &(e, _))| e > off) || after.is_some_and(|(&o, _)| o < off + size))
+        self.lap_requests = 0;
+        self.lap_misses = 0;
     }
 
-    fn try_hit(&mut self, size: u64, stream: u32) -> Option<Addr> {
-        if let Some(s) = self.plan.persistent.get(self.p_cursor) {
-            if size <= s.size && stream == s.stream {
-                self.p_cursor += 1;
-                let addr = self.base + s.offset;
-                self.live.insert(
-                    addr,
-                    Live {
-                        slot: None,
-                        requested: size,
-                    },
-                );
-                return Some(addr);
+    /// Re-plans the iteration from the largest sizes seen (see the module docs).
+    fn replan(&mut self) {
+        let mut slots = self.plan.iteration.clone();
+        for (s, &seen) in slots.iter_mut().zip(&self.seen) {
+            if let Some(r) = rounded(seen) {
+                s.size = s.size.max(r);
             }
         }
-        let n = self.plan.iteration.len();
+        let blockers = persistent_ranges(&self.plan);
+        let Some(top) = place_around(&mut slots, &blockers) else {
+            return;
+        };
+        let arena = self.plan.arena_size.max(top);
+        // With a capacity the fallback's share was fixed at construction: never grow then.
+        let grows = arena > self.plan.arena_size;
+        if arena > ARENA_VA || (grows && self.config.capacity.is_some()) {
+            return;
+        }
+        if grows {
+            self.arena_maps += 1;
+        }
+        self.plan.arena_size = arena;
+        self.plan.iteration = slots;
+        debug_assert_eq!(self.plan.validate(), Ok(()));
+        let occupant = core::mem::take(&mut self.iteration.occupant);
+        self.iteration = lane(&self.plan.iteration, &blockers, arena, true);
+        self.iteration.occupant = occupant;
+        self.seen.iter_mut().for_each(|x| *x = 0);
+        self.grew = false;
+        self.counters.replans += 1;
+    }
+
+    /// True when `[off, end)` meets no unprotected allocation.
+    fn clear_of_outside(&self, off: u64, end: u64) -> bool {
+        if self.outside.is_empty() {
+            return true;
+        }
+        let before = self.outside.range(..=off).next_back();
+        let after = self.outside.range(off..).next();
+        !(before.is_some_and(|(_, &e)| e > off) || after.is_some_and(|(&o, _)| o < end))
+    }
+
+    /// Moves the cursor past slot `k` (wrapping a lap or ending the prologue).
+    fn step_past(&mut self, k: usize) {
+        let n = self.slots(self.list).len();
+        self.cursor = k + 1;
+        if self.cursor >= n {
+            match self.list {
+                List::Prologue => self.start_laps(),
+                List::Iteration => {
+                    self.cursor = 0;
+                    self.new_lap();
+                }
+            }
+        }
+    }
+
+    fn try_hit(&mut self, size: u64, need: u64, stream: u32) -> Option<Addr> {
+        let list = self.list;
+        let n = self.slots(list).len();
         for d in 0..LOOKAHEAD.min(n) {
-            let k = (self.cursor + d) % n;
-            let s = self.plan.iteration[k];
-            if size > s.size || stream != s.stream || self.live_slot[k] {
+            let mut k = self.cursor + d;
+            if k >= n {
+                if list == List::Prologue {
+                    break;
+                }
+                k -= n;
+            }
+            let s = self.slots(list)[k];
+            let lane = self.lane_of(list);
+            if stream != s.stream || lane.occupant[k].is_some() || need > lane.room[k] {
+                continue;
+            }
+            if d > 0 && (need > s.size || s.size / 2 > need) {
+                // Skipping ahead only for a request that looks like that slot's.
                 continue;
             }
             if k < self.cursor {
-                // A new lap: everything still live from the last one is overdue.
+                // Wrapped within the lookahead: the lap ends here.
+                self.cursor = 0;
                 self.new_lap();
+                if self.slots(list).get(k) != Some(&s) || need > self.lane_of(list).room[k] {
+                    return None; // re-planned under our feet: try again next request
+                }
             }
             self.advance_ends(Some(s.start));
-            if !self.clear_of_overdue(s.offset, s.size) {
+            if s.end <= self.now {
+                // Its planned lifetime is over (a slot further on was served): the plan no
+                // longer keeps its range apart from the live allocations.
                 continue;
             }
-            self.cursor = (k + 1) % n;
-            self.live_slot[k] = true;
-            if s.end <= self.now {
-                // The pointer already passed this slot's end (a failed attempt further on).
-                self.is_overdue[k] = true;
-                self.overdue.insert(s.offset, (s.offset + s.size, k));
+            let end = s.offset + need;
+            if !self.clear_of_outside(s.offset, end) {
+                continue;
             }
-            if self.cursor == 0 {
-                self.new_lap();
+            if list == List::Iteration {
+                self.seen[k] = self.seen[k].max(size);
             }
-            let addr = self.base + s.offset;
+            self.lane_mut(list).occupant[k] = Some((s.offset, end));
+            if need > s.size {
+                // Grown into its room: in-arena misses must see it.
+                self.outside.insert(s.offset, end);
+            }
+            self.step_past(k);
+            let addr = self.config.base + s.offset;
             self.live.insert(
                 addr,
                 Live {
-                    slot: Some(k),
+                    kind: Kind::Slot(list, k),
                     requested: size,
+                    off: s.offset,
+                    end,
                 },
             );
             return Some(addr);
         }
         None
+    }
+
+    /// A miss: remembers the size when the request looks like the expected slot's, then
+    /// serves it inside the arena if the plan leaves room, else from the fallback.
+    fn serve_miss(&mut self, size: u64, need: u64, stream: u32) -> Result<Addr, AllocError> {
+        let list = self.list;
+        let c = self.cursor;
+        let mut floor = self.plan.arena_size;
+        if let Some(&s) = self.slots(list).get(c) {
+            // Allocations past their planned end must be seen by the in-arena search.
+            self.advance_ends(Some(s.start));
+            floor = self.lane_of(list).free_above[c];
+            let same = s.stream == stream
+                && self.lane_of(list).occupant[c].is_none()
+                && need <= s.size.saturating_mul(4)
+                && s.size <= need.saturating_mul(4);
+            if same {
+                if list == List::Iteration {
+                    self.seen[c] = self.seen[c].max(size);
+                    if need > s.size {
+                        self.grew = true;
+                    }
+                }
+                self.step_past(c);
+            }
+        }
+        if let Some(off) = self.gap_above(floor, need) {
+            self.outside.insert(off, off + need);
+            let addr = self.config.base + off;
+            self.live.insert(
+                addr,
+                Live {
+                    kind: Kind::InArena,
+                    requested: size,
+                    off,
+                    end: off + need,
+                },
+            );
+            self.counters.misses_in_arena += 1;
+            return Ok(addr);
+        }
+        let addr = self.fallback.alloc(size, stream)?;
+        self.live.insert(
+            addr,
+            Live {
+                kind: Kind::Fallback,
+                requested: size,
+                off: 0,
+                end: 0,
+            },
+        );
+        Ok(addr)
+    }
+
+    /// Lowest offset in `[floor, arena_size)` where `need` bytes are clear of unprotected
+    /// allocations (the plan uses none of that range for the rest of the lap).
+    fn gap_above(&self, floor: u64, need: u64) -> Option<u64> {
+        let arena = self.plan.arena_size;
+        let mut at = round_up(floor, ALIGN)?;
+        if let Some((_, &e)) = self.outside.range(..at).next_back() {
+            at = at.max(e);
+        }
+        for (&o, &e) in self.outside.range(at..) {
+            if o >= at.checked_add(need)? {
+                break;
+            }
+            at = e;
+        }
+        (at.checked_add(need)? <= arena).then_some(at)
     }
 
     fn update_peaks(&mut self) {
@@ -343,46 +847,107 @@ impl PlannedAllocator {
         };
         let arena_seg = u64::from(self.started && arena > 0);
         AllocStats {
-            allocated: self.planned_allocated + f.allocated,
+            allocated: self.allocated + f.allocated,
             peak_allocated: 0,
             reserved: arena + f.reserved,
             peak_reserved: 0,
             segments: arena_seg + f.segments,
-            reservations: arena_seg + f.reservations,
+            reservations: arena_seg * self.arena_maps.max(1) + f.reservations,
         }
     }
+}
+
+/// `(offset, end)` of the plan's persistent slots.
+fn persistent_ranges(plan: &Plan) -> Vec<(u64, u64)> {
+    plan.prologue
+        .iter()
+        .filter(|s| s.is_persistent())
+        .map(|s| (s.offset, s.offset + s.size))
+        .collect()
+}
+
+/// Places `slots` greedily, largest first (ties: earlier start, lower index), each at the
+/// lowest [`ALIGN`]-aligned offset clear of `blockers` (alive throughout) and of the slots
+/// already placed that are alive with it. Returns the highest end (`None` on overflow).
+/// O(n²) in the slots.
+fn place_around(slots: &mut [Slot], blockers: &[(u64, u64)]) -> Option<u64> {
+    let mut order: Vec<usize> = (0..slots.len()).collect();
+    order.sort_by_key(|&i| (core::cmp::Reverse(slots[i].size), slots[i].start, i));
+    let mut placed: Vec<usize> = Vec::with_capacity(slots.len());
+    let mut top = blockers.iter().map(|&(_, e)| e).max().unwrap_or(0);
+    let mut busy: Vec<(u64, u64)> = Vec::new();
+    for &i in &order {
+        let s = slots[i];
+        busy.clear();
+        busy.extend_from_slice(blockers);
+        for &j in &placed {
+            let t = &slots[j];
+            if t.start < s.end && s.start < t.end {
+                busy.push((t.offset, t.offset + t.size));
+            }
+        }
+        busy.sort_unstable();
+        let mut at = 0u64;
+        for &(o, e) in &busy {
+            if o >= at.checked_add(s.size)? {
+                break;
+            }
+            at = at.max(round_up(e, ALIGN)?);
+        }
+        slots[i].offset = at;
+        top = top.max(at.checked_add(s.size)?);
+        placed.push(i);
+    }
+    Some(top)
 }
 
 impl Allocator for PlannedAllocator {
     fn alloc(&mut self, size: u64, stream: u32) -> Result<Addr, AllocError> {
         self.started = true;
-        let addr = if let Some(addr) = self.try_hit(size, stream) {
-            self.hits += 1;
-            self.planned_allocated += size;
+        let need = rounded(size).ok_or(AllocError::OutOfMemory {
+            size,
+            reserved: self.stats_now().reserved,
+        })?;
+        if let Some(cap) = self.config.capacity {
+            if self.plan.arena_size > cap {
+                return Err(AllocError::OutOfMemory { size, reserved: 0 });
+            }
+        }
+        if self.list == List::Iteration {
+            self.lap_requests += 1;
+        }
+        let addr = if let Some(addr) = self.try_hit(size, need, stream) {
+            self.counters.hits += 1;
             addr
         } else {
-            let addr = self.fallback.alloc(size, stream)?;
-            self.misses += 1;
+            let addr = self.serve_miss(size, need, stream)?;
+            self.counters.misses += 1;
+            if self.list == List::Iteration {
+                self.lap_misses += 1;
+            }
             addr
         };
+        if !matches!(self.live.get(&addr).map(|l| l.kind), Some(Kind::Fallback)) {
+            self.allocated += size;
+        }
         self.update_peaks();
         Ok(addr)
     }
 
     fn free(&mut self, addr: Addr) -> Result<(), AllocError> {
-        if let Some(l) = self.live.remove(&addr) {
-            self.planned_allocated -= l.requested;
-            if let Some(k) = l.slot {
-                self.live_slot[k] = false;
-                if self.is_overdue[k] {
-                    self.is_overdue[k] = false;
-                    self.overdue.remove(&self.plan.iteration[k].offset);
-                }
-            }
-            Ok(())
-        } else {
-            self.fallback.free(addr)
+        let Some(l) = self.live.remove(&addr) else {
+            return Err(AllocError::UnknownAddress { addr });
+        };
+        match l.kind {
+            Kind::Fallback => return self.fallback.free(addr),
+            Kind::Slot(list, k) => self.lane_mut(list).occupant[k] = None,
+            Kind::InArena => {}
         }
+        self.allocated -= l.requested;
+        if self.outside.get(&l.off) == Some(&l.end) {
+            self.outside.remove(&l.off);
+        }
+        Ok(())
     }
 
     fn stats(&self) -> AllocStats {
