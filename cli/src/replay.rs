@@ -12,10 +12,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
+use memplan_core::allocator::planned::PlanCounters;
 use memplan_core::allocator::{
-    AllocError, Allocator, OnlineAllocator, OnlineConfig, TorchConfig, TorchExpandableModel,
-    TorchModel,
+    AllocError, Allocator, OnlineAllocator, OnlineConfig, PlanOptions, PlannedAllocator,
+    PlannedConfig, TorchConfig, TorchExpandableModel, TorchModel, build_plan,
 };
+use memplan_core::lifetime::{Analysis, Boundaries, analyze};
+use memplan_core::plan::Plan;
 use memplan_core::trace::{Event, Trace};
 use serde::Serialize;
 use svg::Document;
@@ -32,6 +35,9 @@ pub enum Which {
     TorchExpandable,
     /// memplan's online allocator.
     Memplan,
+    /// memplan's plan-guided allocator, with a plan made from the first
+    /// --profile-iterations iterations of the trace.
+    MemplanPlan,
     /// All of the above.
     All,
 }
@@ -62,6 +68,72 @@ pub struct ReplayArgs {
     /// --repeat 2 or more.
     #[arg(long, value_name = "SEED")]
     pub dynamic: Option<u64>,
+    /// memplan-plan: iterations profiled to make the plan (as a profiling run of the same job
+    /// would record them); the whole trace is then served from the plan.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = parse_repeat)]
+    pub profile_iterations: usize,
+}
+
+/// Reads `path` and turns it into the workload `--repeat N [--dynamic SEED]` asks for.
+/// Returns the trace, the segment addresses PyTorch recorded (snapshots only) and a
+/// description of the transformation (when there is one).
+///
+/// # Errors
+/// Unreadable or malformed traces, `--dynamic` without `--repeat` 2 or more, or ids that
+/// `--repeat` would overflow ([`Failure::Input`]).
+pub fn load(
+    path: &std::path::Path,
+    repeat: usize,
+    dynamic: Option<u64>,
+) -> Result<(Trace, Option<Vec<u64>>, Option<String>), Failure> {
+    if dynamic.is_some() && repeat < 2 {
+        return Err(Failure::Input(
+            "--dynamic varies iterations between each other: it needs --repeat N with N >= 2"
+                .to_owned(),
+        ));
+    }
+    let name = path.display().to_string();
+    let data =
+        std::fs::read(path).map_err(|e| Failure::Input(format!("{name}: cannot read: {e}")))?;
+    let (trace, segments) = traceio::read_with_segments(&name, &data)?;
+    let transformed = (repeat > 1).then(|| workload::describe(&trace, repeat, dynamic));
+    let trace = match dynamic {
+        Some(seed) => workload::dynamic(&trace, repeat, seed)?,
+        None if repeat > 1 => workload::repeat(&trace, repeat)?,
+        None => trace,
+    };
+    Ok((trace, segments, transformed))
+}
+
+/// Builds the plan for `trace` from its first `profile_iterations` iterations.
+///
+/// # Errors
+/// [`Failure::Input`] when the trace cannot be planned (sizes or event counts overflowing
+/// the plan's fields).
+pub fn plan_of(trace: &Trace, profile_iterations: usize) -> Result<(Analysis, Plan), Failure> {
+    let analysis = analyze(trace);
+    let options = PlanOptions {
+        profile_iterations,
+        ..PlanOptions::default()
+    };
+    let plan = build_plan(&analysis, trace.len(), &options)
+        .map_err(|e| Failure::Input(format!("cannot plan the trace: {e}")))?;
+    Ok((analysis, plan))
+}
+
+/// One line describing where iterations come from in `analysis`.
+pub fn describe_iterations(analysis: &Analysis) -> String {
+    match analysis.boundaries {
+        Boundaries::Markers => format!("{} iterations (from markers)", analysis.iterations()),
+        Boundaries::Detected(p) => format!(
+            "{} iterations of {} allocations detected (offset {}, {:.1} % match)",
+            p.iterations,
+            p.period,
+            p.offset,
+            100.0 * p.match_fraction
+        ),
+        Boundaries::None => "no repeated iteration found: one iteration".to_owned(),
+    }
 }
 
 fn parse_repeat(s: &str) -> Result<usize, String> {
@@ -89,10 +161,36 @@ pub struct Outcome {
     pub oom_at_event: Option<usize>,
     /// Wall time per alloc or free, in nanoseconds.
     pub ns_per_op: f64,
+    /// memplan-plan only: hits, misses, re-plans and the plan's arena.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanReport>,
     /// (event index, allocated, reserved) samples for the timeline: maxima over windows of
     /// events, so peaks show.
     #[serde(skip)]
     pub samples: Vec<(usize, u64, u64)>,
+}
+
+/// What memplan-plan did in a replay.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    /// Iterations profiled.
+    pub profile_iterations: usize,
+    /// Where the iterations come from.
+    pub iterations: String,
+    /// Arena bytes of the plan as built (before any re-plan).
+    pub arena_size: u64,
+    /// Slots of the prologue and of the steady iteration.
+    pub prologue_slots: usize,
+    /// Slots of the steady iteration.
+    pub iteration_slots: usize,
+    /// Requests served from a slot.
+    pub hits: u64,
+    /// Requests not served from a slot.
+    pub misses: u64,
+    /// Misses served inside the arena.
+    pub misses_in_arena: u64,
+    /// Times the iteration was re-planned.
+    pub replans: u64,
 }
 
 #[derive(Serialize)]
@@ -113,23 +211,8 @@ struct Report<'a> {
 /// `--repeat` would overflow ([`Failure::Input`]); an allocator that rejects a free the
 /// trace guarantees valid is a bug ([`Failure::Internal`]).
 pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
-    if args.dynamic.is_some() && args.repeat < 2 {
-        return Err(Failure::Input(
-            "--dynamic varies iterations between each other: it needs --repeat N with N >= 2"
-                .to_owned(),
-        ));
-    }
     let name = args.trace.display().to_string();
-    let data = std::fs::read(&args.trace)
-        .map_err(|e| Failure::Input(format!("{name}: cannot read: {e}")))?;
-    let (trace, segments) = traceio::read_with_segments(&name, &data)?;
-    let transformed =
-        (args.repeat > 1).then(|| workload::describe(&trace, args.repeat, args.dynamic));
-    let trace = match args.dynamic {
-        Some(seed) => workload::dynamic(&trace, args.repeat, seed)?,
-        None if args.repeat > 1 => workload::repeat(&trace, args.repeat)?,
-        None => trace,
-    };
+    let (trace, segments, transformed) = load(&args.trace, args.repeat, args.dynamic)?;
     let mut results = Vec::new();
     let want = |w: Which| args.allocator == w || args.allocator == Which::All;
     if want(Which::Torch) {
@@ -156,6 +239,36 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
         });
         results.push(replay(&trace, &mut a)?);
     }
+    if want(Which::MemplanPlan) {
+        let (analysis, plan) = plan_of(&trace, args.profile_iterations)?;
+        let mut report = PlanReport {
+            profile_iterations: args.profile_iterations.min(analysis.iterations().max(1)),
+            iterations: describe_iterations(&analysis),
+            arena_size: plan.arena_size,
+            prologue_slots: plan.prologue.len(),
+            iteration_slots: plan.iteration.len(),
+            hits: 0,
+            misses: 0,
+            misses_in_arena: 0,
+            replans: 0,
+        };
+        let config = PlannedConfig {
+            capacity: args.capacity,
+            ..PlannedConfig::default()
+        };
+        let mut a = PlannedAllocator::new(plan, config)
+            .map_err(|e| Failure::Internal(format!("memplan-plan: {e}")))?;
+        let mut outcome = replay(&trace, &mut a)?;
+        let c: PlanCounters = a.counters();
+        (
+            report.hits,
+            report.misses,
+            report.misses_in_arena,
+            report.replans,
+        ) = (c.hits, c.misses, c.misses_in_arena, c.replans);
+        outcome.plan = Some(report);
+        results.push(outcome);
+    }
     if let Some(path) = &args.svg {
         let doc = timeline(&name, trace.len(), &results);
         svg::save(path, &doc)
@@ -180,7 +293,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
             println!("workload: {t}");
         }
         println!(
-            "{:<10} {:>16} {:>16} {:>11} {:>12} {:>10} {:>9}",
+            "{:<16} {:>16} {:>16} {:>11} {:>12} {:>10} {:>9}",
             "allocator",
             "peak allocated",
             "peak reserved",
@@ -191,7 +304,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
         );
         for r in &results {
             println!(
-                "{:<10} {:>16} {:>16} {:>10.2}% {:>12} {:>10} {:>9.0}",
+                "{:<16} {:>16} {:>16} {:>10.2}% {:>12} {:>10} {:>9.0}",
                 r.allocator,
                 r.peak_allocated,
                 r.peak_reserved,
@@ -201,6 +314,24 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
                     .map_or("-".to_owned(), |i| format!("event {i}")),
                 r.ns_per_op
             );
+        }
+        for r in &results {
+            if let Some(p) = &r.plan {
+                println!(
+                    "memplan-plan: plan from {} profiled iteration(s) ({}): arena {} bytes, \
+                     {} prologue + {} iteration slots; hits {}, misses {} ({} in the arena), \
+                     re-plans {}",
+                    p.profile_iterations,
+                    p.iterations,
+                    p.arena_size,
+                    p.prologue_slots,
+                    p.iteration_slots,
+                    p.hits,
+                    p.misses,
+                    p.misses_in_arena,
+                    p.replans
+                );
+            }
         }
         if let Some(path) = &args.svg {
             println!("timeline written to {}", path.display());
@@ -276,6 +407,7 @@ pub fn replay(trace: &Trace, a: &mut dyn Allocator) -> Result<Outcome, Failure> 
         } else {
             elapsed.as_nanos() as f64 / ops as f64
         },
+        plan: None,
         samples,
     })
 }

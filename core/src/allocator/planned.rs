@@ -628,6 +628,7 @@ impl PlannedAllocator {
         self.end_ptr = 0;
         self.now = 0;
         self.counters.laps += 1;
+        self.fallback.trim();
     }
 
     /// Ends a lap: every live iteration slot becomes unprotected; re-plans if warranted.
@@ -642,6 +643,9 @@ impl PlannedAllocator {
         }
         self.lap_requests = 0;
         self.lap_misses = 0;
+        // Give back the fallback's free tail pages once a lap: spills of the lap just ended
+        // are usually freed by now.
+        self.fallback.trim();
     }
 
     /// Re-plans the iteration from the largest sizes seen (see the module docs).
@@ -766,42 +770,59 @@ impl PlannedAllocator {
     /// A miss: remembers the size when the request looks like the expected slot's, then
     /// serves it inside the arena if the plan leaves room, else from the fallback.
     fn serve_miss(&mut self, size: u64, need: u64, stream: u32) -> Result<Addr, AllocError> {
-        let list = self.list;
-        let c = self.cursor;
+        let (list, c) = (self.list, self.cursor);
         let mut floor = self.plan.arena_size;
+        let mut matched = false;
         if let Some(&s) = self.slots(list).get(c) {
             // Allocations past their planned end must be seen by the in-arena search.
             self.advance_ends(Some(s.start));
             floor = self.lane_of(list).free_above[c];
-            let same = s.stream == stream
+            matched = s.stream == stream
                 && self.lane_of(list).occupant[c].is_none()
                 && need <= s.size.saturating_mul(4)
                 && s.size <= need.saturating_mul(4);
-            if same {
+            if matched {
                 if list == List::Iteration {
                     self.seen[c] = self.seen[c].max(size);
                     if need > s.size {
                         self.grew = true;
                     }
                 }
+                // Search the gaps while the slot's list is still the one served.
+                let gap = self.gap_beside(list, c, need);
                 self.step_past(c);
+                if let Some(off) = gap {
+                    return Ok(self.place_in_arena(off, need, size));
+                }
+                return self.serve_fallback(size, stream);
             }
         }
+        debug_assert!(!matched);
         if let Some(off) = self.gap_above(floor, need) {
-            self.outside.insert(off, off + need);
-            let addr = self.config.base + off;
-            self.live.insert(
-                addr,
-                Live {
-                    kind: Kind::InArena,
-                    requested: size,
-                    off,
-                    end: off + need,
-                },
-            );
-            self.counters.misses_in_arena += 1;
-            return Ok(addr);
+            return Ok(self.place_in_arena(off, need, size));
         }
+        self.serve_fallback(size, stream)
+    }
+
+    /// Records an in-arena miss at `off`.
+    fn place_in_arena(&mut self, off: u64, need: u64, size: u64) -> Addr {
+        self.outside.insert(off, off + need);
+        let addr = self.config.base + off;
+        self.live.insert(
+            addr,
+            Live {
+                kind: Kind::InArena,
+                requested: size,
+                off,
+                end: off + need,
+            },
+        );
+        self.counters.misses_in_arena += 1;
+        addr
+    }
+
+    /// Serves a miss from the fallback allocator.
+    fn serve_fallback(&mut self, size: u64, stream: u32) -> Result<Addr, AllocError> {
         let addr = self.fallback.alloc(size, stream)?;
         self.live.insert(
             addr,
@@ -813,6 +834,46 @@ impl PlannedAllocator {
             },
         );
         Ok(addr)
+    }
+
+    /// The best-fitting arena gap for a request taken to be slot `c`'s: clear of the
+    /// persistent slots, of every unprotected allocation, of the list's live allocations and
+    /// of every slot planned to be alive together with slot `c` (so later hits are not
+    /// blocked while it lives as planned). The smallest gap that holds `need`, the lowest
+    /// among equal ones. O(n log n) in the list's slots.
+    fn gap_beside(&self, list: List, c: usize, need: u64) -> Option<u64> {
+        let slots = self.slots(list);
+        let s = slots[c];
+        let lane = self.lane_of(list);
+        let mut busy: Vec<(u64, u64)> = Vec::new();
+        if list == List::Iteration {
+            busy.extend(persistent_ranges(&self.plan));
+        }
+        busy.extend(self.outside.iter().map(|(&o, &e)| (o, e)));
+        for (j, t) in slots.iter().enumerate() {
+            if let Some(r) = lane.occupant[j] {
+                busy.push(r);
+            } else if j != c && t.start < s.end && s.start < t.end {
+                busy.push((t.offset, t.offset + t.size));
+            }
+        }
+        busy.sort_unstable();
+        let mut best: Option<(u64, u64)> = None; // (gap size, offset)
+        let mut at = 0u64;
+        let mut consider = |at: u64, until: u64| {
+            let at = round_up(at, ALIGN).unwrap_or(u64::MAX);
+            if until >= at && until - at >= need && best.is_none_or(|(g, _)| until - at < g) {
+                best = Some((until - at, at));
+            }
+        };
+        for &(o, e) in &busy {
+            if o > at {
+                consider(at, o);
+            }
+            at = at.max(e);
+        }
+        consider(at, self.plan.arena_size);
+        best.map(|(_, o)| o)
     }
 
     /// Lowest offset in `[floor, arena_size)` where `need` bytes are clear of unprotected
