@@ -180,7 +180,11 @@ impl<A: Allocator, B: Backend> DeviceArena<A, B> {
     fn try_alloc(&mut self, size: u64, stream: StreamHandle) -> Result<DevPtr> {
         // Core allocators take a u32 stream id; fold the 64-bit handle deterministically.
         let sid = (stream.0 ^ (stream.0 >> 32)) as u32;
-        let addr = self.alloc.alloc(size, sid)?;
+        // Size 0 is always accepted: an allocator that refuses it serves 1 byte instead.
+        let addr = match self.alloc.alloc(size, sid) {
+            Err(memplan_core::allocator::AllocError::ZeroSize) => self.alloc.alloc(1, sid)?,
+            r => r?,
+        };
         let span = size.max(1);
         let off = addr.checked_sub(self.sim_base).filter(|&o| {
             o.checked_add(span)
