@@ -53,8 +53,11 @@ pub struct Failed {
 impl From<Failed> for Error {
     /// Keeps the error; the buffer is leaked (give it back to its pool to avoid that).
     fn from(f: Failed) -> Self {
-        core::mem::forget(f.buf);
-        f.error
+        let Failed {
+            error,
+            buf: _leaked,
+        } = f;
+        error
     }
 }
 

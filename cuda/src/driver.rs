@@ -80,8 +80,9 @@ impl CudaBackend {
         if !crate::driver_library_present() {
             return Err(Error::NoDriver);
         }
-        // SAFETY (all blocks in this fn): each call passes valid out-pointers to locals that
-        // outlive it, and handles obtained from the previous calls.
+        // Each call below passes valid out-pointers to locals that outlive it, and handles
+        // obtained from the previous calls.
+        // SAFETY: cuInit takes no pointers; flags must be 0.
         call("cuInit", 0, || unsafe { sys::cuInit(0) })?;
         let mut device: sys::CUdevice = 0;
         // SAFETY: see above.

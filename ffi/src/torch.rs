@@ -67,8 +67,8 @@ impl Allocator for DynAlloc {
 /// The arena on either backend.
 #[derive(Debug)]
 enum Arena {
-    Host(DeviceArena<DynAlloc, HostBackend>),
-    Cuda(DeviceArena<DynAlloc, CudaBackend>),
+    Host(Box<DeviceArena<DynAlloc, HostBackend>>),
+    Cuda(Box<DeviceArena<DynAlloc, CudaBackend>>),
 }
 
 macro_rules! on_arena {
@@ -188,7 +188,7 @@ fn make_arena(cfg: &Config, device: i32) -> Result<Arena, String> {
                 ..HostConfig::default()
             });
             DeviceArena::new(backend, a, base, window)
-                .map(Arena::Host)
+                .map(|a| Arena::Host(Box::new(a)))
                 .map_err(|e| e.to_string())
         }
         "cuda" => {
@@ -199,7 +199,7 @@ fn make_arena(cfg: &Config, device: i32) -> Result<Arena, String> {
             };
             let (a, base, window) = make_allocator(cfg, capacity)?;
             DeviceArena::new(backend, a, base, window)
-                .map(Arena::Cuda)
+                .map(|a| Arena::Cuda(Box::new(a)))
                 .map_err(|e| e.to_string())
         }
         other => Err(format!("MEMPLAN_BACKEND={other:?}: expected cuda or host")),

@@ -176,7 +176,7 @@ pub unsafe extern "C" fn cuDevicePrimaryCtxRetain(ctx: *mut *mut c_void, dev: c_
         return INVALID_VALUE;
     }
     // SAFETY: non-NULL out-pointer; the context is a dummy non-NULL token.
-    unsafe { *ctx = 0x1 as *mut c_void };
+    unsafe { *ctx = std::ptr::dangling_mut::<c_void>() };
     SUCCESS
 }
 
