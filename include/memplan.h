@@ -818,6 +818,59 @@ mp_result mp_planner_last_error(const struct mp_planner *planner,
                                 size_t *out_n);
 
 /**
+ * Allocates `size` bytes of device memory on `device` for use on `stream`; the
+ * `CUDAPluggableAllocator` malloc function.
+ *
+ * Returns a device pointer, or NULL when the request cannot be served (out of memory, a
+ * negative size, another device than the first one served, a configuration error; see
+ * `mp_torch_last_error`). `size == 0` is accepted and returns a distinct non-NULL pointer.
+ * The first call reads the configuration from the environment (see the README).
+ *
+ * # Safety
+ * - `stream`: a CUDA stream of `device`'s primary context, or NULL for the default stream
+ *   (with `MEMPLAN_BACKEND=host` any value is accepted and only names a stream).
+ *
+ * # Ownership
+ * The memory belongs to the caller until passed to `mp_torch_free`.
+ *
+ * # Thread safety
+ * Safe to call from any thread; calls are serialized by a lock.
+ */
+void *mp_torch_malloc(ptrdiff_t size, int32_t device, void *stream);
+
+/**
+ * Frees memory from `mp_torch_malloc`; the `CUDAPluggableAllocator` free function.
+ *
+ * The block is reused only after the work queued on `stream` (the allocation's stream, which
+ * PyTorch passes) at the time of this call has completed. NULL is a no-op. An unknown
+ * pointer is ignored and recorded for `mp_torch_last_error` (never undefined behaviour).
+ *
+ * # Safety
+ * - `ptr`: NULL, or a pointer from `mp_torch_malloc` not freed since.
+ * - `stream`: as for `mp_torch_malloc`.
+ *
+ * # Thread safety
+ * Safe to call from any thread.
+ */
+void mp_torch_free(void *ptr, ptrdiff_t size, int32_t device, void *stream);
+
+/**
+ * Copies the last error of `mp_torch_malloc`/`mp_torch_free` (empty if none) into `buf`,
+ * `snprintf`-style as `mp_result_message`; `*out_n` receives its full length.
+ *
+ * # Safety
+ * - `buf`: NULL only when `len` is 0; otherwise valid for writes of `len` bytes.
+ * - `out_n`: non-NULL, aligned, valid for one `size_t` write.
+ *
+ * # Thread safety
+ * Safe from any thread; another thread's call may replace the message meanwhile.
+ *
+ * # NULL
+ * `MP_RESULT_NULL_PARAMETER` when `out_n` is NULL, or `buf` is NULL with `len > 0`.
+ */
+mp_result mp_torch_last_error(char *buf, size_t len, size_t *out_n);
+
+/**
  * Returns the library version as a static NUL-terminated string, `"MAJOR.MINOR.PATCH"`
  * (the same numbers as the `MP_VERSION_*` macros of the header it was built with).
  *

@@ -1,5 +1,27 @@
 #![doc = include_str!("../README.md")]
 
+pub mod arena;
+pub mod backend;
+pub mod copy;
+pub mod disk;
+pub mod driver;
+pub mod error;
+pub mod host;
+pub mod pinned;
+pub mod tier;
+pub mod vmm;
+
+pub use arena::{ArenaStats, DeviceArena};
+pub use backend::{Backend, BackendKind, DevPtr, EventHandle, MemInfo, PhysHandle, StreamHandle};
+pub use copy::{CopyEngine, Direction, TransferId};
+pub use disk::{DiskSlot, DiskTier};
+pub use driver::CudaBackend;
+pub use error::{Error, Result};
+pub use host::{HostBackend, HostConfig, HostStats};
+pub use pinned::{PinnedBuf, PinnedPool};
+pub use tier::{Moved, Tier, TierStore};
+pub use vmm::{ExpandableSegment, Stitcher};
+
 /// True when the CUDA driver library (`libcuda.so`, `libcuda.so.1`, … or `nvcuda.dll`) can be
 /// loaded, so that driver calls will not panic for want of it.
 ///

@@ -16,6 +16,7 @@ mod ffi;
 mod allocator;
 mod error;
 mod planner;
+mod torch;
 mod version;
 
 pub use allocator::{
@@ -30,4 +31,5 @@ pub use planner::{
     mp_planner_last_error, mp_planner_len, mp_planner_max_load, mp_planner_new, mp_planner_nodes,
     mp_planner_offset, mp_planner_peak, mp_planner_solve, mp_solve_options,
 };
+pub use torch::{mp_torch_free, mp_torch_last_error, mp_torch_malloc};
 pub use version::mp_version;

@@ -322,3 +322,100 @@ fn c11_allocator_example_asan_ubsan() {
         "allocator_example.c",
     );
 }
+
+/// Builds `memplan-ffi` and returns the path of the shared library `libmemplan.so`.
+fn cdylib() -> &'static Path {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+        let output = Command::new(&cargo)
+            .current_dir(workspace_root())
+            .args(["build", "-p", "memplan-ffi", "--lib"])
+            .arg("--message-format=json-render-diagnostics")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cargo:?}: {e}"));
+        assert!(
+            output.status.success(),
+            "cargo build failed\n{}",
+            show(&output)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let lib = stdout
+            .lines()
+            .filter(|line| line.contains(r#""reason":"compiler-artifact""#))
+            .flat_map(|line| line.split('"'))
+            .find(|s| s.ends_with("/libmemplan.so"))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no libmemplan.so among cargo's artifacts\n{}",
+                    show(&output)
+                )
+            });
+        assert!(lib.is_file(), "{} does not exist", lib.display());
+        lib
+    })
+}
+
+#[test]
+fn shared_library_exports_the_torch_allocator() {
+    let lib = cdylib();
+    let output = match Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(lib)
+        .output()
+    {
+        Ok(o) if o.status.success() => o,
+        _ => {
+            eprintln!("SKIP shared_library_exports_the_torch_allocator: nm not available");
+            return;
+        }
+    };
+    let symbols = String::from_utf8_lossy(&output.stdout);
+    for name in ["mp_torch_malloc", "mp_torch_free", "mp_torch_last_error"] {
+        assert!(
+            symbols
+                .lines()
+                .any(|l| l.split_whitespace().last() == Some(name)),
+            "nm -D {} lacks {name}",
+            lib.display()
+        );
+    }
+}
+
+#[test]
+fn c11_torch_allocator_through_dlopen() {
+    let Some(cc) = c_compiler() else {
+        eprintln!("SKIP c11_torch_allocator_through_dlopen: no C compiler (set CC)");
+        return;
+    };
+    let root = workspace_root();
+    let exe = out_dir().join("torch_dlopen");
+    let output = Command::new(&cc)
+        .args(strs(&c_flags("c11", &["-g", "-D_POSIX_C_SOURCE=200809L"])))
+        .arg(root.join("tests/c/torch_dlopen.c"))
+        .arg("-ldl")
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cc:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "compiling torch_dlopen failed\n{}",
+        show(&output)
+    );
+    let lib = cdylib().to_str().expect("UTF-8 path").to_string();
+    let output = Command::new(&exe)
+        .arg(&lib)
+        .env("MEMPLAN_BACKEND", "host")
+        .env("MEMPLAN_ALLOCATOR", "memplan")
+        .env("MEMPLAN_CAPACITY", "67108864")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    assert!(
+        output.status.success(),
+        "torch_dlopen failed\n{}",
+        show(&output)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("all checks passed"));
+}
