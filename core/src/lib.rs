@@ -8,6 +8,7 @@ extern crate std;
 
 pub mod allocator;
 pub mod check;
+pub mod chunk;
 pub mod error;
 mod internal;
 pub mod interval;
