@@ -14,6 +14,7 @@ mod internal;
 pub mod interval;
 pub mod lifetime;
 pub mod plan;
+pub mod shard;
 pub mod trace;
 
 pub use error::{Error, Result};
