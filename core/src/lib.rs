@@ -10,6 +10,7 @@ pub mod allocator;
 pub mod check;
 pub mod chunk;
 pub mod error;
+pub mod estimate;
 mod internal;
 pub mod interval;
 pub mod lifetime;
