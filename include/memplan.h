@@ -48,6 +48,66 @@
 #define MP_ALLOCATOR_MAX_PAGE_SIZE 1099511627776
 
 /**
+ * `offload` of `mp_estimate_input`: everything on the GPU.
+ */
+#define MP_OFFLOAD_NONE 0
+
+/**
+ * `offload`: optimizer state and fp32 gradients on the host (ZeRO stage 1 or more).
+ */
+#define MP_OFFLOAD_CPU_OPTIMIZER 1
+
+/**
+ * `offload`: optimizer state, fp32 gradients and parameters on the host (ZeRO stage 3).
+ */
+#define MP_OFFLOAD_CPU 2
+
+/**
+ * `offload`: optimizer state and parameters on NVMe, fp32 gradients on the host (stage 3).
+ */
+#define MP_OFFLOAD_NVME 3
+
+/**
+ * `recompute` of `mp_estimate_input`: keep all activations.
+ */
+#define MP_RECOMPUTE_NONE 0
+
+/**
+ * `recompute`: selective recomputation (attention core).
+ */
+#define MP_RECOMPUTE_SELECTIVE 1
+
+/**
+ * `recompute`: full recomputation (keep each layer's input).
+ */
+#define MP_RECOMPUTE_FULL 2
+
+/**
+ * Tier index of `mp_chunk_move` and `mp_chunk_summary::bytes`: GPU memory.
+ */
+#define MP_TIER_DEVICE 0
+
+/**
+ * Tier index: host memory.
+ */
+#define MP_TIER_HOST 1
+
+/**
+ * Tier index: NVMe.
+ */
+#define MP_TIER_NVME 2
+
+/**
+ * `policy` of `mp_chunk_options`: evict the chunk whose next use is furthest (Belady).
+ */
+#define MP_POLICY_BELADY 0
+
+/**
+ * `policy`: evict the least recently used chunk.
+ */
+#define MP_POLICY_LRU 1
+
+/**
  * `flags` bit of `mp_solve_options`: the `capacity` field is set.
  */
 #define MP_SOLVE_CAPACITY (1 << 0)
@@ -172,11 +232,24 @@ typedef uint32_t mp_result;
 typedef struct mp_allocator mp_allocator;
 
 /**
+ * A chunk layout of a model and its placement plan over GPU, host and NVMe. Create with
+ * `mp_chunk_plan_new`, destroy with `mp_chunk_plan_free`.
+ */
+typedef struct mp_chunk_plan mp_chunk_plan;
+
+/**
  * An opaque planner: a set of buffers with lifetimes, and the plan from the last solve.
  *
  * Create with `mp_planner_new`, destroy with `mp_planner_free`.
  */
 typedef struct mp_planner mp_planner;
+
+/**
+ * A ZeRO sharding layout of a flat buffer of parameters: equal shards, one per rank of a
+ * sharding group, replicated across groups. Create with `mp_shard_layout_new`, destroy with
+ * `mp_shard_layout_free`.
+ */
+typedef struct mp_shard_layout mp_shard_layout;
 
 /**
  * Options for `mp_allocator_new`. A zero-initialised struct (or a NULL pointer) means no
@@ -233,6 +306,314 @@ typedef struct mp_alloc_stats {
    */
   uint64_t reservations;
 } mp_alloc_stats;
+
+/**
+ * A training setup for `mp_estimate_memory`. Counts must be at least 1 (except `params`).
+ */
+typedef struct mp_estimate_input {
+  /**
+   * Parameters of the whole model.
+   */
+  uint64_t params;
+  /**
+   * Transformer layers.
+   */
+  uint64_t layers;
+  /**
+   * Hidden size.
+   */
+  uint64_t hidden;
+  /**
+   * Attention heads (divisible by `tp`).
+   */
+  uint64_t heads;
+  /**
+   * Sequence length.
+   */
+  uint64_t seq;
+  /**
+   * Micro-batch size.
+   */
+  uint64_t micro_batch;
+  /**
+   * Data-parallel degree.
+   */
+  uint64_t dp;
+  /**
+   * Tensor-parallel degree.
+   */
+  uint64_t tp;
+  /**
+   * Pipeline-parallel degree.
+   */
+  uint64_t pp;
+  /**
+   * Parameters of the largest layer; 0 means 12·hidden².
+   */
+  uint64_t largest_layer;
+  /**
+   * GPUs per host.
+   */
+  uint64_t gpus_per_host;
+  /**
+   * ZeRO stage, 0 to 3.
+   */
+  uint32_t zero;
+  /**
+   * One of the `MP_OFFLOAD_*` values.
+   */
+  uint32_t offload;
+  /**
+   * One of the `MP_RECOMPUTE_*` values.
+   */
+  uint32_t recompute;
+  /**
+   * Nonzero: sequence parallelism alongside tensor parallelism.
+   */
+  uint32_t sequence_parallel;
+} mp_estimate_input;
+
+/**
+ * Bytes of each state kind in one place.
+ */
+typedef struct mp_state_bytes {
+  /**
+   * fp16 parameters.
+   */
+  uint64_t params;
+  /**
+   * Gradients.
+   */
+  uint64_t grads;
+  /**
+   * Optimizer state (fp32 parameters, momentum, variance).
+   */
+  uint64_t optimizer;
+  /**
+   * Activations.
+   */
+  uint64_t activations;
+  /**
+   * The sum of the four (saturating).
+   */
+  uint64_t total;
+} mp_state_bytes;
+
+/**
+ * The result of `mp_estimate_memory`.
+ */
+typedef struct mp_estimate {
+  /**
+   * Per GPU.
+   */
+  struct mp_state_bytes gpu;
+  /**
+   * Per host.
+   */
+  struct mp_state_bytes host;
+  /**
+   * Per host, on NVMe.
+   */
+  struct mp_state_bytes nvme;
+  /**
+   * Parameters per GPU before ZeRO partitioning (params / (tp·pp), rounded up).
+   */
+  uint64_t params_per_gpu;
+} mp_estimate;
+
+/**
+ * Options for `mp_shard_layout_new`.
+ */
+typedef struct mp_shard_options {
+  /**
+   * Number of ranks (at least 1).
+   */
+  uint32_t world;
+  /**
+   * Ranks per sharding group (at least 1, divides `world`; `world` for plain ZeRO).
+   */
+  uint32_t group;
+  /**
+   * Every parameter starts at a multiple of this many elements (at least 1).
+   */
+  uint64_t param_align;
+  /**
+   * Every shard holds a multiple of this many elements (at least 1).
+   */
+  uint64_t shard_align;
+} mp_shard_options;
+
+/**
+ * Sizes of a sharding layout, from `mp_shard_layout_info`.
+ */
+typedef struct mp_shard_info {
+  /**
+   * Elements per shard (equal for every shard).
+   */
+  uint64_t shard_numel;
+  /**
+   * End of the last parameter in the flat buffer, in elements.
+   */
+  uint64_t flat_numel;
+  /**
+   * The padded flat buffer: `shard_numel × group` elements.
+   */
+  uint64_t padded_numel;
+  /**
+   * Number of parameters.
+   */
+  uint64_t params;
+} mp_shard_info;
+
+/**
+ * A piece of a parameter and the shard holding it, from `mp_shard_layout_owners`.
+ */
+typedef struct mp_shard_piece {
+  /**
+   * The shard (held by ranks `shard`, `shard + group`, `shard + 2·group`, ...).
+   */
+  uint32_t shard;
+  /**
+   * First byte of the piece, relative to the parameter's start.
+   */
+  uint64_t param_begin;
+  /**
+   * One past its last byte, relative to the parameter's start.
+   */
+  uint64_t param_end;
+  /**
+   * Where it starts inside the shard, in bytes.
+   */
+  uint64_t shard_offset;
+} mp_shard_piece;
+
+/**
+ * A model tensor for `mp_chunk_plan_new`: its element count, element size and the moments
+ * of its first (forward) and last (backward) use.
+ */
+typedef struct mp_chunk_tensor {
+  /**
+   * Elements (at least 1).
+   */
+  uint64_t numel;
+  /**
+   * Bytes per element (at least 1; equal for all tensors).
+   */
+  uint64_t dtype_bytes;
+  /**
+   * Moment of the first use.
+   */
+  uint64_t first_use;
+  /**
+   * Moment of the last use (`>= first_use`).
+   */
+  uint64_t last_use;
+} mp_chunk_tensor;
+
+/**
+ * Options for `mp_chunk_plan_new`.
+ */
+typedef struct mp_chunk_options {
+  /**
+   * Chunk capacity in elements; 0: the least-waste size between the largest tensor and
+   * twice it.
+   */
+  uint64_t chunk_numel;
+  /**
+   * GPU bytes for chunks plus non-model data.
+   */
+  uint64_t gpu_bytes;
+  /**
+   * Host bytes for chunks.
+   */
+  uint64_t host_bytes;
+  /**
+   * NVMe bytes for chunks (0: no NVMe).
+   */
+  uint64_t nvme_bytes;
+  /**
+   * GPU bytes taken by non-model data at every moment.
+   */
+  uint64_t non_model_bytes;
+  /**
+   * `MP_POLICY_BELADY` or `MP_POLICY_LRU`.
+   */
+  uint32_t policy;
+  /**
+   * Nonzero: prefetch the next moment's chunks.
+   */
+  uint32_t prefetch;
+  /**
+   * Training iterations to plan (at least 1).
+   */
+  uint32_t iterations;
+} mp_chunk_options;
+
+/**
+ * A summary of a chunk plan, from `mp_chunk_plan_summary`.
+ */
+typedef struct mp_chunk_summary {
+  /**
+   * Chunk capacity in elements.
+   */
+  uint64_t chunk_numel;
+  /**
+   * Chunk positions; chunk ids run from 0 to `4 × positions − 1`.
+   */
+  uint64_t positions;
+  /**
+   * Moments in the planned schedule.
+   */
+  uint64_t moments;
+  /**
+   * Number of moves (`mp_chunk_plan_move` indices run below it).
+   */
+  uint64_t moves;
+  /**
+   * Bytes moved, `bytes[from][to]` by `MP_TIER_*` index.
+   */
+  uint64_t bytes[3][3];
+  /**
+   * Bytes fetched to the GPU.
+   */
+  uint64_t fetched;
+  /**
+   * Of those, bytes fetched before the moment that needs them.
+   */
+  uint64_t prefetched;
+} mp_chunk_summary;
+
+/**
+ * One move of a plan, from `mp_chunk_plan_move`. An executor applies moves in index order;
+ * the moves of moment m all happen before moment m computes.
+ */
+typedef struct mp_chunk_move {
+  /**
+   * Chunk id: `position × 4 + kind` (kind 0 fp16 params, 1 fp32 params, 2 momentum,
+   * 3 variance).
+   */
+  uint32_t chunk;
+  /**
+   * `MP_TIER_*` it leaves.
+   */
+  uint32_t from;
+  /**
+   * `MP_TIER_*` it goes to.
+   */
+  uint32_t to;
+  /**
+   * Nonzero for a prefetch.
+   */
+  uint32_t prefetch;
+  /**
+   * The schedule moment before which it happens.
+   */
+  uint64_t moment;
+  /**
+   * Bytes moved.
+   */
+  uint64_t bytes;
+} mp_chunk_move;
 
 /**
  * Options for `mp_planner_solve`. A zero-initialised struct (or a NULL pointer) means no
@@ -465,6 +846,268 @@ mp_result mp_allocator_stats(const struct mp_allocator *allocator,
  * with `len > 0`.
  */
 mp_result mp_result_message(uint32_t code, char *buf, size_t len, size_t *out_n);
+
+/**
+ * Estimates memory per GPU, per host and on NVMe for training a transformer (ZeRO-paper
+ * accounting of model states with DeepSpeed's offload split; activations per Korthikanti et
+ * al.; see `memplan_core::estimate`).
+ *
+ * Errors: `MP_RESULT_NULL_PARAMETER` (NULL pointer), `MP_RESULT_INVALID_ARGUMENT` (misaligned
+ * pointer, a zero count, heads not divisible by tp, an unknown `zero`/`offload`/`recompute`
+ * value, parameter offload below stage 3 or optimizer offload at stage 0),
+ * `MP_RESULT_OVERFLOW`.
+ *
+ * # Safety
+ * - `input`: non-NULL, aligned, valid for reading one `mp_estimate_input`.
+ * - `out`: non-NULL, aligned, valid for writing one `mp_estimate`. Written only on success.
+ *
+ * # Ownership
+ * The caller keeps ownership of both; nothing is retained.
+ *
+ * # Copies
+ * `input` is read during the call.
+ *
+ * # Thread safety
+ * Safe to call from any thread.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when either pointer is NULL.
+ */
+mp_result mp_estimate_memory(const struct mp_estimate_input *input, struct mp_estimate *out);
+
+/**
+ * Lays out `len` parameters of `numels[i]` elements (in order) into a flat buffer and splits
+ * it into equal shards (see `mp_shard_options`).
+ *
+ * Errors: `MP_RESULT_NULL_PARAMETER`, `MP_RESULT_INVALID_ARGUMENT` (misaligned pointers,
+ * world 0, a group that does not divide the world, a zero alignment),
+ * `MP_RESULT_OVERFLOW`.
+ *
+ * # Safety
+ * - `numels`: valid for reading `len` aligned `uint64_t` (may be NULL when `len` is 0).
+ * - `options`: non-NULL, aligned, valid for reading one `mp_shard_options`.
+ * - `out_layout`: non-NULL, aligned, valid for one pointer write. Written only on success.
+ *
+ * # Ownership
+ * The caller owns the new layout and must free it with `mp_shard_layout_free`, exactly once.
+ *
+ * # Copies
+ * `numels` and `options` are copied; nothing is retained.
+ *
+ * # Thread safety
+ * Safe from any thread. A layout is immutable: any number of threads may query it at once.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` for a NULL `options` or `out_layout`, or a NULL
+ * `numels` with `len > 0`.
+ */
+mp_result mp_shard_layout_new(const uint64_t *numels,
+                              size_t len,
+                              const struct mp_shard_options *options,
+                              struct mp_shard_layout **out_layout);
+
+/**
+ * Frees a layout from `mp_shard_layout_new`. NULL is a no-op.
+ *
+ * # Safety
+ * - `layout`: NULL, or a live layout from `mp_shard_layout_new` not used by another thread.
+ *
+ * # Ownership
+ * Consumes the layout; the pointer must not be used again (no double free).
+ *
+ * # Copies
+ * None.
+ *
+ * # Thread safety
+ * Must not overlap any other call on the same layout.
+ *
+ * # NULL
+ * A NULL `layout` is a no-op.
+ */
+void mp_shard_layout_free(struct mp_shard_layout *layout);
+
+/**
+ * Writes the layout's sizes to `*out`.
+ *
+ * # Safety
+ * - `layout`: a live layout from `mp_shard_layout_new`.
+ * - `out`: non-NULL, aligned, valid for one `mp_shard_info` write. Written only on success.
+ *
+ * # Ownership
+ * Nothing changes owner.
+ *
+ * # Copies
+ * The sizes are copied into `*out`.
+ *
+ * # Thread safety
+ * Safe to call concurrently on one layout.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when either pointer is NULL.
+ */
+mp_result mp_shard_layout_info(const struct mp_shard_layout *layout, struct mp_shard_info *out);
+
+/**
+ * The shard that rank `rank` holds, in `*out_shard`.
+ *
+ * Errors: `MP_RESULT_INDEX_OUT_OF_RANGE` when `rank` is not below the world size.
+ *
+ * # Safety
+ * - `layout`: a live layout from `mp_shard_layout_new`.
+ * - `out_shard`: non-NULL, aligned, valid for one `uint32_t` write. Written only on success.
+ *
+ * # Ownership
+ * Nothing changes owner.
+ *
+ * # Copies
+ * None.
+ *
+ * # Thread safety
+ * Safe to call concurrently on one layout.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when either pointer is NULL.
+ */
+mp_result mp_shard_layout_shard_of(const struct mp_shard_layout *layout,
+                                   uint32_t rank,
+                                   uint32_t *out_shard);
+
+/**
+ * The pieces of parameter `param` and the shards that own them, for a buffer of
+ * `elem_bytes` bytes per element, in parameter order.
+ *
+ * `*out_n` receives the number of pieces. They are written to `out` only when `cap` is at
+ * least that number; call with `out = NULL, cap = 0` to size the array (then only `*out_n`
+ * is written). Errors: `MP_RESULT_INDEX_OUT_OF_RANGE` (no such parameter),
+ * `MP_RESULT_INVALID_ARGUMENT` (`0 < cap <` the number of pieces, or misaligned pointers),
+ * `MP_RESULT_OVERFLOW`.
+ *
+ * # Safety
+ * - `layout`: a live layout from `mp_shard_layout_new`.
+ * - `out`: NULL when `cap` is 0, else valid for writing `cap` aligned `mp_shard_piece`.
+ * - `out_n`: non-NULL, aligned, valid for one `size_t` write.
+ *
+ * # Ownership
+ * The caller owns `out` and `out_n`.
+ *
+ * # Copies
+ * The pieces are copied into `out`.
+ *
+ * # Thread safety
+ * Safe to call concurrently on one layout.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` for a NULL `layout` or `out_n`, or a NULL `out` with
+ * `cap > 0`.
+ */
+mp_result mp_shard_layout_owners(const struct mp_shard_layout *layout,
+                                 size_t param,
+                                 uint64_t elem_bytes,
+                                 struct mp_shard_piece *out,
+                                 size_t cap,
+                                 size_t *out_n);
+
+/**
+ * Lays `len` tensors out in chunks (in order of first use) and plans their placement for
+ * `options->iterations` training iterations (forward and backward moments from the tensors'
+ * uses, then one optimizer moment per chunk position needing its four chunks).
+ *
+ * Errors: `MP_RESULT_NULL_PARAMETER`; `MP_RESULT_ZERO_SIZE` (a tensor of 0 elements);
+ * `MP_RESULT_INVALID_ARGUMENT` (misaligned pointers, no tensors, an unknown policy, 0
+ * iterations, a tensor larger than `chunk_numel`, mixed or zero element sizes, last use
+ * before first use); `MP_RESULT_CAPACITY_EXCEEDED` (a moment's chunks do not fit on the GPU,
+ * or host + NVMe cannot hold all chunks); `MP_RESULT_OVERFLOW`. `memplan chunks` prints the
+ * same errors with the amounts.
+ *
+ * # Safety
+ * - `tensors`: valid for reading `len` aligned `mp_chunk_tensor` (NULL only when `len` is 0).
+ * - `options`: non-NULL, aligned, valid for reading one `mp_chunk_options`.
+ * - `out_plan`: non-NULL, aligned, valid for one pointer write. Written only on success.
+ *
+ * # Ownership
+ * The caller owns the new plan and must free it with `mp_chunk_plan_free`, exactly once.
+ *
+ * # Copies
+ * `tensors` and `options` are copied; nothing is retained.
+ *
+ * # Thread safety
+ * Safe from any thread. A plan is immutable: any number of threads may query it at once.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` for a NULL `options` or `out_plan`, or a NULL `tensors`
+ * with `len > 0`.
+ */
+mp_result mp_chunk_plan_new(const struct mp_chunk_tensor *tensors,
+                            size_t len,
+                            const struct mp_chunk_options *options,
+                            struct mp_chunk_plan **out_plan);
+
+/**
+ * Frees a plan from `mp_chunk_plan_new`. NULL is a no-op.
+ *
+ * # Safety
+ * - `plan`: NULL, or a live plan from `mp_chunk_plan_new` not used by another thread.
+ *
+ * # Ownership
+ * Consumes the plan; the pointer must not be used again (no double free).
+ *
+ * # Copies
+ * None.
+ *
+ * # Thread safety
+ * Must not overlap any other call on the same plan.
+ *
+ * # NULL
+ * A NULL `plan` is a no-op.
+ */
+void mp_chunk_plan_free(struct mp_chunk_plan *plan);
+
+/**
+ * Writes the plan's summary (chunk size, counts, bytes per tier pair, prefetch bytes).
+ *
+ * # Safety
+ * - `plan`: a live plan from `mp_chunk_plan_new`.
+ * - `out`: non-NULL, aligned, valid for one `mp_chunk_summary` write. Written only on
+ *   success.
+ *
+ * # Ownership
+ * Nothing changes owner.
+ *
+ * # Copies
+ * The summary is copied into `*out`.
+ *
+ * # Thread safety
+ * Safe to call concurrently on one plan.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when either pointer is NULL.
+ */
+mp_result mp_chunk_plan_summary(const struct mp_chunk_plan *plan, struct mp_chunk_summary *out);
+
+/**
+ * Writes move `index` of the plan to `*out`.
+ *
+ * Errors: `MP_RESULT_INDEX_OUT_OF_RANGE` when `index` is not below the summary's `moves`.
+ *
+ * # Safety
+ * - `plan`: a live plan from `mp_chunk_plan_new`.
+ * - `out`: non-NULL, aligned, valid for one `mp_chunk_move` write. Written only on success.
+ *
+ * # Ownership
+ * Nothing changes owner.
+ *
+ * # Copies
+ * The move is copied into `*out`.
+ *
+ * # Thread safety
+ * Safe to call concurrently on one plan.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when either pointer is NULL.
+ */
+mp_result mp_chunk_plan_move(const struct mp_chunk_plan *plan,
+                             size_t index,
+                             struct mp_chunk_move *out);
 
 /**
  * Creates an empty planner and stores it in `*out_planner`.

@@ -5,7 +5,9 @@
 #![doc = include_str!("../README.md")]
 
 mod bench;
+mod chunks;
 mod dtr;
+mod estimate;
 mod input;
 mod kineto;
 mod plan;
@@ -49,6 +51,11 @@ enum Command {
     /// Convert an allocation trace (memplan's format, or an id,lower,upper,size CSV) to
     /// memplan's trace format.
     Convert(ConvertArgs),
+    /// Estimate memory per GPU and per host for training a transformer (ZeRO, offload,
+    /// TP/PP, recomputation).
+    Estimate(estimate::EstimateArgs),
+    /// Lay a model's tensors out in chunks and plan their moves between GPU, host and NVMe.
+    Chunks(chunks::ChunksArgs),
 }
 
 /// Arguments of `memplan convert`.
@@ -187,6 +194,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Convert(args) => convert(&args),
         Command::Replay(args) => replay::run(&args),
+        Command::Estimate(args) => estimate::run(&args),
+        Command::Chunks(args) => chunks::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,11 +8,14 @@ extern crate std;
 
 pub mod allocator;
 pub mod check;
+pub mod chunk;
 pub mod error;
+pub mod estimate;
 mod internal;
 pub mod interval;
 pub mod lifetime;
 pub mod plan;
+pub mod shard;
 pub mod trace;
 
 pub use error::{Error, Result};

@@ -15,6 +15,7 @@ mod ffi;
 
 mod allocator;
 mod error;
+mod offload;
 mod planner;
 mod torch;
 mod version;
@@ -25,6 +26,16 @@ pub use allocator::{
     mp_allocator_options, mp_allocator_stats, mp_allocator_trim,
 };
 pub use error::{mp_result, mp_result_message};
+pub use offload::{
+    MP_OFFLOAD_CPU, MP_OFFLOAD_CPU_OPTIMIZER, MP_OFFLOAD_NONE, MP_OFFLOAD_NVME, MP_POLICY_BELADY,
+    MP_POLICY_LRU, MP_RECOMPUTE_FULL, MP_RECOMPUTE_NONE, MP_RECOMPUTE_SELECTIVE, MP_TIER_DEVICE,
+    MP_TIER_HOST, MP_TIER_NVME, mp_chunk_move, mp_chunk_options, mp_chunk_plan, mp_chunk_plan_free,
+    mp_chunk_plan_move, mp_chunk_plan_new, mp_chunk_plan_summary, mp_chunk_summary,
+    mp_chunk_tensor, mp_estimate, mp_estimate_input, mp_estimate_memory, mp_shard_info,
+    mp_shard_layout, mp_shard_layout_free, mp_shard_layout_info, mp_shard_layout_new,
+    mp_shard_layout_owners, mp_shard_layout_shard_of, mp_shard_options, mp_shard_piece,
+    mp_state_bytes,
+};
 pub use planner::{
     MP_SOLVE_CAPACITY, MP_SOLVE_MAX_NODES, MP_SOLVE_TIME_LIMIT, mp_planner, mp_planner_add_buffer,
     mp_planner_best_peak, mp_planner_free, mp_planner_is_optimal, mp_planner_is_proven_infeasible,

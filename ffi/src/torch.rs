@@ -22,11 +22,11 @@
 use core::ffi::{c_char, c_void};
 use std::sync::Mutex;
 
-use memplan_core::allocator::online::{DEFAULT_BASE, DEFAULT_PAGE_SIZE, OnlineConfig};
+use memplan_core::allocator::online::{DEFAULT_BASE, DEFAULT_PAGE_SIZE};
 use memplan_core::allocator::torch::SIMULATED_BASE;
 use memplan_core::allocator::{
-    Addr, AllocError, AllocStats, Allocator, OnlineAllocator, PlannedAllocator, TorchConfig,
-    TorchExpandableModel, TorchModel,
+    Addr, AllocError, AllocStats, Allocator, OnlineAllocator, PlannedAllocator, PlannedConfig,
+    TorchConfig, TorchExpandableModel, TorchModel,
 };
 use memplan_core::plan::Plan;
 use memplan_cuda::{Backend, CudaBackend, DeviceArena, HostBackend, HostConfig, StreamHandle};
@@ -155,14 +155,18 @@ fn make_allocator(cfg: &Config, capacity: u64) -> Result<(DynAlloc, Addr, u64), 
             let plan = Plan::from_bytes(&bytes).map_err(|e| format!("MEMPLAN_PLAN={path}: {e}"))?;
             let arena = plan.arena_size.div_ceil(DEFAULT_PAGE_SIZE) * DEFAULT_PAGE_SIZE;
             let fallback = capacity.saturating_sub(arena);
+            // The fallback starts right above the arena: re-planning may not grow it.
             let a = PlannedAllocator::new(
                 plan,
-                DEFAULT_BASE,
-                OnlineConfig {
-                    capacity: Some(fallback),
-                    ..OnlineConfig::default()
+                PlannedConfig {
+                    base: DEFAULT_BASE,
+                    page_size: DEFAULT_PAGE_SIZE,
+                    capacity: Some(capacity),
+                    replan: true,
+                    arena_va: arena,
                 },
-            );
+            )
+            .map_err(|e| format!("MEMPLAN_PLAN={path}: {e}"))?;
             let window = arena
                 .checked_add(fallback.div_ceil(DEFAULT_PAGE_SIZE) * DEFAULT_PAGE_SIZE)
                 .ok_or("capacity too large")?;

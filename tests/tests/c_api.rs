@@ -419,3 +419,29 @@ fn c11_torch_allocator_through_dlopen() {
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("all checks passed"));
 }
+
+#[test]
+fn c11_estimate_example() {
+    let Some(cc) = c_compiler() else {
+        eprintln!("SKIP c11_estimate_example: no C compiler (set CC)");
+        return;
+    };
+    let exe = build(
+        &cc,
+        "estimate_example_c11",
+        &["estimate_example.c"],
+        &strs(&c_flags("c11", &["-g"])),
+    );
+    let stdout = run(&exe, &[], &[]);
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+    assert!(stdout.contains("ZeRO-1: 31.4 GB per GPU"), "{stdout}");
+}
+
+#[test]
+fn c11_estimate_example_asan_ubsan() {
+    run_sanitized(
+        "c11_estimate_example_asan_ubsan",
+        "estimate_example_c11_asan",
+        "estimate_example.c",
+    );
+}

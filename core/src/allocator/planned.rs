@@ -23,8 +23,9 @@
 //!   1. **inside the arena**, above the highest address any slot still to come this lap (and
 //!      any persistent slot) will use — space the plan leaves free for the rest of the lap,
 //!      precomputed per position — at the lowest address clear of unprotected allocations;
-//!   2. by a fallback [`OnlineAllocator`] whose range starts far above the arena (so the
-//!      arena can grow in place), counted as extra reserved memory.
+//!   2. by a fallback [`OnlineAllocator`] whose range starts far above the arena
+//!      ([`PlannedConfig::arena_va`], so the arena can grow in place), counted as extra
+//!      reserved memory; its free tail pages are given back at the end of every lap.
 //! - `free` releases the slot, the in-arena block or the fallback block.
 //!
 //! # Unprotected allocations
@@ -72,9 +73,7 @@ use crate::{Budget, Buffer, Error, Problem, SolveOptions, pack};
 /// How many slots, from the next expected one on, a request is compared with.
 pub const LOOKAHEAD: usize = 4;
 
-/// Virtual address space kept for the arena: the fallback's range starts this far above the
-/// arena's base (or just above the arena, if it is larger), so re-planning can grow the arena
-/// in place.
+/// Default of [`PlannedConfig::arena_va`]: 1 TiB of address space kept for the arena.
 pub const ARENA_VA: u64 = 1 << 40;
 
 /// `x` rounded up to a multiple of the power of two `g`; `None` on overflow.
@@ -101,8 +100,8 @@ pub enum SetupError {
         /// The page size given.
         page_size: u64,
     },
-    /// The arena (at least [`ARENA_VA`] of address space) and the fallback's range do not fit
-    /// above the base in a `u64` address space.
+    /// The arena (at least [`PlannedConfig::arena_va`] of address space) and the fallback's
+    /// range do not fit above the base in a `u64` address space.
     AddressOverflow {
         /// The base given.
         base: Addr,
@@ -320,6 +319,10 @@ pub struct PlannedConfig {
     pub capacity: Option<u64>,
     /// Re-plan the iteration after laps with many misses (see the module docs).
     pub replan: bool,
+    /// Address space kept for the arena: the fallback's range starts this far above `base`
+    /// (or just above the arena, if that is larger; rounded up to a page), and re-planning
+    /// grows the arena in place up to it, never beyond.
+    pub arena_va: u64,
 }
 
 impl Default for PlannedConfig {
@@ -331,6 +334,7 @@ impl Default for PlannedConfig {
             page_size: o.page_size,
             capacity: None,
             replan: true,
+            arena_va: ARENA_VA,
         }
     }
 }
@@ -423,6 +427,8 @@ pub struct PlannedAllocator {
     lap_misses: u64,
     /// Mappings of the arena: 1 for the first request, one more per growth.
     arena_maps: u64,
+    /// The arena size of the plan given (the fallback starts above it).
+    initial_arena: u64,
     counters: PlanCounters,
     allocated: u64,
     started: bool,
@@ -510,10 +516,10 @@ impl PlannedAllocator {
         };
         let fb_base = config
             .base
-            .checked_add(plan.arena_size.max(ARENA_VA))
+            .checked_add(plan.arena_size.max(config.arena_va))
             .and_then(|end| round_up(end, config.page_size))
             // The fallback needs room to grow too.
-            .filter(|b| b.checked_add(ARENA_VA).is_some())
+            .filter(|b| b.checked_add(config.arena_va).is_some())
             .ok_or(overflow)?;
         let fallback = OnlineAllocator::new(OnlineConfig {
             base: fb_base,
@@ -524,6 +530,7 @@ impl PlannedAllocator {
         let blockers = persistent_ranges(&plan);
         let iteration = lane(&plan.iteration, &blockers, plan.arena_size, true);
         let n = plan.iteration.len();
+        let plan_arena = plan.arena_size;
         let mut a = PlannedAllocator {
             plan,
             config,
@@ -541,6 +548,7 @@ impl PlannedAllocator {
             lap_requests: 0,
             lap_misses: 0,
             arena_maps: 0,
+            initial_arena: plan_arena,
             counters: PlanCounters::default(),
             allocated: 0,
             started: false,
@@ -663,7 +671,8 @@ impl PlannedAllocator {
         let arena = self.plan.arena_size.max(top);
         // With a capacity the fallback's share was fixed at construction: never grow then.
         let grows = arena > self.plan.arena_size;
-        if arena > ARENA_VA || (grows && self.config.capacity.is_some()) {
+        let room = self.config.arena_va.max(self.initial_arena);
+        if arena > room || (grows && self.config.capacity.is_some()) {
             return;
         }
         if grows {

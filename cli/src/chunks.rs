@@ -1,0 +1,326 @@
+//! `memplan chunks`: lay a model's tensors out in chunks (`memplan_core::chunk`) and plan
+//! their placement over GPU, host and NVMe for training iterations; print the bytes moved
+//! between each pair of tiers and how much of the fetching was prefetched ahead of use.
+//!
+//! Input: a CSV with a header naming `name,numel,dtype_bytes,first_use,last_use` (any order,
+//! extra columns ignored, lines starting with `#` are comments). `first_use` is the moment of
+//! the tensor's forward use, `last_use` of its backward use.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use memplan_core::chunk::{
+    Layout, PlacementOptions, PlacementPlan, Policy, Schedule, StateKind, Tensor, Tier,
+    plan_placement, search_chunk_size,
+};
+use serde::Serialize;
+
+use crate::Failure;
+use crate::estimate::parse_count;
+
+/// `--policy` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    /// Evict the chunk whose next use is furthest away (optimal future use).
+    Belady,
+    /// Evict the least recently used chunk.
+    Lru,
+}
+
+/// Arguments of `memplan chunks`.
+#[derive(Debug, Args)]
+pub struct ChunksArgs {
+    /// The model: CSV with columns name,numel,dtype_bytes,first_use,last_use.
+    pub model: PathBuf,
+    /// GPU memory for chunks and non-model data (bytes; suffixes K/M/G/T or KiB/MiB/GiB/TiB).
+    #[arg(long, value_parser = parse_bytes, allow_negative_numbers = true)]
+    pub gpu_bytes: u64,
+    /// Host memory for chunks.
+    #[arg(long, value_parser = parse_bytes, allow_negative_numbers = true)]
+    pub host_bytes: u64,
+    /// NVMe space for chunks (default: no NVMe tier).
+    #[arg(long, default_value = "0", value_parser = parse_bytes, allow_negative_numbers = true)]
+    pub nvme_bytes: u64,
+    /// Eviction policy.
+    #[arg(long, value_enum, default_value = "belady")]
+    pub policy: PolicyArg,
+    /// Chunk capacity in elements (default: the least-waste size between the largest tensor
+    /// and twice it).
+    #[arg(long, value_parser = parse_count, allow_negative_numbers = true)]
+    pub chunk_numel: Option<u64>,
+    /// GPU bytes taken by non-model data (activations, workspace) at every moment.
+    #[arg(long, default_value = "0", value_parser = parse_bytes, allow_negative_numbers = true)]
+    pub non_model_bytes: u64,
+    /// Training iterations to plan (all chunks start off the GPU).
+    #[arg(long, default_value = "2", value_parser = parse_iterations, allow_negative_numbers = true)]
+    pub iterations: u64,
+    /// Fetch only on demand (no prefetch one moment ahead).
+    #[arg(long)]
+    pub no_prefetch: bool,
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A byte count: an integer or float notation, optionally with a suffix K, M, G, T (powers of
+/// 1000) or KiB, MiB, GiB, TiB (powers of 1024).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let units: [(&str, u64); 8] = [
+        ("KiB", 1 << 10),
+        ("MiB", 1 << 20),
+        ("GiB", 1 << 30),
+        ("TiB", 1 << 40),
+        ("K", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+    ];
+    let (num, unit) = units
+        .iter()
+        .find_map(|&(u, m)| t.strip_suffix(u).map(|n| (n, m)))
+        .unwrap_or((t, 1));
+    let x: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a byte count"))?;
+    if x < 0.0 {
+        return Err(format!("must not be negative, got {s}"));
+    }
+    let v = x * unit as f64;
+    if !v.is_finite() || v >= 1.8e19 || v.fract() != 0.0 {
+        return Err(format!(
+            "must be a whole number of bytes below 2^64, got {s}"
+        ));
+    }
+    Ok(v as u64)
+}
+
+fn parse_iterations(s: &str) -> Result<u64, String> {
+    match parse_count(s)? {
+        0 => Err("the number of iterations must be at least 1".to_owned()),
+        n if n > 1000 => Err(format!("at most 1000 iterations, got {n}")),
+        n => Ok(n),
+    }
+}
+
+/// Reads the model CSV.
+fn read_model(path: &PathBuf) -> Result<Vec<Tensor>, Failure> {
+    let name = path.display().to_string();
+    let mut reader = csv::ReaderBuilder::new()
+        .comment(Some(b'#'))
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| Failure::Input(format!("{name}: cannot read: {e}")))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| Failure::Input(format!("{name}: {e}")))?
+        .clone();
+    let col = |c: &str| {
+        headers.iter().position(|h| h == c).ok_or_else(|| {
+            Failure::Input(format!(
+                "{name}: the header must name columns name,numel,dtype_bytes,first_use,last_use; \
+                 {c} is missing"
+            ))
+        })
+    };
+    let cols = [
+        col("name")?,
+        col("numel")?,
+        col("dtype_bytes")?,
+        col("first_use")?,
+        col("last_use")?,
+    ];
+    let mut tensors = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| Failure::Input(format!("{name}: {e}")))?;
+        let line = record.position().map_or(0, |p| p.line());
+        let field = |i: usize| record.get(cols[i]).unwrap_or("");
+        let number = |i: usize, what: &str| -> Result<u64, Failure> {
+            let v = field(i);
+            v.parse::<u64>().map_err(|_| {
+                let why = if v.starts_with('-') {
+                    "must not be negative"
+                } else {
+                    "must be a non-negative integer"
+                };
+                Failure::Input(format!("{name}:{line}: {what} {why}, got {v:?}"))
+            })
+        };
+        tensors.push(Tensor {
+            name: field(0).to_owned(),
+            numel: number(1, "numel")?,
+            dtype_bytes: number(2, "dtype_bytes")?,
+            first_use: number(3, "first_use")?,
+            last_use: number(4, "last_use")?,
+        });
+    }
+    Ok(tensors)
+}
+
+#[derive(Serialize)]
+struct PairBytes {
+    from: &'static str,
+    to: &'static str,
+    bytes: u64,
+    last_iteration_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    model: String,
+    tensors: usize,
+    chunk_numel: u64,
+    positions: u32,
+    chunks: u32,
+    waste_numel: u64,
+    chunk_bytes_total: u64,
+    policy: &'static str,
+    prefetch: bool,
+    iterations: u64,
+    moments_per_iteration: usize,
+    moves: usize,
+    moved: Vec<PairBytes>,
+    total_moved: u64,
+    last_iteration_moved: u64,
+    fetched_to_gpu: u64,
+    prefetched_to_gpu: u64,
+    prefetch_coverage: f64,
+    peak_gpu_chunk_bytes: u64,
+}
+
+fn gib(x: u64) -> String {
+    format!("{:.2}", x as f64 / (1u64 << 30) as f64)
+}
+
+/// Runs `memplan chunks`.
+///
+/// # Errors
+/// Unreadable or malformed CSVs, tensors larger than the chunk, tiers too small
+/// ([`Failure::Input`], with the core's message saying which and by how much).
+pub fn run(args: &ChunksArgs) -> Result<(), Failure> {
+    let name = args.model.display().to_string();
+    let tensors = read_model(&args.model)?;
+    let fail = |e: &dyn std::fmt::Display| Failure::Input(format!("{name}: {e}"));
+    let chunk_numel = match args.chunk_numel {
+        Some(n) => n,
+        None => {
+            let biggest = tensors.iter().map(|t| t.numel).max().unwrap_or(1).max(1);
+            search_chunk_size(&tensors, biggest, biggest.saturating_mul(2))
+                .map_err(|e| fail(&e))?
+                .chunk_numel
+        }
+    };
+    let layout = Layout::new(&tensors, chunk_numel).map_err(|e| fail(&e))?;
+    let one = Schedule::training(&layout, &tensors, |_| args.non_model_bytes);
+    let per_iteration = one.moments.len();
+    let schedule = one.repeat(args.iterations as usize);
+    let sizes = layout.chunk_sizes();
+    let policy = match args.policy {
+        PolicyArg::Belady => Policy::Belady,
+        PolicyArg::Lru => Policy::Lru,
+    };
+    let options = PlacementOptions {
+        device: args.gpu_bytes,
+        host: args.host_bytes,
+        nvme: args.nvme_bytes,
+        policy,
+        prefetch: !args.no_prefetch,
+    };
+    let plan: PlacementPlan = plan_placement(&sizes, &schedule, options).map_err(|e| fail(&e))?;
+    let last_start = (per_iteration * (args.iterations as usize - 1)) as u32;
+    let mut last = [[0u64; 3]; 3];
+    for m in plan.moves.iter().filter(|m| m.moment >= last_start) {
+        last[m.from as usize][m.to as usize] += m.bytes;
+    }
+    let moved: Vec<PairBytes> = Tier::ALL
+        .iter()
+        .flat_map(|&a| Tier::ALL.iter().map(move |&b| (a, b)))
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| PairBytes {
+            from: a.name(),
+            to: b.name(),
+            bytes: plan.bytes[a as usize][b as usize],
+            last_iteration_bytes: last[a as usize][b as usize],
+        })
+        .collect();
+    let report = Report {
+        model: name.clone(),
+        tensors: tensors.len(),
+        chunk_numel,
+        positions: layout.positions(),
+        chunks: layout.chunk_count(),
+        waste_numel: layout.waste_numel(),
+        chunk_bytes_total: sizes.iter().sum(),
+        policy: match policy {
+            Policy::Belady => "belady",
+            Policy::Lru => "lru",
+        },
+        prefetch: options.prefetch,
+        iterations: args.iterations,
+        moments_per_iteration: per_iteration,
+        moves: plan.moves.len(),
+        total_moved: plan.total_moved(),
+        last_iteration_moved: last.iter().flatten().sum(),
+        moved,
+        fetched_to_gpu: plan.fetched,
+        prefetched_to_gpu: plan.prefetched,
+        prefetch_coverage: plan.prefetch_coverage(),
+        peak_gpu_chunk_bytes: plan.device_bytes.iter().copied().max().unwrap_or(0),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        return Ok(());
+    }
+    let r = &report;
+    let total_numel: u64 = tensors.iter().map(|t| t.numel).sum();
+    println!(
+        "{}: {} tensors, {} elements; chunks of {} elements: {} positions × 4 kinds \
+         ({} B fp16, {} B fp32/momentum/variance each), waste {:.2}%",
+        r.model,
+        r.tensors,
+        total_numel,
+        r.chunk_numel,
+        r.positions,
+        layout.chunk_bytes(StateKind::ParamFp16),
+        layout.chunk_bytes(StateKind::ParamFp32),
+        100.0 * r.waste_numel as f64 / (r.waste_numel + total_numel) as f64
+    );
+    println!(
+        "policy {}, prefetch {}, {} iteration(s) of {} moments, {} moves; chunk bytes {} GiB, \
+         peak on GPU {} GiB",
+        r.policy,
+        if r.prefetch { "on" } else { "off" },
+        r.iterations,
+        r.moments_per_iteration,
+        r.moves,
+        gib(r.chunk_bytes_total),
+        gib(r.peak_gpu_chunk_bytes)
+    );
+    println!(
+        "{:<16} {:>14} {:>16}",
+        "moved (GiB)", "all", "last iteration"
+    );
+    for p in &r.moved {
+        if p.bytes > 0 || p.from == "device" || p.to == "device" {
+            println!(
+                "{:<16} {:>14} {:>16}",
+                format!("{} -> {}", p.from, p.to),
+                gib(p.bytes),
+                gib(p.last_iteration_bytes)
+            );
+        }
+    }
+    println!(
+        "{:<16} {:>14} {:>16}",
+        "total",
+        gib(r.total_moved),
+        gib(r.last_iteration_moved)
+    );
+    println!(
+        "stall-free prefetch coverage: {:.1}% of {} GiB fetched to the GPU",
+        100.0 * r.prefetch_coverage,
+        gib(r.fetched_to_gpu)
+    );
+    Ok(())
+}
