@@ -187,8 +187,10 @@ pub struct PlanReport {
     pub hits: u64,
     /// Requests not served from a slot.
     pub misses: u64,
-    /// Misses served inside the arena.
-    pub misses_in_arena: u64,
+    /// Misses placed where the plan leaves room.
+    pub misses_in_room: u64,
+    /// Times a miss grew the arena.
+    pub growths: u64,
     /// Times the iteration was re-planned.
     pub replans: u64,
 }
@@ -249,10 +251,12 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
             iteration_slots: plan.iteration.len(),
             hits: 0,
             misses: 0,
-            misses_in_arena: 0,
+            misses_in_room: 0,
+            growths: 0,
             replans: 0,
         };
         let config = PlannedConfig {
+            replan: std::env::var("MP_NOREPLAN").is_err(),
             capacity: args.capacity,
             ..PlannedConfig::default()
         };
@@ -260,12 +264,11 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::Internal(format!("memplan-plan: {e}")))?;
         let mut outcome = replay(&trace, &mut a)?;
         let c: PlanCounters = a.counters();
-        (
-            report.hits,
-            report.misses,
-            report.misses_in_arena,
-            report.replans,
-        ) = (c.hits, c.misses, c.misses_in_arena, c.replans);
+        report.hits = c.hits;
+        report.misses = c.misses;
+        report.misses_in_room = c.misses_in_room;
+        report.growths = c.growths;
+        report.replans = c.replans;
         outcome.plan = Some(report);
         results.push(outcome);
     }
@@ -319,8 +322,8 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
             if let Some(p) = &r.plan {
                 println!(
                     "memplan-plan: plan from {} profiled iteration(s) ({}): arena {} bytes, \
-                     {} prologue + {} iteration slots; hits {}, misses {} ({} in the arena), \
-                     re-plans {}",
+                     {} prologue + {} iteration slots; hits {}, misses {} ({} where the plan \
+                     left room, {} arena growths), re-plans {}",
                     p.profile_iterations,
                     p.iterations,
                     p.arena_size,
@@ -328,7 +331,8 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
                     p.iteration_slots,
                     p.hits,
                     p.misses,
-                    p.misses_in_arena,
+                    p.misses_in_room,
+                    p.growths,
                     p.replans
                 );
             }

@@ -19,14 +19,17 @@
 //! - Anything else is a **miss**. When the next expected slot is on the same stream and the
 //!   request is within a factor of 4 of it, the request is taken to be that slot's request
 //!   with another size: the cursor moves past the slot and the size is remembered for
-//!   re-planning. The miss is served, in order of preference:
-//!   1. **inside the arena**, above the highest address any slot still to come this lap (and
-//!      any persistent slot) will use — space the plan leaves free for the rest of the lap,
-//!      precomputed per position — at the lowest address clear of unprotected allocations;
-//!   2. by a fallback [`OnlineAllocator`] whose range starts far above the arena
-//!      ([`PlannedConfig::arena_va`], so the arena can grow in place), counted as extra
-//!      reserved memory; its free tail pages are given back at the end of every lap.
-//! - `free` releases the slot, the in-arena block or the fallback block.
+//!   re-planning. A miss is placed in the arena, in order of preference:
+//!   1. where the plan leaves room at that moment: for a request taken to be slot `c`'s, the
+//!      best-fitting gap clear of the slots still to come that are planned to be alive with
+//!      `c` (and of every live allocation); for another request, above the highest address
+//!      any slot still to come this lap will use (precomputed per position);
+//!   2. else the best-fitting gap between live allocations, even where a slot still to come
+//!      was planned (that slot's request will then miss in turn: in the worst case the arena
+//!      is served best fit, like memplan's online allocator);
+//!   3. else at the top of the arena, which grows (in pages; a reservation each time) up to
+//!      the capacity.
+//! - `free` releases the slot or the in-arena block.
 //!
 //! # Unprotected allocations
 //! The plan guarantees that slots alive together do not overlap. A live allocation is
@@ -51,20 +54,20 @@
 //! bounded scan of [`LOOKAHEAD`] slots, one hash-map insert, and advancing a pointer over the
 //! slots sorted by end, which moves at most once over every slot per lap (a lap has at least
 //! `len / LOOKAHEAD` hits). With `k` unprotected allocations the check adds O(log k). A miss
-//! costs O(log k + gaps scanned) inside the arena or the fallback's O(log n). `free` is O(1)
-//! expected (plus O(log k) when unprotected). Building the allocator and re-planning cost
+//! costs O(n log n) in the slots of the list (the gap searches). `free` is O(1) expected
+//! (plus O(log k) when unprotected). Building the allocator and re-planning cost
 //! O(n²) in the slots of a list (the rooms, and the greedy placement).
 //!
 //! # Stats
-//! `allocated` is the requested bytes of live allocations (planned and fallback); `reserved`
-//! is the whole arena, counted from the first request on, plus the fallback's reserved bytes.
+//! `allocated` is the requested bytes of live allocations; `reserved` is the arena rounded up
+//! to whole pages, counted from the first request on (the arena only grows).
 
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::online::{ALIGN, OnlineAllocator, OnlineConfig};
+use super::online::{ALIGN, OnlineConfig};
 use super::{Addr, AllocError, AllocStats, Allocator};
 use crate::lifetime::{Analysis, Lifetime};
 use crate::plan::{Plan, PlanFileError, Slot};
@@ -72,9 +75,6 @@ use crate::{Budget, Buffer, Error, Problem, SolveOptions, pack};
 
 /// How many slots, from the next expected one on, a request is compared with.
 pub const LOOKAHEAD: usize = 4;
-
-/// Default of [`PlannedConfig::arena_va`]: 1 TiB of address space kept for the arena.
-pub const ARENA_VA: u64 = 1 << 40;
 
 /// `x` rounded up to a multiple of the power of two `g`; `None` on overflow.
 fn round_up(x: u64, g: u64) -> Option<u64> {
@@ -100,8 +100,7 @@ pub enum SetupError {
         /// The page size given.
         page_size: u64,
     },
-    /// The arena (at least [`PlannedConfig::arena_va`] of address space) and the fallback's
-    /// range do not fit above the base in a `u64` address space.
+    /// The arena does not fit above the base in a `u64` address space.
     AddressOverflow {
         /// The base given.
         base: Addr,
@@ -313,16 +312,12 @@ pub fn build_plan(
 pub struct PlannedConfig {
     /// Address of arena offset 0; a multiple of `page_size`.
     pub base: Addr,
-    /// Page size of the fallback allocator; a power of two at least [`ALIGN`].
+    /// Granule the arena is reserved and grown in; a power of two at least [`ALIGN`].
     pub page_size: u64,
-    /// Most bytes reserved at once (arena plus fallback); `None` for no limit.
+    /// Most bytes the arena may grow to; `None` for no limit.
     pub capacity: Option<u64>,
     /// Re-plan the iteration after laps with many misses (see the module docs).
     pub replan: bool,
-    /// Address space kept for the arena: the fallback's range starts this far above `base`
-    /// (or just above the arena, if that is larger; rounded up to a page), and re-planning
-    /// grows the arena in place up to it, never beyond.
-    pub arena_va: u64,
 }
 
 impl Default for PlannedConfig {
@@ -334,7 +329,6 @@ impl Default for PlannedConfig {
             page_size: o.page_size,
             capacity: None,
             replan: true,
-            arena_va: ARENA_VA,
         }
     }
 }
@@ -346,8 +340,11 @@ pub struct PlanCounters {
     pub hits: u64,
     /// Requests not served from a slot.
     pub misses: u64,
-    /// Misses served inside the arena (the rest went to the fallback).
-    pub misses_in_arena: u64,
+    /// Misses placed where the plan leaves room (the rest took a planned slot's place or grew
+    /// the arena).
+    pub misses_in_room: u64,
+    /// Times a miss grew the arena.
+    pub growths: u64,
     /// Times the iteration was re-planned.
     pub replans: u64,
     /// Laps of the iteration begun (the first one when the prologue ends).
@@ -368,8 +365,6 @@ enum Kind {
     Slot(List, usize),
     /// A miss inside the arena (always unprotected).
     InArena,
-    /// A miss in the fallback allocator.
-    Fallback,
 }
 
 /// A live allocation.
@@ -378,7 +373,7 @@ struct Live {
     kind: Kind,
     /// Bytes requested.
     requested: u64,
-    /// Arena offset and end of the bytes it occupies (unused for [`Kind::Fallback`]).
+    /// Arena offset and end of the bytes it occupies.
     off: u64,
     end: u64,
 }
@@ -397,6 +392,13 @@ struct Lane {
     /// Arena offset and end of the live allocation in each slot (it may sit where an
     /// earlier plan put the slot); `None` when the slot is free.
     occupant: Vec<Option<(u64, u64)>>,
+    /// The occupied slots, in no order, and each slot's index in it (while occupied): the
+    /// gap searches visit only live slots.
+    occupied: Vec<usize>,
+    occupied_at: Vec<usize>,
+    /// The slots are in order of start (as [`build_plan`] makes them): a scan for slots
+    /// alive with one may stop at the first that starts after it ends.
+    by_start: bool,
 }
 
 /// Serves requests from a [`Plan`]; see the [module docs](self).
@@ -406,6 +408,8 @@ pub struct PlannedAllocator {
     config: PlannedConfig,
     prologue: Lane,
     iteration: Lane,
+    /// `(offset, end)` of the persistent slots: in the way of every lap.
+    blockers: Vec<(u64, u64)>,
     /// The list being served.
     list: List,
     /// Next expected slot of `list`.
@@ -418,7 +422,6 @@ pub struct PlannedAllocator {
     outside: BTreeMap<u64, u64>,
     /// Live allocations by address.
     live: hashbrown::HashMap<Addr, Live>,
-    fallback: OnlineAllocator,
     /// Largest request seen at each iteration position since the last re-plan (0: none).
     seen: Vec<u64>,
     /// A position's request was larger than its slot since the last re-plan.
@@ -427,8 +430,6 @@ pub struct PlannedAllocator {
     lap_misses: u64,
     /// Mappings of the arena: 1 for the first request, one more per growth.
     arena_maps: u64,
-    /// The arena size of the plan given (the fallback starts above it).
-    initial_arena: u64,
     counters: PlanCounters,
     allocated: u64,
     started: bool,
@@ -488,6 +489,32 @@ fn lane(slots: &[Slot], blockers: &[(u64, u64)], arena: u64, persistent_ok: bool
         free_above,
         by_end,
         occupant: vec![None; n],
+        occupied: Vec::new(),
+        occupied_at: vec![usize::MAX; n],
+        by_start: slots.windows(2).all(|w| w[0].start <= w[1].start),
+    }
+}
+
+impl Lane {
+    /// Sets slot `k`'s occupant, keeping `occupied` in step. O(1).
+    fn occupy(&mut self, k: usize, r: Option<(u64, u64)>) {
+        let was = self.occupant[k].is_some();
+        self.occupant[k] = r;
+        match (was, r.is_some()) {
+            (false, true) => {
+                self.occupied_at[k] = self.occupied.len();
+                self.occupied.push(k);
+            }
+            (true, false) => {
+                let i = self.occupied_at[k];
+                self.occupied.swap_remove(i);
+                if let Some(&moved) = self.occupied.get(i) {
+                    self.occupied_at[moved] = i;
+                }
+                self.occupied_at[k] = usize::MAX;
+            }
+            _ => {}
+        }
     }
 }
 
@@ -498,7 +525,7 @@ impl PlannedAllocator {
     /// [`SetupError::Plan`] when the plan is invalid ([`Plan::validate`]);
     /// [`SetupError::BadPageSize`] when `config.page_size` is not a power of two at least
     /// [`ALIGN`] or `config.base` is not a multiple of it; [`SetupError::AddressOverflow`]
-    /// when the arena and the fallback's range do not fit the address space above the base.
+    /// when the arena does not fit the address space above the base.
     pub fn new(plan: Plan, config: PlannedConfig) -> Result<Self, SetupError> {
         plan.validate().map_err(SetupError::Plan)?;
         if !config.page_size.is_power_of_two()
@@ -514,41 +541,32 @@ impl PlannedAllocator {
             base: config.base,
             arena_size: plan.arena_size,
         };
-        let fb_base = config
+        config
             .base
-            .checked_add(plan.arena_size.max(config.arena_va))
+            .checked_add(plan.arena_size)
             .and_then(|end| round_up(end, config.page_size))
-            // The fallback needs room to grow too.
-            .filter(|b| b.checked_add(config.arena_va).is_some())
             .ok_or(overflow)?;
-        let fallback = OnlineAllocator::new(OnlineConfig {
-            base: fb_base,
-            page_size: config.page_size,
-            capacity: config.capacity.map(|c| c.saturating_sub(plan.arena_size)),
-        });
         let prologue = lane(&plan.prologue, &[], plan.arena_size, false);
         let blockers = persistent_ranges(&plan);
         let iteration = lane(&plan.iteration, &blockers, plan.arena_size, true);
         let n = plan.iteration.len();
-        let plan_arena = plan.arena_size;
         let mut a = PlannedAllocator {
             plan,
             config,
             prologue,
             iteration,
+            blockers,
             list: List::Prologue,
             cursor: 0,
             end_ptr: 0,
             now: 0,
             outside: BTreeMap::new(),
             live: hashbrown::HashMap::new(),
-            fallback,
             seen: vec![0; n],
             grew: false,
             lap_requests: 0,
             lap_misses: 0,
-            arena_maps: 0,
-            initial_arena: plan_arena,
+            arena_maps: 1,
             counters: PlanCounters::default(),
             allocated: 0,
             started: false,
@@ -636,7 +654,6 @@ impl PlannedAllocator {
         self.end_ptr = 0;
         self.now = 0;
         self.counters.laps += 1;
-        self.fallback.trim();
     }
 
     /// Ends a lap: every live iteration slot becomes unprotected; re-plans if warranted.
@@ -651,9 +668,6 @@ impl PlannedAllocator {
         }
         self.lap_requests = 0;
         self.lap_misses = 0;
-        // Give back the fallback's free tail pages once a lap: spills of the lap just ended
-        // are usually freed by now.
-        self.fallback.trim();
     }
 
     /// Re-plans the iteration from the largest sizes seen (see the module docs).
@@ -668,22 +682,28 @@ impl PlannedAllocator {
         let Some(top) = place_around(&mut slots, &blockers) else {
             return;
         };
-        let arena = self.plan.arena_size.max(top);
-        // With a capacity the fallback's share was fixed at construction: never grow then.
-        let grows = arena > self.plan.arena_size;
-        let room = self.config.arena_va.max(self.initial_arena);
-        if arena > room || (grows && self.config.capacity.is_some()) {
+        // Never grow the arena for a re-plan: growth only serves requests that came. A plan
+        // that does not fit the arena as it is waits for misses to grow it.
+        if top > self.plan.arena_size {
             return;
         }
-        if grows {
-            self.arena_maps += 1;
-        }
+        let arena = self.plan.arena_size;
         self.plan.arena_size = arena;
         self.plan.iteration = slots;
         debug_assert_eq!(self.plan.validate(), Ok(()));
-        let occupant = core::mem::take(&mut self.iteration.occupant);
-        self.iteration = lane(&self.plan.iteration, &blockers, arena, true);
-        self.iteration.occupant = occupant;
+        let old = core::mem::take(&mut self.iteration);
+        self.iteration = Lane {
+            occupant: old.occupant,
+            occupied: old.occupied,
+            occupied_at: old.occupied_at,
+            ..lane(&self.plan.iteration, &blockers, arena, true)
+        };
+        // The greedy placement keeps the slots (and their order), not their order of start.
+        self.iteration.by_start = self
+            .plan
+            .iteration
+            .windows(2)
+            .all(|w| w[0].start <= w[1].start);
         self.seen.iter_mut().for_each(|x| *x = 0);
         self.grew = false;
         self.counters.replans += 1;
@@ -755,7 +775,7 @@ impl PlannedAllocator {
             if list == List::Iteration {
                 self.seen[k] = self.seen[k].max(size);
             }
-            self.lane_mut(list).occupant[k] = Some((s.offset, end));
+            self.lane_mut(list).occupy(k, Some((s.offset, end)));
             if need > s.size {
                 // Grown into its room: in-arena misses must see it.
                 self.outside.insert(s.offset, end);
@@ -777,15 +797,14 @@ impl PlannedAllocator {
     }
 
     /// A miss: remembers the size when the request looks like the expected slot's, then
-    /// serves it inside the arena if the plan leaves room, else from the fallback.
+    /// places it in the arena (see the module docs for the order of preference).
     fn serve_miss(&mut self, size: u64, need: u64, stream: u32) -> Result<Addr, AllocError> {
         let (list, c) = (self.list, self.cursor);
-        let mut floor = self.plan.arena_size;
+        let mut room = None;
         let mut matched = false;
         if let Some(&s) = self.slots(list).get(c) {
-            // Allocations past their planned end must be seen by the in-arena search.
+            // Allocations past their planned end must be seen by the gap searches.
             self.advance_ends(Some(s.start));
-            floor = self.lane_of(list).free_above[c];
             matched = s.stream == stream
                 && self.lane_of(list).occupant[c].is_none()
                 && need <= s.size.saturating_mul(4)
@@ -797,25 +816,38 @@ impl PlannedAllocator {
                         self.grew = true;
                     }
                 }
-                // Search the gaps while the slot's list is still the one served.
-                let gap = self.gap_beside(list, c, need);
-                self.step_past(c);
-                if let Some(off) = gap {
-                    return Ok(self.place_in_arena(off, need, size));
-                }
-                return self.serve_fallback(size, stream);
+                room = self.gap_beside(list, c, need);
+            } else {
+                room = self.gap_above(self.lane_of(list).free_above[c], need);
             }
         }
-        debug_assert!(!matched);
-        if let Some(off) = self.gap_above(floor, need) {
-            return Ok(self.place_in_arena(off, need, size));
+        let off = match room {
+            Some(off) => {
+                self.counters.misses_in_room += 1;
+                off
+            }
+            None => self.gap_between_live(list, need),
+        };
+        let end = off.checked_add(need).ok_or(AllocError::OutOfMemory {
+            size,
+            reserved: self.reserved_now(),
+        })?;
+        if end > self.plan.arena_size {
+            if !self.can_grow_to(end) {
+                return Err(AllocError::OutOfMemory {
+                    size,
+                    reserved: self.reserved_now(),
+                });
+            }
+            self.plan.arena_size = end;
+            self.arena_maps += 1;
+            self.counters.growths += 1;
         }
-        self.serve_fallback(size, stream)
-    }
-
-    /// Records an in-arena miss at `off`.
-    fn place_in_arena(&mut self, off: u64, need: u64, size: u64) -> Addr {
-        self.outside.insert(off, off + need);
+        if matched {
+            // After the search: stepping past the last slot may end the lap and re-plan.
+            self.step_past(c);
+        }
+        self.outside.insert(off, end);
         let addr = self.config.base + off;
         self.live.insert(
             addr,
@@ -823,66 +855,67 @@ impl PlannedAllocator {
                 kind: Kind::InArena,
                 requested: size,
                 off,
-                end: off + need,
-            },
-        );
-        self.counters.misses_in_arena += 1;
-        addr
-    }
-
-    /// Serves a miss from the fallback allocator.
-    fn serve_fallback(&mut self, size: u64, stream: u32) -> Result<Addr, AllocError> {
-        let addr = self.fallback.alloc(size, stream)?;
-        self.live.insert(
-            addr,
-            Live {
-                kind: Kind::Fallback,
-                requested: size,
-                off: 0,
-                end: 0,
+                end,
             },
         );
         Ok(addr)
     }
 
-    /// The best-fitting arena gap for a request taken to be slot `c`'s: clear of the
-    /// persistent slots, of every unprotected allocation, of the list's live allocations and
-    /// of every slot planned to be alive together with slot `c` (so later hits are not
-    /// blocked while it lives as planned). The smallest gap that holds `need`, the lowest
-    /// among equal ones. O(n log n) in the list's slots.
+    /// True when the arena may grow to `bytes`: within the capacity (in whole pages) and the
+    /// address space.
+    fn can_grow_to(&self, bytes: u64) -> bool {
+        let Some(pages) = round_up(bytes, self.config.page_size) else {
+            return false;
+        };
+        self.config.base.checked_add(pages).is_some()
+            && self.config.capacity.is_none_or(|c| pages <= c)
+    }
+
+    /// Everything live in the arena, as `(offset, end)`: persistent slots (laps only),
+    /// unprotected allocations and the list's occupied slots. Unsorted.
+    fn live_ranges(&self, list: List) -> Vec<(u64, u64)> {
+        let mut busy: Vec<(u64, u64)> = Vec::new();
+        if list == List::Iteration {
+            busy.extend_from_slice(&self.blockers);
+        }
+        busy.extend(self.outside.iter().map(|(&o, &e)| (o, e)));
+        let lane = self.lane_of(list);
+        busy.extend(lane.occupied.iter().filter_map(|&j| lane.occupant[j]));
+        busy
+    }
+
+    /// The best-fitting gap between live allocations inside the arena, or else the lowest
+    /// offset above all of them (the arena then grows). O(n log n).
+    fn gap_between_live(&self, list: List, need: u64) -> u64 {
+        let mut busy = self.live_ranges(list);
+        busy.sort_unstable();
+        let (best, top) = best_gap(&busy, need, self.plan.arena_size);
+        best.unwrap_or_else(|| round_up(top, ALIGN).unwrap_or(u64::MAX))
+    }
+
+    /// The best-fitting arena gap for a request taken to be slot `c`'s (the expected one):
+    /// clear of the persistent slots, of every unprotected allocation, of the list's live
+    /// allocations and of every slot still to come this lap that is planned to be alive
+    /// together with slot `c` (so later hits are not blocked while it lives as planned).
+    /// Slots whose turn has passed without being occupied leave their range to it. The
+    /// smallest gap that holds `need`, the lowest among equal ones. O(n log n) in the list's
+    /// slots.
     fn gap_beside(&self, list: List, c: usize, need: u64) -> Option<u64> {
         let slots = self.slots(list);
         let s = slots[c];
+        let mut busy = self.live_ranges(list);
         let lane = self.lane_of(list);
-        let mut busy: Vec<(u64, u64)> = Vec::new();
-        if list == List::Iteration {
-            busy.extend(persistent_ranges(&self.plan));
-        }
-        busy.extend(self.outside.iter().map(|(&o, &e)| (o, e)));
-        for (j, t) in slots.iter().enumerate() {
-            if let Some(r) = lane.occupant[j] {
-                busy.push(r);
-            } else if j != c && t.start < s.end && s.start < t.end {
+        for (j, t) in slots.iter().enumerate().skip(c + 1) {
+            if lane.by_start && t.start >= s.end {
+                break;
+            }
+            if lane.occupant[j].is_none() && t.start < s.end && s.start < t.end {
+                // Still to come this lap, and planned to be alive together with slot c.
                 busy.push((t.offset, t.offset + t.size));
             }
         }
         busy.sort_unstable();
-        let mut best: Option<(u64, u64)> = None; // (gap size, offset)
-        let mut at = 0u64;
-        let mut consider = |at: u64, until: u64| {
-            let at = round_up(at, ALIGN).unwrap_or(u64::MAX);
-            if until >= at && until - at >= need && best.is_none_or(|(g, _)| until - at < g) {
-                best = Some((until - at, at));
-            }
-        };
-        for &(o, e) in &busy {
-            if o > at {
-                consider(at, o);
-            }
-            at = at.max(e);
-        }
-        consider(at, self.plan.arena_size);
-        best.map(|(_, o)| o)
+        best_gap(&busy, need, self.plan.arena_size).0
     }
 
     /// Lowest offset in `[floor, arena_size)` where `need` bytes are clear of unprotected
@@ -908,23 +941,52 @@ impl PlannedAllocator {
         self.peak_reserved = self.peak_reserved.max(s.reserved);
     }
 
-    fn stats_now(&self) -> AllocStats {
-        let f = self.fallback.stats();
-        let arena = if self.started {
-            self.plan.arena_size
+    /// The arena in whole pages once the first request came, 0 before.
+    fn reserved_now(&self) -> u64 {
+        if self.started {
+            // Cannot overflow: `new` and `can_grow_to` checked the rounded arena fits.
+            round_up(self.plan.arena_size, self.config.page_size).unwrap_or(u64::MAX)
         } else {
             0
-        };
-        let arena_seg = u64::from(self.started && arena > 0);
-        AllocStats {
-            allocated: self.allocated + f.allocated,
-            peak_allocated: 0,
-            reserved: arena + f.reserved,
-            peak_reserved: 0,
-            segments: arena_seg + f.segments,
-            reservations: arena_seg * self.arena_maps.max(1) + f.reservations,
         }
     }
+
+    fn stats_now(&self) -> AllocStats {
+        let reserved = self.reserved_now();
+        let mapped = u64::from(reserved > 0);
+        AllocStats {
+            allocated: self.allocated,
+            peak_allocated: 0,
+            reserved,
+            peak_reserved: 0,
+            segments: mapped,
+            reservations: mapped * self.arena_maps,
+        }
+    }
+}
+
+/// The best-fitting gap for `need` bytes among the sorted `busy` ranges inside `[0, arena)`
+/// (the smallest that holds it, the lowest among equal ones; gaps start at [`ALIGN`]-aligned
+/// offsets), and the end of the highest busy range.
+fn best_gap(busy: &[(u64, u64)], need: u64, arena: u64) -> (Option<u64>, u64) {
+    let mut best: Option<(u64, u64)> = None; // (gap size, offset)
+    let mut consider = |at: u64, until: u64| {
+        let Some(at) = round_up(at, ALIGN) else {
+            return;
+        };
+        if until > at && until - at >= need && best.is_none_or(|(g, _)| until - at < g) {
+            best = Some((until - at, at));
+        }
+    };
+    let mut at = 0u64;
+    for &(o, e) in busy {
+        if o > at {
+            consider(at, o.min(arena));
+        }
+        at = at.max(e);
+    }
+    consider(at, arena);
+    (best.map(|(_, o)| o), at)
 }
 
 /// `(offset, end)` of the plan's persistent slots.
@@ -973,16 +1035,15 @@ fn place_around(slots: &mut [Slot], blockers: &[(u64, u64)]) -> Option<u64> {
 
 impl Allocator for PlannedAllocator {
     fn alloc(&mut self, size: u64, stream: u32) -> Result<Addr, AllocError> {
+        if !self.started && !self.can_grow_to(self.plan.arena_size) {
+            // The plan's arena alone exceeds the capacity.
+            return Err(AllocError::OutOfMemory { size, reserved: 0 });
+        }
         self.started = true;
         let need = rounded(size).ok_or(AllocError::OutOfMemory {
             size,
-            reserved: self.stats_now().reserved,
+            reserved: self.reserved_now(),
         })?;
-        if let Some(cap) = self.config.capacity {
-            if self.plan.arena_size > cap {
-                return Err(AllocError::OutOfMemory { size, reserved: 0 });
-            }
-        }
         if self.list == List::Iteration {
             self.lap_requests += 1;
         }
@@ -997,9 +1058,7 @@ impl Allocator for PlannedAllocator {
             }
             addr
         };
-        if !matches!(self.live.get(&addr).map(|l| l.kind), Some(Kind::Fallback)) {
-            self.allocated += size;
-        }
+        self.allocated += size;
         self.update_peaks();
         Ok(addr)
     }
@@ -1009,8 +1068,7 @@ impl Allocator for PlannedAllocator {
             return Err(AllocError::UnknownAddress { addr });
         };
         match l.kind {
-            Kind::Fallback => return self.fallback.free(addr),
-            Kind::Slot(list, k) => self.lane_mut(list).occupant[k] = None,
+            Kind::Slot(list, k) => self.lane_mut(list).occupy(k, None),
             Kind::InArena => {}
         }
         self.allocated -= l.requested;
