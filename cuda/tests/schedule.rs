@@ -3,6 +3,7 @@
 //! checked after each round trip, the bytes moved equal the plan's, and prefetches overlap the
 //! simulated compute.
 
+use core::ptr::NonNull;
 use std::path::PathBuf;
 
 use memplan_core::chunk::{
@@ -10,7 +11,8 @@ use memplan_core::chunk::{
     plan_placement,
 };
 use memplan_cuda::{
-    Backend, ExecOptions, ExecReport, HostBackend, HostConfig, Verify, execute, fill_pattern,
+    Backend, DevPtr, EventHandle, ExecOptions, ExecReport, HostBackend, HostConfig, PhysHandle,
+    StreamHandle, Verify, execute, fill_pattern,
 };
 
 /// Compute time of every moment, simulated ns.
@@ -283,4 +285,163 @@ fn a_smaller_device_than_planned_is_an_error() {
         "{r:?}"
     );
     let _ = b.mem_info();
+}
+
+/// The Host backend, except that the `nth` device-to-host copy flips one byte of what it
+/// delivers: the executor must notice.
+struct Flaky {
+    inner: HostBackend,
+    nth: u64,
+    seen: u64,
+}
+
+impl Backend for Flaky {
+    fn kind(&self) -> memplan_cuda::BackendKind {
+        self.inner.kind()
+    }
+    fn granularity(&mut self) -> memplan_cuda::Result<u64> {
+        self.inner.granularity()
+    }
+    fn mem_info(&mut self) -> memplan_cuda::Result<memplan_cuda::MemInfo> {
+        self.inner.mem_info()
+    }
+    fn mem_alloc(&mut self, bytes: u64) -> memplan_cuda::Result<DevPtr> {
+        self.inner.mem_alloc(bytes)
+    }
+    fn mem_free(&mut self, ptr: DevPtr) -> memplan_cuda::Result<()> {
+        self.inner.mem_free(ptr)
+    }
+    fn va_reserve(&mut self, bytes: u64) -> memplan_cuda::Result<DevPtr> {
+        self.inner.va_reserve(bytes)
+    }
+    fn va_free(&mut self, base: DevPtr, bytes: u64) -> memplan_cuda::Result<()> {
+        self.inner.va_free(base, bytes)
+    }
+    fn phys_create(&mut self, bytes: u64) -> memplan_cuda::Result<PhysHandle> {
+        self.inner.phys_create(bytes)
+    }
+    fn phys_release(&mut self, handle: PhysHandle) -> memplan_cuda::Result<()> {
+        self.inner.phys_release(handle)
+    }
+    fn map(&mut self, va: DevPtr, bytes: u64, handle: PhysHandle) -> memplan_cuda::Result<()> {
+        self.inner.map(va, bytes, handle)
+    }
+    fn unmap(&mut self, va: DevPtr, bytes: u64) -> memplan_cuda::Result<()> {
+        self.inner.unmap(va, bytes)
+    }
+    fn host_alloc(&mut self, bytes: u64) -> memplan_cuda::Result<NonNull<u8>> {
+        self.inner.host_alloc(bytes)
+    }
+    unsafe fn host_free(&mut self, ptr: NonNull<u8>, bytes: u64) -> memplan_cuda::Result<()> {
+        // SAFETY: the caller's guarantees are passed on unchanged.
+        unsafe { self.inner.host_free(ptr, bytes) }
+    }
+    fn stream_create(&mut self) -> memplan_cuda::Result<StreamHandle> {
+        self.inner.stream_create()
+    }
+    fn stream_destroy(&mut self, stream: StreamHandle) -> memplan_cuda::Result<()> {
+        self.inner.stream_destroy(stream)
+    }
+    fn stream_synchronize(&mut self, stream: StreamHandle) -> memplan_cuda::Result<()> {
+        self.inner.stream_synchronize(stream)
+    }
+    fn event_create(&mut self) -> memplan_cuda::Result<EventHandle> {
+        self.inner.event_create()
+    }
+    fn event_destroy(&mut self, event: EventHandle) -> memplan_cuda::Result<()> {
+        self.inner.event_destroy(event)
+    }
+    fn event_record(&mut self, e: EventHandle, s: StreamHandle) -> memplan_cuda::Result<()> {
+        self.inner.event_record(e, s)
+    }
+    fn event_query(&mut self, event: EventHandle) -> memplan_cuda::Result<bool> {
+        self.inner.event_query(event)
+    }
+    fn event_synchronize(&mut self, event: EventHandle) -> memplan_cuda::Result<()> {
+        self.inner.event_synchronize(event)
+    }
+    fn event_elapsed_ms(&mut self, a: EventHandle, b: EventHandle) -> memplan_cuda::Result<f32> {
+        self.inner.event_elapsed_ms(a, b)
+    }
+    fn stream_wait_event(&mut self, s: StreamHandle, e: EventHandle) -> memplan_cuda::Result<()> {
+        self.inner.stream_wait_event(s, e)
+    }
+    unsafe fn copy_h2d(
+        &mut self,
+        dst: DevPtr,
+        src: *const u8,
+        bytes: u64,
+        stream: StreamHandle,
+    ) -> memplan_cuda::Result<()> {
+        // SAFETY: the caller's guarantees are passed on unchanged.
+        unsafe { self.inner.copy_h2d(dst, src, bytes, stream) }
+    }
+    unsafe fn copy_d2h(
+        &mut self,
+        dst: *mut u8,
+        src: DevPtr,
+        bytes: u64,
+        stream: StreamHandle,
+    ) -> memplan_cuda::Result<()> {
+        // SAFETY: the caller's guarantees are passed on unchanged.
+        unsafe { self.inner.copy_d2h(dst, src, bytes, stream)? };
+        self.seen += 1;
+        if self.seen == self.nth && bytes > 100 {
+            // SAFETY: `dst` is valid for writes of `bytes` (> 100) bytes by the caller's
+            // guarantee, and the Host backend copied at once, so nothing else writes it now.
+            unsafe { *dst.add(100) ^= 0x40 };
+        }
+        Ok(())
+    }
+    fn copy_d2d(
+        &mut self,
+        dst: DevPtr,
+        src: DevPtr,
+        bytes: u64,
+        stream: StreamHandle,
+    ) -> memplan_cuda::Result<()> {
+        self.inner.copy_d2d(dst, src, bytes, stream)
+    }
+}
+
+#[test]
+fn a_corrupted_copy_is_caught() {
+    let (_, layout) = model();
+    let total = layout.total_bytes().unwrap();
+    let biggest = *layout.chunk_sizes().iter().max().unwrap();
+    let per_position = total / u64::from(layout.positions());
+    let c = case(
+        2 * per_position,
+        total / 3,
+        total + biggest,
+        Policy::Belady,
+        true,
+        0,
+    );
+    for verify in [Verify::Arrivals, Verify::Full] {
+        for nth in [1u64, 5, 17] {
+            let mut b = Flaky {
+                inner: HostBackend::new(HostConfig {
+                    budget: c.device,
+                    ..HostConfig::default()
+                }),
+                nth,
+                seen: 0,
+            };
+            let path = scratch(&format!("flaky{nth}"));
+            let r = execute(
+                &mut b,
+                &c.sizes,
+                &c.schedule,
+                &c.plan,
+                &ExecOptions {
+                    disk_path: Some(&path),
+                    verify,
+                },
+                |_: &mut Flaky, _, _| Ok(()),
+            );
+            let e = r.expect_err("a flipped byte must be caught").to_string();
+            assert!(e.contains("corrupted") && e.contains("byte 100"), "{e}");
+        }
+    }
 }
