@@ -187,11 +187,20 @@ fn prefetch_overlaps_copies_with_compute() {
         );
         let compute_ms = with.schedule.moments.len() as f64 * COMPUTE_NS as f64 / 1e6;
         assert!(a.elapsed_ms >= compute_ms - 1e-6);
+        let (full, _) = run(&with, Verify::Full, "overlap-full");
         eprintln!(
-            "{policy:?}: {} moments, compute {compute_ms:.3} ms, prefetch {:.3} ms, none {:.3} ms",
+            "{policy:?}: {} chunks, {} moments, {} moves, {} B host->device, {} B \
+             device->host; compute {compute_ms:.3} ms; elapsed with prefetch {:.3} ms, \
+             without {:.3} ms; Full check: {} chunk checks, {} B compared",
+            with.sizes.len(),
             with.schedule.moments.len(),
+            a.moves,
+            a.bytes[1][0],
+            a.bytes[0][1],
             a.elapsed_ms,
-            b.elapsed_ms
+            b.elapsed_ms,
+            full.checks,
+            full.checked_bytes
         );
     }
 }
