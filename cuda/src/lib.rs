@@ -8,6 +8,7 @@ pub mod driver;
 pub mod error;
 pub mod host;
 pub mod pinned;
+pub mod schedule;
 pub mod tier;
 pub mod vmm;
 
@@ -19,6 +20,7 @@ pub use driver::CudaBackend;
 pub use error::{Error, Result};
 pub use host::{HostBackend, HostConfig, HostStats};
 pub use pinned::{PinnedBuf, PinnedPool};
+pub use schedule::{ExecOptions, ExecReport, Verify, execute, fill_pattern};
 pub use tier::{Moved, Tier, TierStore};
 pub use vmm::{ExpandableSegment, Stitcher};
 

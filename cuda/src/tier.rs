@@ -14,8 +14,13 @@
 //!   Device(ptr) <--h2d (async)-- Host(buf) <--pread--- Disk(slot)
 //! ```
 //!
+//! Chunks may be shorter than `chunk_bytes` ([`TierStore::insert_host`] with fewer bytes, e.g.
+//! fp16 chunks beside fp32 ones): buffers and disk slots are `chunk_bytes` long, copies move
+//! only the chunk's own length.
+//!
 //! Invariants: a chunk is in exactly one place; a `Moving` chunk has exactly one transfer in
-//! flight, recorded in `moving`.
+//! flight, recorded in `moving`; `lens` holds the length of every chunk shorter than
+//! `chunk_bytes` (and of no unknown chunk).
 
 use std::collections::BTreeMap;
 
@@ -69,6 +74,8 @@ pub struct TierStore {
     engine: CopyEngine,
     chunks: BTreeMap<u64, Place>,
     moving: BTreeMap<TransferId, u64>,
+    /// Lengths of the chunks shorter than `chunk_bytes`.
+    lens: BTreeMap<u64, u64>,
 }
 
 impl TierStore {
@@ -101,6 +108,7 @@ impl TierStore {
             engine: CopyEngine::new(backend)?,
             chunks: BTreeMap::new(),
             moving: BTreeMap::new(),
+            lens: BTreeMap::new(),
         })
     }
 
@@ -131,6 +139,41 @@ impl TierStore {
         Ok(())
     }
 
+    /// Registers `chunk` as living in host memory with the contents `data` (copied into a
+    /// pinned buffer); the chunk is `data.len()` bytes long from now on, `1..=chunk_bytes`.
+    ///
+    /// # Errors
+    /// The chunk is already known; an empty or too long `data`; out of pinned buffers.
+    pub fn insert_host<B: Backend + ?Sized>(
+        &mut self,
+        backend: &mut B,
+        chunk: u64,
+        data: &[u8],
+    ) -> Result<()> {
+        if self.chunks.contains_key(&chunk) {
+            return Err(invalid(format!("chunk {chunk} already present")));
+        }
+        let len = data.len() as u64;
+        if len == 0 || len > self.chunk_bytes {
+            return Err(invalid(format!(
+                "chunk {chunk} of {len} bytes in a store of {}-byte chunks",
+                self.chunk_bytes
+            )));
+        }
+        let mut buf = self.pool.acquire(backend)?;
+        buf.as_mut_slice()[..data.len()].copy_from_slice(data);
+        self.chunks.insert(chunk, Place::Host(buf));
+        if len < self.chunk_bytes {
+            self.lens.insert(chunk, len);
+        }
+        Ok(())
+    }
+
+    /// Length of `chunk` in bytes (`chunk_bytes` unless it was inserted shorter).
+    pub fn len_of(&self, chunk: u64) -> u64 {
+        self.lens.get(&chunk).copied().unwrap_or(self.chunk_bytes)
+    }
+
     /// Where `chunk` is: `Some((tier, moving))`, where `tier` is the destination while a
     /// transfer is in flight (`moving == true`); `None` for an unknown chunk.
     pub fn tier_of(&self, chunk: u64) -> Option<(Tier, bool)> {
@@ -153,7 +196,7 @@ impl TierStore {
     /// The chunk's bytes when it is in host memory (not moving).
     pub fn host_bytes(&self, chunk: u64) -> Option<&[u8]> {
         match self.chunks.get(&chunk) {
-            Some(Place::Host(b)) => Some(&b.as_slice()[..self.chunk_bytes as usize]),
+            Some(Place::Host(b)) => Some(&b.as_slice()[..self.len_of(chunk) as usize]),
             _ => None,
         }
     }
@@ -172,6 +215,9 @@ impl TierStore {
     /// # Errors
     /// An unknown or moving chunk; a missing `device_dst`; no disk tier; out of pinned
     /// buffers; backend or I/O errors (the chunk then stays where it was).
+    ///
+    /// A device→disk move completes synchronously and reports no [`Moved`]: the chunk's
+    /// device memory (its [`TierStore::device_ptr`] before the call) is free once it returns.
     pub fn move_chunk<B: Backend + ?Sized>(
         &mut self,
         backend: &mut B,
@@ -190,7 +236,7 @@ impl TierStore {
                 "move of chunk {chunk} to the device without a destination"
             )));
         }
-        let n = self.chunk_bytes;
+        let n = self.len_of(chunk);
         match (from, to) {
             (a, b) if a == b => Ok(None),
             (Tier::Device, Tier::Host) => {
@@ -329,6 +375,27 @@ impl TierStore {
         }
     }
 
+    /// Waits for `chunk`'s move in flight, if any, and completes it (other moves stay in
+    /// flight).
+    ///
+    /// # Errors
+    /// An unknown chunk; backend errors.
+    pub fn wait_chunk<B: Backend + ?Sized>(
+        &mut self,
+        backend: &mut B,
+        chunk: u64,
+    ) -> Result<Option<Moved>> {
+        match self.chunks.get(&chunk) {
+            Some(Place::Moving { id, .. }) => {
+                let id = *id;
+                let c = self.engine.wait(backend, id)?;
+                self.complete(c).map(Some)
+            }
+            Some(_) => Ok(None),
+            None => Err(invalid(format!("wait on unknown chunk {chunk}"))),
+        }
+    }
+
     /// Completes every move whose transfer has finished; returns them in transfer order.
     ///
     /// # Errors
@@ -353,6 +420,9 @@ impl TierStore {
     /// # Errors
     /// An unknown or moving chunk.
     pub fn remove(&mut self, chunk: u64) -> Result<Option<DevPtr>> {
+        if !matches!(self.chunks.get(&chunk), Some(Place::Moving { .. }) | None) {
+            self.lens.remove(&chunk);
+        }
         match self.chunks.remove(&chunk) {
             Some(Place::Device(p)) => Ok(Some(p)),
             Some(Place::Host(b)) => self.pool.release(b).map(|()| None),

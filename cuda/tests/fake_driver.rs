@@ -116,6 +116,7 @@ fn fake_child() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fake-tiers");
     std::fs::create_dir_all(&dir).unwrap();
     common::chunk_through_tiers(open(), &dir);
+    common::execute_plan(open(), &dir);
     // Errors from the driver are values.
     assert!(b.mem_free(0xdead_0000).is_err());
     assert!(matches!(

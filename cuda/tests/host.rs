@@ -36,6 +36,14 @@ fn tiers() {
 }
 
 #[test]
+fn execute_plan() {
+    let dir = std::env::temp_dir().join(format!("memplan-host-exec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    common::execute_plan(host(1 << 20, 4096), &dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn budget() {
     common::budget_is_enforced(host(10 * 4096, 4096), 10 * 4096);
 }

@@ -178,3 +178,54 @@ pub fn budget_is_enforced<B: Backend>(mut b: B, budget: u64) {
 pub fn allocator_name<A: Allocator>(a: &A) -> &'static str {
     a.name()
 }
+
+/// A chunk placement plan (toy 8-layer fp16 model, LRU, part of it on NVMe) executed on
+/// `backend` with every chunk checked on every arrival; the bytes moved equal the plan's.
+pub fn execute_plan<B: Backend>(mut backend: B, dir: &std::path::Path) {
+    use memplan_core::chunk::{Layout, PlacementOptions, Policy, Schedule, Tensor};
+    let tensors: Vec<Tensor> = (0..8u64)
+        .map(|i| Tensor {
+            name: format!("t{i}"),
+            numel: 3000 + 500 * i,
+            dtype_bytes: 2,
+            first_use: i,
+            last_use: 15 - i,
+        })
+        .collect();
+    let layout = Layout::new(&tensors, 8192).unwrap();
+    let schedule = Schedule::training(&layout, &tensors, |_| 0).repeat(2);
+    let sizes = layout.chunk_sizes();
+    let total = layout.total_bytes().unwrap();
+    let per_position = total / u64::from(layout.positions());
+    let plan = memplan_core::chunk::plan_placement(
+        &sizes,
+        &schedule,
+        PlacementOptions {
+            device: 2 * per_position,
+            host: total / 3,
+            nvme: total,
+            policy: Policy::Lru,
+            prefetch: true,
+        },
+    )
+    .unwrap();
+    assert!(
+        plan.bytes[1][2] + plan.bytes[0][2] > 0,
+        "the plan uses NVMe"
+    );
+    let path = dir.join("execute.nvme");
+    let r = memplan_cuda::execute(
+        &mut backend,
+        &sizes,
+        &schedule,
+        &plan,
+        &memplan_cuda::ExecOptions {
+            disk_path: Some(&path),
+            verify: memplan_cuda::Verify::Full,
+        },
+        |_: &mut B, _, _| Ok(()),
+    )
+    .unwrap();
+    assert_eq!(r.bytes, plan.bytes);
+    assert!(r.checks as usize >= sizes.len() + plan.moves.len() / 2);
+}
