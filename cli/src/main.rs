@@ -11,6 +11,7 @@ mod kineto;
 mod plan;
 mod plot;
 mod progress;
+mod remat;
 mod replay;
 mod snapshot;
 mod traceio;
@@ -49,6 +50,8 @@ enum Command {
     /// Convert an allocation trace (memplan's format, or an id,lower,upper,size CSV) to
     /// memplan's trace format.
     Convert(ConvertArgs),
+    /// Simulate tensor rematerialization (DTR) on operator logs under a memory budget.
+    Remat(remat::RematArgs),
 }
 
 /// Arguments of `memplan convert`.
@@ -187,6 +190,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Convert(args) => convert(&args),
         Command::Replay(args) => replay::run(&args),
+        Command::Remat(args) => remat::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,7 @@ extern crate std;
 pub mod allocator;
 pub mod check;
 pub mod error;
+pub mod evict;
 mod internal;
 pub mod interval;
 pub mod lifetime;
