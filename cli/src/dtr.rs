@@ -384,7 +384,10 @@ pub fn read_program(file: &str, data: &[u8]) -> Result<Program, InputError> {
                 ssize.push(vec![size]);
                 let t = GraphTensor { op, index: 0 };
                 p.schedule.push(Command::Compute(op));
-                p.schedule.push(Command::Get { tensor: t, pin: true });
+                p.schedule.push(Command::Get {
+                    tensor: t,
+                    pin: true,
+                });
                 bind(&mut names, &mut order, name, t);
             }
             "CALL" => {
@@ -444,7 +447,15 @@ pub fn read_program(file: &str, data: &[u8]) -> Result<Program, InputError> {
                 ssize.push(sizes);
                 p.schedule.push(Command::Compute(op));
                 for (k, name) in results.iter().enumerate() {
-                    bind(&mut names, &mut order, name, GraphTensor { op, index: k as u32 });
+                    bind(
+                        &mut names,
+                        &mut order,
+                        name,
+                        GraphTensor {
+                            op,
+                            index: k as u32,
+                        },
+                    );
                 }
             }
             "MUTATE" => {
@@ -453,7 +464,12 @@ pub fn read_program(file: &str, data: &[u8]) -> Result<Program, InputError> {
                     .iter()
                     .map(|a| lookup(&names, line, a))
                     .collect::<Result<_, _>>()?;
-                let bad = || r.err(line, "`MUTATE` is not a list of argument indices".to_owned());
+                let bad = || {
+                    r.err(
+                        line,
+                        "`MUTATE` is not a list of argument indices".to_owned(),
+                    )
+                };
                 let indices: Vec<usize> = match o.get("MUTATE") {
                     Some(Value::Array(a)) => a
                         .iter()
@@ -484,7 +500,15 @@ pub fn read_program(file: &str, data: &[u8]) -> Result<Program, InputError> {
                 for (j, &k) in indices.iter().enumerate() {
                     let name = arg_names[k];
                     let old = lookup(&names, line, name)?;
-                    bind(&mut names, &mut order, name, GraphTensor { op, index: j as u32 });
+                    bind(
+                        &mut names,
+                        &mut order,
+                        name,
+                        GraphTensor {
+                            op,
+                            index: j as u32,
+                        },
+                    );
                     pref[old.op as usize][old.index as usize] -= 1;
                     p.schedule.push(Command::Release(old));
                 }
@@ -535,7 +559,10 @@ pub fn read_program(file: &str, data: &[u8]) -> Result<Program, InputError> {
     for n in &order {
         let t = names[n];
         if pref[t.op as usize][t.index as usize] > 0 {
-            p.schedule.push(Command::Get { tensor: t, pin: true });
+            p.schedule.push(Command::Get {
+                tensor: t,
+                pin: true,
+            });
         }
     }
     p.validate().map_err(|e| InputError {

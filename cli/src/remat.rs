@@ -101,9 +101,10 @@ pub struct Log {
 
 /// Reads and parses one log.
 pub fn load(path: &Path) -> Result<Log, Failure> {
-    let name = path
-        .file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let data = std::fs::read(path)
         .map_err(|e| Failure::Input(format!("{}: cannot read: {e}", path.display())))?;
     let program = dtr::read_program(&name, &data)?;
@@ -260,4 +261,3 @@ pub fn table(logs: &[Log], reports: &[RunReport]) -> String {
     }
     s
 }
-

@@ -55,7 +55,11 @@ fn simrd_agreement() {
             .iter()
             .find(|r| r["kind"] == "baseline" && r["model"] == model.as_str())
             .unwrap();
-        assert_eq!(Some(base.compute), brow["baseline_compute"].as_u64(), "{model}");
+        assert_eq!(
+            Some(base.compute),
+            brow["baseline_compute"].as_u64(),
+            "{model}"
+        );
         assert_eq!(Some(base.peak), brow["baseline_memory"].as_u64(), "{model}");
         for r in rows
             .iter()

@@ -20,9 +20,9 @@ pub enum Heuristic {
     Lru,
     /// Largest storage first.
     Largest,
-    /// memplan's own: h_DTR's evicted-neighbourhood cost over `size · distance to the next
-    /// use`, with the next use taken from the known schedule when the caller gives one
-    /// ([`crate::evict::Runtime::set_next_use`]), staleness otherwise.
+    /// memplan's own: `(c(S) + C_bwd(S)) / (size · distance to the next use)` (h_MSPS's
+    /// cost with Belady's lookahead), the next use taken from the known schedule when the
+    /// caller gives one ([`crate::evict::Runtime::set_next_use`]), staleness otherwise.
     Memplan,
 }
 
@@ -88,7 +88,9 @@ pub struct UnknownHeuristic;
 
 impl fmt::Display for UnknownHeuristic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("unknown heuristic (expected dtr, dtr-eq, dtr-local, msps, lru, largest or memplan)")
+        f.write_str(
+            "unknown heuristic (expected dtr, dtr-eq, dtr-local, msps, lru, largest or memplan)",
+        )
     }
 }
 

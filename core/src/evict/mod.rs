@@ -57,8 +57,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-pub use heuristic::{Heuristic, UnknownHeuristic};
 use heuristic::div_round;
+pub use heuristic::{Heuristic, UnknownHeuristic};
 
 /// A set of storage ids: a list for iteration plus a bitmap for membership.
 #[derive(Default, Clone)]
@@ -183,11 +183,18 @@ impl fmt::Display for RematError {
             RematError::Thrashed {
                 remat_compute,
                 limit,
-            } => write!(f, "thrashed: recomputation {remat_compute} exceeds limit {limit}"),
+            } => write!(
+                f,
+                "thrashed: recomputation {remat_compute} exceeds limit {limit}"
+            ),
             RematError::UnknownTensor(t) => write!(f, "unknown tensor {}", t.0),
             RematError::BadOp(why) => write!(f, "bad op: {why}"),
             RematError::Unbalanced(t) => {
-                write!(f, "tensor {}: release or unlock without a matching reference", t.0)
+                write!(
+                    f,
+                    "tensor {}: release or unlock without a matching reference",
+                    t.0
+                )
             }
             RematError::Overflow => f.write_str("size or cost overflows u64"),
         }
@@ -1125,12 +1132,12 @@ impl Runtime {
         }
     }
 
-    /// memplan's score: neighbourhood recompute cost per byte, divided by how far away the
-    /// storage's next use is (Belady's rule weighted by cost); staleness when no future is
-    /// known.
+    /// memplan's score: h_MSPS's numerator (own cost plus the evicted ancestors that a
+    /// recomputation would also need) per byte, divided by how far away the storage's next
+    /// use is (Belady's rule weighted by cost); staleness when no future is known.
     fn memplan_score(&self, s: usize) -> f64 {
         let st = &self.storages[s];
-        let num = i128::from(st.compute) + i128::from(st.fwd.compute) + i128::from(st.bwd.compute);
+        let num = i128::from(st.compute) + i128::from(st.bwd.compute);
         let mut next: Option<u64> = None;
         let mut known = false;
         for &t in &st.tensors {
