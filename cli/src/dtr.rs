@@ -896,4 +896,39 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn program_errors_name_the_line() {
+        let cases: [(Vec<u8>, &str); 4] = [
+            (log(&[C1, "{not json"]), "e:3: not a JSON object"),
+            (log(&[M1]), "e:2: stray MEMORY line"),
+            (
+                log(&[C1, M1, r#"{"DST":"b","INSTRUCTION":"COPY","SRC":"q"}"#]),
+                "e:4: reference to unknown tensor \"q\"",
+            ),
+            (
+                log(&[r#"{"INSTRUCTION":"RELEASE","NAME":"q"}"#]),
+                "e:2: RELEASE of unknown tensor \"q\"",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = read_program("e", &text).unwrap_err().to_string();
+            assert!(e.starts_with(want), "got {e:?}, want {want:?}");
+        }
+        // A valid tiny log: constant, op, release; the constant is pinned at creation.
+        let p = read_program(
+            "ok",
+            &log(&[
+                C1,
+                M1,
+                r#"{"ARGS":["w"],"INSTRUCTION":"CALL","NAME":"f","RESULT":["y"],"TIME":"5"}"#,
+                r#"{"INSTRUCTION":"MEMORY","MEMORY":"64","NAME":"y"}"#,
+                r#"{"ALIAS":"-1","INSTRUCTION":"ALIAS","NAME":"y"}"#,
+                r#"{"INSTRUCTION":"RELEASE","NAME":"y"}"#,
+            ]),
+        )
+        .unwrap();
+        let b = p.baseline().unwrap();
+        assert_eq!((b.compute, b.peak), (5, 164));
+    }
 }

@@ -34,3 +34,59 @@ fn oom_when_everything_is_pinned() {
     // Poisoned afterwards.
     assert!(rt.constant(1).is_err());
 }
+
+proptest::proptest! {
+    /// Random op sequences: resident bytes never exceed the budget unless OOM is reported,
+    /// and every op the runtime runs finds all its arguments resident (a shadow model replays
+    /// the action list: evictions clear storages, computes need resident arguments).
+    #[test]
+    fn budget_and_recompute_order(
+        ops in proptest::collection::vec((1u64..200, 0u64..50, 0usize..8, 0usize..8, 0u8..4), 1..60),
+        budget in 300u64..1500,
+        h in 0usize..7,
+    ) {
+        let mut rt = Runtime::new(budget, Heuristic::ALL[h], None);
+        let mut live: Vec<TensorId> = Vec::new();
+        let mut resident: alloc::collections::BTreeSet<StorageId> = alloc::collections::BTreeSet::new();
+        let c = match rt.constant(50) { Ok(c) => c, Err(_) => return Ok(()) };
+        resident.insert(rt.storage_of(c).unwrap());
+        live.push(c);
+        for (size, cost, a, b, kind) in ops {
+            let r = match kind {
+                0 if live.len() > 1 => {
+                    let t = live.remove(a % live.len());
+                    rt.release(t).map(|_| ())
+                }
+                1 => rt.materialize(live[a % live.len()]).map(|_| ()),
+                _ => {
+                    let args = [live[a % live.len()], live[b % live.len()]];
+                    rt.compute(cost, &args, &[Output::Fresh(size)]).map(|o| live.push(o[0]))
+                }
+            };
+            for act in rt.take_actions() {
+                match act {
+                    Action::Evict(s) => { resident.remove(&s); }
+                    Action::Compute { op, .. } => {
+                        let (args, outs) = rt.op_io(op).unwrap();
+                        for &p in args {
+                            let s = rt.storage_of(p).unwrap();
+                            proptest::prop_assert!(resident.contains(&s), "op {:?} ran with an evicted argument", op);
+                        }
+                        for &o in outs {
+                            resident.insert(rt.storage_of(o).unwrap());
+                        }
+                    }
+                }
+            }
+            match r {
+                Ok(()) => proptest::prop_assert!(rt.stats().memory <= budget),
+                Err(RematError::OutOfMemory { .. }) => break,
+                Err(e) => proptest::prop_assert!(false, "unexpected {e}"),
+            }
+            // The shadow's resident set matches the runtime's.
+            for s in &resident {
+                proptest::prop_assert!(rt.is_resident(*s));
+            }
+        }
+    }
+}
