@@ -9,19 +9,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use memplan_core::evict::Heuristic;
 use memplan_core::evict::sim::{self, Baseline, Program, RunOptions};
 use serde::Serialize;
 
 use crate::{Failure, dtr};
-
-/// How memory is modelled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AllocatorModel {
-    /// simrd's byte counter: anything fits while the sum of resident bytes does.
-    Bytes,
-}
 
 /// Arguments of `memplan remat`.
 #[derive(Debug, Args)]
@@ -44,9 +37,6 @@ pub struct RematArgs {
     /// Print JSON (one object per run, one per line).
     #[arg(long)]
     pub json: bool,
-    /// Memory model.
-    #[arg(long, value_enum, default_value = "bytes")]
-    pub allocator: AllocatorModel,
 }
 
 fn parse_ratio(s: &str) -> Result<f64, String> {
