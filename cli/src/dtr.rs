@@ -32,6 +32,8 @@
 
 use std::collections::HashMap;
 
+use memplan_core::evict::Output;
+use memplan_core::evict::sim::{Command, GraphOp, GraphTensor, Program};
 use memplan_core::trace::{Marker, Trace, TraceBuilder};
 use serde_json::{Map, Value};
 
@@ -174,29 +176,7 @@ pub fn read(file: &str, data: &[u8]) -> Result<Trace, InputError> {
         storages: Vec::new(),
         builder: TraceBuilder::new().allow_zero_size(true),
     };
-    // (1-based line, object) for every non-blank line.
-    let mut lines: Vec<(usize, Obj)> = Vec::new();
-    for (n, raw) in data.split(|&b| b == b'\n').enumerate() {
-        let raw = raw.trim_ascii();
-        if raw.is_empty() {
-            continue;
-        }
-        let obj = serde_json::from_slice::<Obj>(raw)
-            .map_err(|e| r.err(n + 1, format!("not a JSON object: {e}")))?;
-        lines.push((n + 1, obj));
-    }
-    let is_start = |o: &Obj| {
-        o.get("INSTRUCTION").and_then(Value::as_str) == Some("ANNOTATE")
-            && o.get("ANNOTATION").and_then(Value::as_str) == Some("START")
-    };
-    let Some(start) = lines.iter().position(|(_, o)| is_start(o)) else {
-        return Err(InputError {
-            file: file.to_owned(),
-            line: None,
-            message: "no `ANNOTATE START` line: not a DTR log, or an empty one".to_owned(),
-            not_a_problem: false,
-        });
-    };
+    let (lines, start) = json_lines(&r, data)?;
     r.builder.marker(Marker::IterationStart);
     r.builder.marker(Marker::Phase("forward".to_owned()));
 
@@ -335,6 +315,291 @@ pub fn read(file: &str, data: &[u8]) -> Result<Trace, InputError> {
         }
     }
     Ok(r.builder.finish())
+}
+
+/// Reads the DTR operator log in `data` into `simrd`'s graph and schedule (the format and
+/// the rules are in `shared/docs/dtr-log-format.md` §2): one op per `CONSTANT` (cost 0, then
+/// pinned), `CALL` and `MUTATE` (one full-size copy-on-write output per mutated argument);
+/// `COPY` is a `Get`, `RELEASE` a `Release`, `COPY_FROM` a `Release` then a `Get`; at the end
+/// every name still referenced is pinned, in name-insertion order.
+///
+/// # Errors
+/// As [`read`]: bad JSON, unknown `INSTRUCTION`, missing or mistyped fields, a `MEMORY` or
+/// `ALIAS` line out of place (e.g. a `MEMORY` without its `CONSTANT`), a reference to or
+/// `RELEASE` of an unknown name (simrd ignores the latter; these logs have none): the first
+/// such fault, with its 1-based line.
+pub fn read_program(file: &str, data: &[u8]) -> Result<Program, InputError> {
+    let r = Reader {
+        file,
+        names: HashMap::new(),
+        storages: Vec::new(),
+        builder: TraceBuilder::new(),
+    };
+    let (lines, start) = json_lines(&r, data)?;
+    let mut p = Program::default();
+    // name -> (graph tensor, insertion position); insertion order kept in `order`.
+    let mut names: HashMap<String, GraphTensor> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
+    // Per op, per output: parse-time references and storage size.
+    let mut pref: Vec<Vec<i64>> = Vec::new();
+    let mut ssize: Vec<Vec<u64>> = Vec::new();
+    let bind = |names: &mut HashMap<String, GraphTensor>,
+                order: &mut Vec<String>,
+                n: &str,
+                t: GraphTensor| {
+        if names.insert(n.to_owned(), t).is_none() {
+            order.push(n.to_owned());
+        }
+    };
+    let lookup = |names: &HashMap<String, GraphTensor>, line: usize, n: &str| {
+        names
+            .get(n)
+            .copied()
+            .ok_or_else(|| r.err(line, format!("reference to unknown tensor {n:?}")))
+    };
+    let mut i = start + 1;
+    while i < lines.len() {
+        let (line, o) = &lines[i];
+        let line = *line;
+        i += 1;
+        let kind = r.str_field(line, o, "INSTRUCTION")?;
+        match kind {
+            "ANNOTATE" => {
+                r.str_field(line, o, "ANNOTATION")?;
+            }
+            "CONSTANT" => {
+                let name = r.str_field(line, o, "NAME")?;
+                let Some((mline, m)) = lines.get(i) else {
+                    return Err(r.err(line, format!("CONSTANT {name:?} without its MEMORY line")));
+                };
+                i += 1;
+                let size = memory_line(&r, *mline, m, name)?;
+                let op = p.ops.len() as u32;
+                p.ops.push(GraphOp {
+                    cost: 0,
+                    args: Vec::new(),
+                    outputs: vec![Output::Fresh(size)],
+                });
+                pref.push(vec![1]);
+                ssize.push(vec![size]);
+                let t = GraphTensor { op, index: 0 };
+                p.schedule.push(Command::Compute(op));
+                p.schedule.push(Command::Get {
+                    tensor: t,
+                    pin: true,
+                });
+                bind(&mut names, &mut order, name, t);
+            }
+            "CALL" => {
+                let args: Vec<GraphTensor> = r
+                    .names_field(line, o, "ARGS")?
+                    .into_iter()
+                    .map(|a| lookup(&names, line, a))
+                    .collect::<Result<_, _>>()?;
+                let results = r.names_field(line, o, "RESULT")?;
+                if results.is_empty() {
+                    return Err(r.err(line, "CALL with no RESULT".to_owned()));
+                }
+                let cost = u64::try_from(r.int_field(line, o, "TIME")?)
+                    .map_err(|_| r.err(line, "negative TIME".to_owned()))?;
+                let op = p.ops.len() as u32;
+                let mut outputs = Vec::with_capacity(results.len());
+                let mut sizes = Vec::with_capacity(results.len());
+                for (k, name) in results.iter().enumerate() {
+                    let (Some((mline, m)), Some((aline, a))) = (lines.get(i), lines.get(i + 1))
+                    else {
+                        return Err(r.err(
+                            line,
+                            format!("CALL result {name:?} without its MEMORY and ALIAS lines"),
+                        ));
+                    };
+                    i += 2;
+                    let size = memory_line(&r, *mline, m, name)?;
+                    let alias = alias_line(&r, *aline, a, name)?;
+                    if alias == -1 {
+                        outputs.push(Output::Fresh(size));
+                        sizes.push(size);
+                    } else {
+                        let k2 = usize::try_from(alias)
+                            .ok()
+                            .filter(|&k2| k2 < args.len())
+                            .ok_or_else(|| {
+                                r.err(
+                                    *aline,
+                                    format!(
+                                        "ALIAS {alias} of {name:?}: the CALL has {} arguments",
+                                        args.len()
+                                    ),
+                                )
+                            })?;
+                        outputs.push(Output::Alias(k2));
+                        let a = args[k2];
+                        sizes.push(ssize[a.op as usize][a.index as usize]);
+                    }
+                    let _ = k;
+                }
+                p.ops.push(GraphOp {
+                    cost,
+                    args,
+                    outputs,
+                });
+                pref.push(vec![1; results.len()]);
+                ssize.push(sizes);
+                p.schedule.push(Command::Compute(op));
+                for (k, name) in results.iter().enumerate() {
+                    bind(
+                        &mut names,
+                        &mut order,
+                        name,
+                        GraphTensor {
+                            op,
+                            index: k as u32,
+                        },
+                    );
+                }
+            }
+            "MUTATE" => {
+                let arg_names = r.names_field(line, o, "ARGS")?;
+                let args: Vec<GraphTensor> = arg_names
+                    .iter()
+                    .map(|a| lookup(&names, line, a))
+                    .collect::<Result<_, _>>()?;
+                let bad = || {
+                    r.err(
+                        line,
+                        "`MUTATE` is not a list of argument indices".to_owned(),
+                    )
+                };
+                let indices: Vec<usize> = match o.get("MUTATE") {
+                    Some(Value::Array(a)) => a
+                        .iter()
+                        .map(|v| {
+                            int_value(v)
+                                .and_then(|k| usize::try_from(k).ok())
+                                .filter(|&k| k < args.len())
+                                .ok_or_else(bad)
+                        })
+                        .collect::<Result<_, _>>()?,
+                    _ => return Err(bad()),
+                };
+                let cost = u64::try_from(r.int_field(line, o, "TIME")?)
+                    .map_err(|_| r.err(line, "negative TIME".to_owned()))?;
+                let op = p.ops.len() as u32;
+                let sizes: Vec<u64> = indices
+                    .iter()
+                    .map(|&k| ssize[args[k].op as usize][args[k].index as usize])
+                    .collect();
+                p.ops.push(GraphOp {
+                    cost,
+                    args: args.clone(),
+                    outputs: sizes.iter().map(|&n| Output::Fresh(n)).collect(),
+                });
+                pref.push(vec![1; indices.len()]);
+                ssize.push(sizes);
+                p.schedule.push(Command::Compute(op));
+                for (j, &k) in indices.iter().enumerate() {
+                    let name = arg_names[k];
+                    let old = lookup(&names, line, name)?;
+                    bind(
+                        &mut names,
+                        &mut order,
+                        name,
+                        GraphTensor {
+                            op,
+                            index: j as u32,
+                        },
+                    );
+                    pref[old.op as usize][old.index as usize] -= 1;
+                    p.schedule.push(Command::Release(old));
+                }
+            }
+            "COPY" => {
+                let src = lookup(&names, line, r.str_field(line, o, "SRC")?)?;
+                let dst = r.str_field(line, o, "DST")?;
+                bind(&mut names, &mut order, dst, src);
+                pref[src.op as usize][src.index as usize] += 1;
+                p.schedule.push(Command::Get {
+                    tensor: src,
+                    pin: false,
+                });
+            }
+            "COPY_FROM" => {
+                let src = lookup(&names, line, r.str_field(line, o, "SRC")?)?;
+                let dst_name = r.str_field(line, o, "DST")?;
+                let old = lookup(&names, line, dst_name)?;
+                bind(&mut names, &mut order, dst_name, src);
+                pref[old.op as usize][old.index as usize] -= 1;
+                pref[src.op as usize][src.index as usize] += 1;
+                p.schedule.push(Command::Release(old));
+                p.schedule.push(Command::Get {
+                    tensor: src,
+                    pin: false,
+                });
+            }
+            "RELEASE" => {
+                let name = r.str_field(line, o, "NAME")?;
+                let t = names
+                    .get(name)
+                    .copied()
+                    .ok_or_else(|| r.err(line, format!("RELEASE of unknown tensor {name:?}")))?;
+                pref[t.op as usize][t.index as usize] -= 1;
+                p.schedule.push(Command::Release(t));
+            }
+            "MEMORY" | "ALIAS" => {
+                return Err(r.err(
+                    line,
+                    format!("stray {kind} line (only after CONSTANT, or in a CALL's result block)"),
+                ));
+            }
+            other => {
+                return Err(r.err(line, format!("unknown INSTRUCTION {other:?}")));
+            }
+        }
+    }
+    for n in &order {
+        let t = names[n];
+        if pref[t.op as usize][t.index as usize] > 0 {
+            p.schedule.push(Command::Get {
+                tensor: t,
+                pin: true,
+            });
+        }
+    }
+    p.validate().map_err(|e| InputError {
+        file: file.to_owned(),
+        line: None,
+        message: format!("schedule command {}: {}", e.command, e.message),
+        not_a_problem: false,
+    })?;
+    Ok(p)
+}
+
+/// Every non-blank line of `data` as (1-based line, object), and the index of the first
+/// `ANNOTATE START` among them.
+fn json_lines(r: &Reader<'_>, data: &[u8]) -> Result<(Vec<(usize, Obj)>, usize), InputError> {
+    let mut lines: Vec<(usize, Obj)> = Vec::new();
+    for (n, raw) in data.split(|&b| b == b'\n').enumerate() {
+        let raw = raw.trim_ascii();
+        if raw.is_empty() {
+            continue;
+        }
+        let obj = serde_json::from_slice::<Obj>(raw)
+            .map_err(|e| r.err(n + 1, format!("not a JSON object: {e}")))?;
+        lines.push((n + 1, obj));
+    }
+    let is_start = |o: &Obj| {
+        o.get("INSTRUCTION").and_then(Value::as_str) == Some("ANNOTATE")
+            && o.get("ANNOTATION").and_then(Value::as_str) == Some("START")
+    };
+    let Some(start) = lines.iter().position(|(_, o)| is_start(o)) else {
+        return Err(InputError {
+            file: r.file.to_owned(),
+            line: None,
+            message: "no `ANNOTATE START` line: not a DTR log, or an empty one".to_owned(),
+            not_a_problem: false,
+        });
+    };
+    Ok((lines, start))
 }
 
 /// The size on a `MEMORY` line that must belong to `name`.
@@ -630,5 +895,40 @@ mod tests {
                 assert_eq!(peak, b, "{name}: simrd baseline_memory");
             }
         }
+    }
+
+    #[test]
+    fn program_errors_name_the_line() {
+        let cases: [(Vec<u8>, &str); 4] = [
+            (log(&[C1, "{not json"]), "e:3: not a JSON object"),
+            (log(&[M1]), "e:2: stray MEMORY line"),
+            (
+                log(&[C1, M1, r#"{"DST":"b","INSTRUCTION":"COPY","SRC":"q"}"#]),
+                "e:4: reference to unknown tensor \"q\"",
+            ),
+            (
+                log(&[r#"{"INSTRUCTION":"RELEASE","NAME":"q"}"#]),
+                "e:2: RELEASE of unknown tensor \"q\"",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = read_program("e", &text).unwrap_err().to_string();
+            assert!(e.starts_with(want), "got {e:?}, want {want:?}");
+        }
+        // A valid tiny log: constant, op, release; the constant is pinned at creation.
+        let p = read_program(
+            "ok",
+            &log(&[
+                C1,
+                M1,
+                r#"{"ARGS":["w"],"INSTRUCTION":"CALL","NAME":"f","RESULT":["y"],"TIME":"5"}"#,
+                r#"{"INSTRUCTION":"MEMORY","MEMORY":"64","NAME":"y"}"#,
+                r#"{"ALIAS":"-1","INSTRUCTION":"ALIAS","NAME":"y"}"#,
+                r#"{"INSTRUCTION":"RELEASE","NAME":"y"}"#,
+            ]),
+        )
+        .unwrap();
+        let b = p.baseline().unwrap();
+        assert_eq!((b.compute, b.peak), (5, 164));
     }
 }

@@ -13,6 +13,7 @@ mod kineto;
 mod plan;
 mod plot;
 mod progress;
+mod remat;
 mod replay;
 mod snapshot;
 mod traceio;
@@ -56,6 +57,8 @@ enum Command {
     Estimate(estimate::EstimateArgs),
     /// Lay a model's tensors out in chunks and plan their moves between GPU, host and NVMe.
     Chunks(chunks::ChunksArgs),
+    /// Simulate tensor rematerialization (DTR) on operator logs under a memory budget.
+    Remat(remat::RematArgs),
 }
 
 /// Arguments of `memplan convert`.
@@ -196,6 +199,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay::run(&args),
         Command::Estimate(args) => estimate::run(&args),
         Command::Chunks(args) => chunks::run(&args),
+        Command::Remat(args) => remat::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@ pub mod check;
 pub mod chunk;
 pub mod error;
 pub mod estimate;
+pub mod evict;
 mod internal;
 pub mod interval;
 pub mod lifetime;

@@ -153,9 +153,7 @@ fn make_allocator(cfg: &Config, capacity: u64) -> Result<(DynAlloc, Addr, u64), 
                 .ok_or("MEMPLAN_ALLOCATOR=plan needs MEMPLAN_PLAN")?;
             let bytes = std::fs::read(path).map_err(|e| format!("MEMPLAN_PLAN={path}: {e}"))?;
             let plan = Plan::from_bytes(&bytes).map_err(|e| format!("MEMPLAN_PLAN={path}: {e}"))?;
-            let arena = plan.arena_size.div_ceil(DEFAULT_PAGE_SIZE) * DEFAULT_PAGE_SIZE;
-            let fallback = capacity.saturating_sub(arena);
-            // The fallback starts right above the arena: re-planning may not grow it.
+            // One arena that grows (by misses) up to the capacity: the window is the capacity.
             let a = PlannedAllocator::new(
                 plan,
                 PlannedConfig {
@@ -163,17 +161,13 @@ fn make_allocator(cfg: &Config, capacity: u64) -> Result<(DynAlloc, Addr, u64), 
                     page_size: DEFAULT_PAGE_SIZE,
                     capacity: Some(capacity),
                     replan: true,
-                    arena_va: arena,
                 },
             )
             .map_err(|e| format!("MEMPLAN_PLAN={path}: {e}"))?;
-            let window = arena
-                .checked_add(fallback.div_ceil(DEFAULT_PAGE_SIZE) * DEFAULT_PAGE_SIZE)
-                .ok_or("capacity too large")?;
             Ok((
                 DynAlloc(Box::new(a)),
                 DEFAULT_BASE,
-                window.max(DEFAULT_PAGE_SIZE),
+                cap_pages.max(DEFAULT_PAGE_SIZE),
             ))
         }
         other => Err(format!(

@@ -1,0 +1,253 @@
+//! `memplan remat`: simulate tensor rematerialization (DTR) on operator logs under a memory
+//! budget, `simrd`-exact, with any heuristic; `--sweep` over all ratios and heuristics.
+//!
+//! The log is parsed by [`crate::dtr::read_program`], the baseline and the runs are
+//! `memplan_core::evict::sim`. Budgets are `trunc(baseline_peak × ratio)`; a run thrashes
+//! when recomputation exceeds the baseline compute (overhead would pass 2×).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use memplan_core::evict::Heuristic;
+use memplan_core::evict::sim::{self, Baseline, Program, RunOptions};
+use serde::Serialize;
+
+use crate::{Failure, dtr};
+
+/// Arguments of `memplan remat`.
+#[derive(Debug, Args)]
+pub struct RematArgs {
+    /// DTR operator logs, or directories of `*.log` files. Default:
+    /// ../shared/traces/external/dtr-simrd-logs.
+    pub logs: Vec<PathBuf>,
+    /// Budget as a fraction of the unbudgeted peak.
+    #[arg(long, value_name = "R", default_value_t = 0.5, value_parser = parse_ratio)]
+    pub budget_ratio: f64,
+    /// Eviction heuristic: dtr, dtr-eq, dtr-local, msps, lru, largest, memplan.
+    #[arg(long, value_name = "H", default_value = "dtr", value_parser = parse_heuristic)]
+    pub heuristic: Heuristic,
+    /// Run every heuristic at ratios 1.0, 0.9, ..., 0.1.
+    #[arg(long)]
+    pub sweep: bool,
+    /// With --sweep: print a Markdown table (overhead per heuristic and ratio) instead.
+    #[arg(long, requires = "sweep")]
+    pub table: bool,
+    /// Print JSON (one object per run, one per line).
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    let r: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if r.is_finite() && r > 0.0 && r <= 1.0 {
+        Ok(r)
+    } else {
+        Err(format!("the budget ratio must be in (0, 1], got {s}"))
+    }
+}
+
+fn parse_heuristic(s: &str) -> Result<Heuristic, String> {
+    s.parse::<Heuristic>().map_err(|e| e.to_string())
+}
+
+/// One run's report (the JSON object of `--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Log file name.
+    pub log: String,
+    /// Heuristic name.
+    pub heuristic: &'static str,
+    /// Budget ratio.
+    pub ratio: f64,
+    /// `pass`, `oom` or `thrash`.
+    pub result: &'static str,
+    /// Final clock / baseline compute.
+    pub overhead: f64,
+    /// Storages evicted.
+    pub evictions: u64,
+    /// Peak resident bytes.
+    pub peak_bytes: u64,
+    /// Wall time of the run.
+    pub elapsed_ms: f64,
+}
+
+/// The sweep ratios, as `simrd` used them.
+pub const RATIOS: [f64; 10] = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1];
+
+/// A parsed log with its baseline.
+pub struct Log {
+    /// File name.
+    pub name: String,
+    /// The program.
+    pub program: Program,
+    /// Its baseline.
+    pub baseline: Baseline,
+}
+
+/// Reads and parses one log.
+pub fn load(path: &Path) -> Result<Log, Failure> {
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let data = std::fs::read(path)
+        .map_err(|e| Failure::Input(format!("{}: cannot read: {e}", path.display())))?;
+    let program = dtr::read_program(&name, &data)?;
+    let baseline = program
+        .baseline()
+        .map_err(|e| Failure::Input(format!("{name}: command {}: {}", e.command, e.message)))?;
+    Ok(Log {
+        name,
+        program,
+        baseline,
+    })
+}
+
+/// One simulation.
+pub fn run_one(log: &Log, heuristic: Heuristic, ratio: f64) -> RunReport {
+    let t0 = Instant::now();
+    let budget = sim::budget_for(log.baseline.peak, ratio);
+    let r = sim::run(
+        &log.program,
+        log.baseline.compute,
+        RunOptions {
+            budget,
+            heuristic,
+            remat_limit: Some(log.baseline.compute),
+        },
+    )
+    .expect("program validated at load");
+    RunReport {
+        log: log.name.clone(),
+        heuristic: heuristic.name(),
+        ratio,
+        result: r.outcome.name(),
+        overhead: r.overhead,
+        evictions: r.stats.evictions,
+        peak_bytes: r.stats.peak,
+        elapsed_ms: t0.elapsed().as_secs_f64() * 1e3,
+    }
+}
+
+fn log_paths(args: &RematArgs) -> Result<Vec<PathBuf>, Failure> {
+    let roots = if args.logs.is_empty() {
+        vec![PathBuf::from("../shared/traces/external/dtr-simrd-logs")]
+    } else {
+        args.logs.clone()
+    };
+    let mut out = Vec::new();
+    for r in roots {
+        if r.is_dir() {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(&r)
+                .map_err(|e| Failure::Input(format!("{}: cannot read: {e}", r.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect();
+            v.sort();
+            out.extend(v);
+        } else {
+            out.push(r);
+        }
+    }
+    if out.is_empty() {
+        return Err(Failure::Input("no logs given or found".to_owned()));
+    }
+    Ok(out)
+}
+
+/// Runs `memplan remat`.
+pub fn run(args: &RematArgs) -> Result<(), Failure> {
+    let logs: Vec<Log> = log_paths(args)?
+        .iter()
+        .map(|p| load(p))
+        .collect::<Result<_, _>>()?;
+    let (heuristics, ratios): (Vec<Heuristic>, Vec<f64>) = if args.sweep {
+        (Heuristic::ALL.to_vec(), RATIOS.to_vec())
+    } else {
+        (vec![args.heuristic], vec![args.budget_ratio])
+    };
+    let t0 = Instant::now();
+    let mut reports = Vec::new();
+    let mut out = std::io::stdout().lock();
+    for log in &logs {
+        for &h in &heuristics {
+            for &r in &ratios {
+                let rep = run_one(log, h, r);
+                if args.json {
+                    let line = serde_json::to_string(&rep)
+                        .map_err(|e| Failure::Internal(e.to_string()))?;
+                    let _ = writeln!(out, "{line}");
+                } else if !args.table {
+                    let _ = writeln!(
+                        out,
+                        "{:<48} {:<9} {:>4} {:<6} overhead {:>7.4} evictions {:>6} peak {:>13} {:>8.1} ms",
+                        rep.log,
+                        rep.heuristic,
+                        rep.ratio,
+                        rep.result,
+                        rep.overhead,
+                        rep.evictions,
+                        rep.peak_bytes,
+                        rep.elapsed_ms
+                    );
+                }
+                reports.push(rep);
+            }
+        }
+    }
+    if args.table {
+        let _ = write!(out, "{}", table(&logs, &reports));
+    }
+    if args.sweep && !args.json {
+        let _ = writeln!(
+            std::io::stderr(),
+            "{} runs in {:.2} s",
+            reports.len(),
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// A Markdown table: per log, one row per heuristic, one column per ratio (overhead, or
+/// OOM / thrash), and the number of passing ratios.
+pub fn table(logs: &[Log], reports: &[RunReport]) -> String {
+    let mut s = String::new();
+    s.push_str("| log | heuristic |");
+    for r in RATIOS {
+        s.push_str(&format!(" {r} |"));
+    }
+    s.push_str(" pass |\n|---|---|");
+    for _ in RATIOS {
+        s.push_str("---|");
+    }
+    s.push_str("---|\n");
+    for log in logs {
+        let short = log.name.split('-').next().unwrap_or(&log.name).to_owned();
+        for h in Heuristic::ALL {
+            let mut row = format!("| {short} | {} |", h.name());
+            let mut pass = 0;
+            for r in RATIOS {
+                let rep = reports
+                    .iter()
+                    .find(|x| x.log == log.name && x.heuristic == h.name() && x.ratio == r);
+                match rep {
+                    Some(x) if x.result == "pass" => {
+                        pass += 1;
+                        row.push_str(&format!(" {:.3} |", x.overhead));
+                    }
+                    Some(x) => row.push_str(&format!(" {} |", x.result)),
+                    None => row.push_str(" |"),
+                }
+            }
+            row.push_str(&format!(" {pass} |\n"));
+            s.push_str(&row);
+        }
+    }
+    s
+}

@@ -1,0 +1,106 @@
+//! Agreement of memplan's rematerialization simulator (`memplan_core::evict::sim`) with
+//! `simrd`'s own results (`shared/traces/external/dtr-simrd-logs/simrd-results.jsonl`): for
+//! every log, heuristic and budget ratio, the same outcome (pass / OOM / thrash), the final
+//! clock within 0.1 % (in fact equal), and the same number of evictions.
+//!
+//! The log parser is the CLI's (`cli/src/dtr.rs`), compiled in here by path.
+
+#[path = "../../cli/src/input.rs"]
+#[allow(dead_code)]
+mod input;
+
+#[path = "../../cli/src/dtr.rs"]
+#[allow(dead_code)]
+mod dtr;
+
+use std::collections::BTreeMap;
+
+use memplan_core::evict::Heuristic;
+use memplan_core::evict::sim::{self, Outcome, RunOptions};
+use serde_json::Value;
+
+const DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/traces/external/dtr-simrd-logs"
+);
+
+#[test]
+fn simrd_agreement() {
+    let Ok(text) = std::fs::read_to_string(format!("{DIR}/simrd-results.jsonl")) else {
+        println!("SKIP: {DIR}/simrd-results.jsonl is absent");
+        return;
+    };
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("results line"))
+        .collect();
+    // model -> log file name
+    let logs: BTreeMap<String, String> = rows
+        .iter()
+        .filter(|r| r["kind"] == "baseline")
+        .map(|r| {
+            (
+                r["model"].as_str().unwrap().to_owned(),
+                r["log"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(logs.len(), 6);
+    let mut checked = 0;
+    for (model, file) in &logs {
+        let data = std::fs::read(format!("{DIR}/{file}")).expect("log");
+        let program = dtr::read_program(file, &data).unwrap_or_else(|e| panic!("{e}"));
+        let base = program.baseline().expect("baseline");
+        let brow = rows
+            .iter()
+            .find(|r| r["kind"] == "baseline" && r["model"] == model.as_str())
+            .unwrap();
+        assert_eq!(
+            Some(base.compute),
+            brow["baseline_compute"].as_u64(),
+            "{model}"
+        );
+        assert_eq!(Some(base.peak), brow["baseline_memory"].as_u64(), "{model}");
+        for r in rows
+            .iter()
+            .filter(|r| r["kind"] == "run" && r["model"] == model.as_str())
+        {
+            let h = Heuristic::ALL
+                .into_iter()
+                .find(|h| h.simrd_name() == r["heuristic"].as_str())
+                .expect("known heuristic");
+            let ratio = r["ratio"].as_f64().unwrap();
+            let budget = sim::budget_for(base.peak, ratio);
+            assert_eq!(Some(budget), r["budget"].as_u64(), "{model} {ratio}");
+            let got = sim::run(
+                &program,
+                base.compute,
+                RunOptions {
+                    budget,
+                    heuristic: h,
+                    remat_limit: Some(base.compute),
+                },
+            )
+            .expect("run");
+            let want = match r["result"].as_str().unwrap() {
+                "pass" => Outcome::Pass,
+                "OOM" => Outcome::Oom,
+                "thrashed" => Outcome::Thrash,
+                other => panic!("unknown result {other}"),
+            };
+            let clock = r["clock"].as_u64().unwrap();
+            let what = format!("{model} {h} {ratio}");
+            assert_eq!(got.outcome, want, "{what}");
+            let diff = (got.stats.clock as f64 - clock as f64).abs() / clock as f64;
+            assert!(diff <= 1e-3, "{what}: clock {} vs {clock}", got.stats.clock);
+            assert_eq!(
+                Some(got.stats.evictions),
+                r["evictions"].as_u64(),
+                "{what}: evictions"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 360);
+    println!("{checked} runs agree with simrd");
+}
