@@ -214,6 +214,12 @@ enum mp_result
    * block).
    */
   MP_RESULT_UNKNOWN_ADDRESS = 16,
+  /**
+   * `mp_allocator_new_planned` was given bytes that are not a valid plan file: wrong magic
+   * or version, truncated, a checksum mismatch, trailing bytes, or slots that overlap or
+   * leave the arena.
+   */
+  MP_RESULT_INVALID_PLAN = 17,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -306,6 +312,40 @@ typedef struct mp_alloc_stats {
    */
   uint64_t reservations;
 } mp_alloc_stats;
+
+/**
+ * Counters of a plan-guided allocator, as returned by `mp_allocator_plan_counters`.
+ */
+typedef struct mp_plan_counters {
+  /**
+   * Requests served from a slot of the plan.
+   */
+  uint64_t hits;
+  /**
+   * Requests not served from a slot.
+   */
+  uint64_t misses;
+  /**
+   * Misses placed where the plan left room.
+   */
+  uint64_t misses_in_room;
+  /**
+   * Times a miss grew the arena.
+   */
+  uint64_t growths;
+  /**
+   * Times the iteration was re-planned from the sizes seen.
+   */
+  uint64_t replans;
+  /**
+   * Laps of the planned iteration begun.
+   */
+  uint64_t laps;
+  /**
+   * Laps served by guided best fit because the lap before did not match the plan.
+   */
+  uint64_t guided_laps;
+} mp_plan_counters;
 
 /**
  * A training setup for `mp_estimate_memory`. Counts must be at least 1 (except `params`).
@@ -817,6 +857,74 @@ mp_result mp_allocator_trim(struct mp_allocator *allocator, uint64_t *out_releas
  */
 mp_result mp_allocator_stats(const struct mp_allocator *allocator,
                              struct mp_alloc_stats *out_stats);
+
+/**
+ * Creates a plan-guided allocator serving the plan file in `plan[0..plan_len]` (written by
+ * `memplan plan-trace`) and stores it in `*out_allocator`.
+ *
+ * Requests are served in order from the plan's slots: first its prologue (warm-up, first
+ * iteration, weights), then its iteration, lap after lap. Requests the plan did not foresee
+ * are placed in the arena where the plan leaves room, else the arena grows (see
+ * `memplan_core::allocator::planned`). Blocks are 512-aligned in one range starting at
+ * 0x7f0000000000; `mp_allocator_alloc`, `mp_allocator_dealloc` and `mp_allocator_stats`
+ * work as for `mp_allocator_new`'s allocators, `mp_allocator_trim` releases nothing (the
+ * arena never shrinks). `options` as for `mp_allocator_new`: `capacity` bounds the arena
+ * (a plan whose arena exceeds it fails its first allocation with `MP_RESULT_OUT_OF_MEMORY`),
+ * `page_size` is the granule the arena grows in.
+ *
+ * Errors: `MP_RESULT_NULL_PARAMETER` (NULL `out_allocator`, or NULL `plan` with `plan_len`
+ * > 0), `MP_RESULT_INVALID_ARGUMENT` (misaligned pointers, bad options),
+ * `MP_RESULT_INVALID_PLAN` (the bytes are not a valid plan file of this version: corrupt,
+ * truncated, another version, or an invalid plan; nothing is created).
+ *
+ * # Safety
+ * - `plan`: valid for reading `plan_len` bytes (may be NULL when `plan_len` is 0).
+ * - `options`: NULL, or aligned and valid for reading one `mp_allocator_options`.
+ * - `out_allocator`: non-NULL, aligned, valid for one pointer write. Written only on success.
+ *
+ * # Ownership
+ * The caller owns the new allocator and must free it with `mp_allocator_free`, exactly once.
+ * The caller keeps ownership of `plan` and `options`.
+ *
+ * # Copies
+ * The plan is decoded (copied) during the call; `plan` is not retained.
+ *
+ * # Thread safety
+ * As `mp_allocator_new`.
+ *
+ * # NULL
+ * See the errors above; a NULL `options` means defaults.
+ */
+mp_result mp_allocator_new_planned(const uint8_t *plan,
+                                   size_t plan_len,
+                                   const struct mp_allocator_options *options,
+                                   struct mp_allocator **out_allocator);
+
+/**
+ * Stores a plan-guided allocator's hits, misses and re-plans in `*out_counters`. Errors:
+ * `MP_RESULT_NULL_PARAMETER`, `MP_RESULT_INVALID_ARGUMENT` (misaligned `out_counters`, or an
+ * allocator from `mp_allocator_new`, which has no plan), `MP_RESULT_POISONED`,
+ * `MP_RESULT_PANIC`.
+ *
+ * # Safety
+ * - `allocator`: NULL or a live allocator.
+ * - `out_counters`: non-NULL, aligned, valid for one `mp_plan_counters` write. Written only
+ *   on success.
+ *
+ * # Ownership
+ * The caller owns `out_counters`; nothing is retained.
+ *
+ * # Copies
+ * The counters are copied into `*out_counters`.
+ *
+ * # Thread safety
+ * As `mp_allocator_stats`.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when `allocator` or `out_counters` is NULL.
+ */
+mp_result mp_allocator_plan_counters(const struct mp_allocator *allocator,
+                                     struct mp_plan_counters *out_counters);
 
 /**
  * Writes the description of result `code` into `buf` as a NUL-terminated string.

@@ -11,6 +11,7 @@ mod estimate;
 mod input;
 mod kineto;
 mod plan;
+mod plantrace;
 mod plot;
 mod progress;
 mod remat;
@@ -49,6 +50,8 @@ enum Command {
     Bench(BenchArgs),
     /// Replay an allocation trace through allocators and compare peak reserved memory.
     Replay(replay::ReplayArgs),
+    /// Profile an allocation trace and write the plan a plan-guided allocator serves it from.
+    PlanTrace(plantrace::PlanTraceArgs),
     /// Convert an allocation trace (memplan's format, or an id,lower,upper,size CSV) to
     /// memplan's trace format.
     Convert(ConvertArgs),
@@ -197,6 +200,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Convert(args) => convert(&args),
         Command::Replay(args) => replay::run(&args),
+        Command::PlanTrace(args) => plantrace::run(&args),
         Command::Estimate(args) => estimate::run(&args),
         Command::Chunks(args) => chunks::run(&args),
         Command::Remat(args) => remat::run(&args),

@@ -72,7 +72,19 @@ pub struct ReplayArgs {
     /// would record them); the whole trace is then served from the plan.
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = parse_repeat)]
     pub profile_iterations: usize,
+    /// memplan-plan: profile only the first N events of the trace (a profiling run stopped
+    /// early); the rest of the trace is served from what that profile planned.
+    #[arg(long, value_name = "N")]
+    pub profile_events: Option<usize>,
+    /// memplan-plan: serve from this plan file (written by `memplan plan-trace`) instead of
+    /// profiling the trace.
+    #[arg(long, value_name = "PLAN")]
+    pub plan: Option<PathBuf>,
 }
+
+/// A loaded workload: the trace, the segment addresses PyTorch recorded (snapshots only) and
+/// a description of the `--repeat`/`--dynamic` transformation (when there is one).
+pub type Loaded = (Trace, Option<Vec<u64>>, Option<String>);
 
 /// Reads `path` and turns it into the workload `--repeat N [--dynamic SEED]` asks for.
 /// Returns the trace, the segment addresses PyTorch recorded (snapshots only) and a
@@ -85,7 +97,7 @@ pub fn load(
     path: &std::path::Path,
     repeat: usize,
     dynamic: Option<u64>,
-) -> Result<(Trace, Option<Vec<u64>>, Option<String>), Failure> {
+) -> Result<Loaded, Failure> {
     if dynamic.is_some() && repeat < 2 {
         return Err(Failure::Input(
             "--dynamic varies iterations between each other: it needs --repeat N with N >= 2"
@@ -110,10 +122,15 @@ pub fn load(
 /// # Errors
 /// [`Failure::Input`] when the trace cannot be planned (sizes or event counts overflowing
 /// the plan's fields).
-pub fn plan_of(trace: &Trace, profile_iterations: usize) -> Result<(Analysis, Plan), Failure> {
+pub fn plan_of(
+    trace: &Trace,
+    profile_iterations: usize,
+    profile_events: Option<usize>,
+) -> Result<(Analysis, Plan), Failure> {
     let analysis = analyze(trace);
     let options = PlanOptions {
         profile_iterations,
+        profile_events,
         ..PlanOptions::default()
     };
     let plan = build_plan(&analysis, trace.len(), &options)
@@ -134,6 +151,11 @@ pub fn describe_iterations(analysis: &Analysis) -> String {
         ),
         Boundaries::None => "no repeated iteration found: one iteration".to_owned(),
     }
+}
+
+/// Parses a positive integer (a number of iterations).
+pub fn parse_positive(s: &str) -> Result<usize, String> {
+    parse_repeat(s)
 }
 
 fn parse_repeat(s: &str) -> Result<usize, String> {
@@ -242,10 +264,25 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
         results.push(replay(&trace, &mut a)?);
     }
     if want(Which::MemplanPlan) {
-        let (analysis, plan) = plan_of(&trace, args.profile_iterations)?;
+        let (profiled, iterations, plan) = match &args.plan {
+            Some(path) => {
+                let file = path.display().to_string();
+                let bytes = std::fs::read(path)
+                    .map_err(|e| Failure::Input(format!("{file}: cannot read: {e}")))?;
+                let plan =
+                    Plan::from_bytes(&bytes).map_err(|e| Failure::Input(format!("{file}: {e}")))?;
+                (0, format!("plan file {file}"), plan)
+            }
+            None => {
+                let (analysis, plan) =
+                    plan_of(&trace, args.profile_iterations, args.profile_events)?;
+                let k = args.profile_iterations.min(analysis.iterations().max(1));
+                (k, describe_iterations(&analysis), plan)
+            }
+        };
         let mut report = PlanReport {
-            profile_iterations: args.profile_iterations.min(analysis.iterations().max(1)),
-            iterations: describe_iterations(&analysis),
+            profile_iterations: profiled,
+            iterations,
             arena_size: plan.arena_size,
             prologue_slots: plan.prologue.len(),
             iteration_slots: plan.iteration.len(),
@@ -256,7 +293,6 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
             replans: 0,
         };
         let config = PlannedConfig {
-            replan: std::env::var("MP_NOREPLAN").is_err(),
             capacity: args.capacity,
             ..PlannedConfig::default()
         };
@@ -320,12 +356,18 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
         }
         for r in &results {
             if let Some(p) = &r.plan {
+                let source = if p.profile_iterations == 0 {
+                    p.iterations.clone()
+                } else {
+                    format!(
+                        "{} profiled iteration(s); {}",
+                        p.profile_iterations, p.iterations
+                    )
+                };
                 println!(
-                    "memplan-plan: plan from {} profiled iteration(s) ({}): arena {} bytes, \
-                     {} prologue + {} iteration slots; hits {}, misses {} ({} where the plan \
-                     left room, {} arena growths), re-plans {}",
-                    p.profile_iterations,
-                    p.iterations,
+                    "memplan-plan: plan from {source}: arena {} bytes, {} prologue + {} \
+                     iteration slots; hits {}, misses {} ({} where the plan left room, {} arena \
+                     growths), re-plans {}",
                     p.arena_size,
                     p.prologue_slots,
                     p.iteration_slots,

@@ -654,3 +654,98 @@ fn replay_repeat_and_dynamic() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("needs --repeat"), "{}", stderr(&o));
 }
+
+/// Three iterations of the same four allocations, one of them a weight never freed.
+const ITERATIONS: &str = "memplan-trace 1\na 1 4096 0\ni\na 10 1000 0\na 11 2000 0\nf 10\na 12 512 0\nf 11\nf 12\ni\na 20 1000 0\na 21 2000 0\nf 20\na 22 512 0\nf 21\nf 22\ni\na 30 1000 0\na 31 2000 0\nf 30\na 32 512 0\nf 31\nf 32\n";
+
+#[test]
+fn plan_trace_writes_a_plan_that_replay_serves_without_misses() {
+    let trace = file("iterations.trace", ITERATIONS);
+    let out = temp("iterations.plan");
+    let o = memplan(&[
+        "plan-trace",
+        trace.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(summary["persistent"], 1);
+    assert_eq!(summary["prologue_slots"], 4);
+    assert_eq!(summary["iteration_slots"], 3);
+    let bytes = std::fs::read(&out).unwrap();
+    let plan = memplan_core::plan::Plan::from_bytes(&bytes).unwrap();
+    assert_eq!(plan.arena_size, summary["arena_size"].as_u64().unwrap());
+    let o = memplan(&[
+        "replay",
+        trace.to_str().unwrap(),
+        "--allocator",
+        "memplan-plan",
+        "--plan",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let r = &report["results"][0];
+    assert_eq!(r["allocator"], "memplan-plan");
+    assert_eq!(r["plan"]["hits"], 10);
+    assert_eq!(r["plan"]["misses"], 0);
+}
+
+#[test]
+fn a_corrupt_or_truncated_plan_is_an_error() {
+    let trace = file("iterations.trace", ITERATIONS);
+    let out = temp("corrupt.plan");
+    let o = memplan(&[
+        "plan-trace",
+        trace.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let good = std::fs::read(&out).unwrap();
+    let serve = |bytes: &[u8]| {
+        std::fs::write(&out, bytes).unwrap();
+        memplan(&[
+            "replay",
+            trace.to_str().unwrap(),
+            "--allocator",
+            "memplan-plan",
+            "--plan",
+            out.to_str().unwrap(),
+        ])
+    };
+    let mut corrupt = good.clone();
+    corrupt[40] ^= 0x10;
+    let o = serve(&corrupt);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("checksum mismatch"), "{}", stderr(&o));
+    let o = serve(&good[..good.len() - 5]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
+    let o = serve(b"not a plan");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("not a memplan plan file"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn plan_trace_rejects_zero_profile_iterations() {
+    let trace = file("iterations.trace", ITERATIONS);
+    let out = temp("zero.plan");
+    let o = memplan(&[
+        "plan-trace",
+        trace.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--profile-iterations",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("at least 1"), "{}", stderr(&o));
+}

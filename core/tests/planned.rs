@@ -35,6 +35,7 @@ fn plan_and_trace(k: u64) -> (Plan, memplan_core::trace::Trace) {
     let a = analyze(&t);
     let options = PlanOptions {
         profile_iterations: 1,
+        profile_events: None,
         max_nodes: 1000,
     };
     let plan = build_plan(&a, t.len(), &options).unwrap();
@@ -141,6 +142,7 @@ fn zero_profile_iterations_is_an_error() {
     let (_, t) = plan_and_trace(1);
     let options = PlanOptions {
         profile_iterations: 0,
+        profile_events: None,
         max_nodes: 10,
     };
     assert!(build_plan(&analyze(&t), t.len(), &options).is_err());

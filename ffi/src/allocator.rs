@@ -12,7 +12,11 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use memplan_core::allocator::online::{ALIGN, DEFAULT_BASE, DEFAULT_PAGE_SIZE};
-use memplan_core::allocator::{AllocError, AllocStats, Allocator, OnlineAllocator, OnlineConfig};
+use memplan_core::allocator::{
+    Addr, AllocError, AllocStats, Allocator, OnlineAllocator, OnlineConfig, PlannedAllocator,
+    PlannedConfig,
+};
+use memplan_core::plan::Plan;
 
 use crate::error::mp_result;
 use crate::ffi::{Castable, OwnershipBox, free_box, to_boxed_mut_ptr};
@@ -106,11 +110,41 @@ impl From<AllocStats> for mp_alloc_stats {
     }
 }
 
+/// The allocator behind a handle: the online one, or the plan-guided one.
+#[derive(Debug)]
+enum Inner {
+    Online(OnlineAllocator),
+    Planned(Box<PlannedAllocator>),
+}
+
+impl Inner {
+    fn alloc(&mut self, size: u64, stream: u32) -> Result<Addr, AllocError> {
+        match self {
+            Inner::Online(a) => a.alloc(size, stream),
+            Inner::Planned(a) => a.alloc(size, stream),
+        }
+    }
+
+    fn free(&mut self, addr: Addr) -> Result<(), AllocError> {
+        match self {
+            Inner::Online(a) => a.free(addr),
+            Inner::Planned(a) => a.free(addr),
+        }
+    }
+
+    fn stats(&self) -> AllocStats {
+        match self {
+            Inner::Online(a) => a.stats(),
+            Inner::Planned(a) => a.stats(),
+        }
+    }
+}
+
 /// The Rust object behind an `mp_allocator` handle. See the module docs for its invariant.
 #[derive(Debug)]
 pub(crate) struct AllocatorHandle {
     /// The allocator itself.
-    inner: OnlineAllocator,
+    inner: Inner,
     /// True iff a mutating call panicked part-way (see [`mutate`]).
     poisoned: bool,
 }
@@ -170,7 +204,7 @@ fn alloc_error_code(e: &AllocError) -> mp_result {
 ///    during the call.
 unsafe fn mutate(
     allocator: *mut mp_allocator,
-    f: impl FnOnce(&mut OnlineAllocator) -> Result<(), mp_result>,
+    f: impl FnOnce(&mut Inner) -> Result<(), mp_result>,
 ) -> mp_result {
     let handle = try_mut_from_ptr!(allocator);
     if handle.poisoned {
@@ -242,7 +276,7 @@ pub unsafe extern "C" fn mp_allocator_new(
             Err(code) => return code,
         };
         let handle = AllocatorHandle {
-            inner: OnlineAllocator::new(config),
+            inner: Inner::Online(OnlineAllocator::new(config)),
             poisoned: false,
         };
         let allocator = to_boxed_mut_ptr::<mp_allocator>(handle);
@@ -320,7 +354,7 @@ pub unsafe extern "C" fn mp_allocator_alloc(
             return mp_result::NullParameter;
         }
         let out_addr = check_out!(out_addr);
-        let alloc = |a: &mut OnlineAllocator| {
+        let alloc = |a: &mut Inner| {
             let addr = a.alloc(size, stream).map_err(|e| alloc_error_code(&e))?;
             // SAFETY: `out_addr` is non-NULL and aligned (checked), and the caller guarantees
             // it is valid for one `uint64_t` write.
@@ -361,7 +395,7 @@ pub unsafe extern "C" fn mp_allocator_dealloc(
     addr: u64,
 ) -> mp_result {
     ffi_panic_boundary! {
-        let dealloc = |a: &mut OnlineAllocator| a.free(addr).map_err(|e| alloc_error_code(&e));
+        let dealloc = |a: &mut Inner| a.free(addr).map_err(|e| alloc_error_code(&e));
         // SAFETY: the caller guarantees `allocator` is NULL or live and not used concurrently.
         unsafe { mutate(allocator, dealloc) }
     }
@@ -399,8 +433,12 @@ pub unsafe extern "C" fn mp_allocator_trim(
             return mp_result::NullParameter;
         }
         let out_released = check_out!(out_released);
-        let trim = |a: &mut OnlineAllocator| {
-            let released = a.trim();
+        let trim = |a: &mut Inner| {
+            let released = match a {
+                Inner::Online(a) => a.trim(),
+                // The plan's arena is one range that never shrinks.
+                Inner::Planned(_) => 0,
+            };
             // SAFETY: `out_released` is non-NULL and aligned (checked), and the caller
             // guarantees it is valid for one `uint64_t` write.
             unsafe { out_released.write(released) };
@@ -448,6 +486,173 @@ pub unsafe extern "C" fn mp_allocator_stats(
         // SAFETY: `out_stats` is non-NULL and aligned (checked), and the caller guarantees it
         // is valid for one `mp_alloc_stats` write.
         unsafe { out_stats.write(stats) };
+        mp_result::Ok
+    }
+}
+
+/// Counters of a plan-guided allocator, as returned by `mp_allocator_plan_counters`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct mp_plan_counters {
+    /// Requests served from a slot of the plan.
+    pub hits: u64,
+    /// Requests not served from a slot.
+    pub misses: u64,
+    /// Misses placed where the plan left room.
+    pub misses_in_room: u64,
+    /// Times a miss grew the arena.
+    pub growths: u64,
+    /// Times the iteration was re-planned from the sizes seen.
+    pub replans: u64,
+    /// Laps of the planned iteration begun.
+    pub laps: u64,
+    /// Laps served by guided best fit because the lap before did not match the plan.
+    pub guided_laps: u64,
+}
+
+/// Creates a plan-guided allocator serving the plan file in `plan[0..plan_len]` (written by
+/// `memplan plan-trace`) and stores it in `*out_allocator`.
+///
+/// Requests are served in order from the plan's slots: first its prologue (warm-up, first
+/// iteration, weights), then its iteration, lap after lap. Requests the plan did not foresee
+/// are placed in the arena where the plan leaves room, else the arena grows (see
+/// `memplan_core::allocator::planned`). Blocks are 512-aligned in one range starting at
+/// 0x7f0000000000; `mp_allocator_alloc`, `mp_allocator_dealloc` and `mp_allocator_stats`
+/// work as for `mp_allocator_new`'s allocators, `mp_allocator_trim` releases nothing (the
+/// arena never shrinks). `options` as for `mp_allocator_new`: `capacity` bounds the arena
+/// (a plan whose arena exceeds it fails its first allocation with `MP_RESULT_OUT_OF_MEMORY`),
+/// `page_size` is the granule the arena grows in.
+///
+/// Errors: `MP_RESULT_NULL_PARAMETER` (NULL `out_allocator`, or NULL `plan` with a nonzero
+/// `plan_len`), `MP_RESULT_INVALID_ARGUMENT` (misaligned pointers, bad options),
+/// `MP_RESULT_INVALID_PLAN` (the bytes are not a valid plan file of this version: corrupt,
+/// truncated, another version, or an invalid plan; nothing is created).
+///
+/// # Safety
+/// - `plan`: valid for reading `plan_len` bytes (may be NULL when `plan_len` is 0).
+/// - `options`: NULL, or aligned and valid for reading one `mp_allocator_options`.
+/// - `out_allocator`: non-NULL, aligned, valid for one pointer write. Written only on success.
+///
+/// # Ownership
+/// The caller owns the new allocator and must free it with `mp_allocator_free`, exactly once.
+/// The caller keeps ownership of `plan` and `options`.
+///
+/// # Copies
+/// The plan is decoded (copied) during the call; `plan` is not retained.
+///
+/// # Thread safety
+/// As `mp_allocator_new`.
+///
+/// # NULL
+/// See the errors above; a NULL `options` means defaults.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mp_allocator_new_planned(
+    plan: *const u8,
+    plan_len: usize,
+    options: *const mp_allocator_options,
+    out_allocator: *mut *mut mp_allocator,
+) -> mp_result {
+    ffi_panic_boundary! {
+        let out_allocator = check_out!(out_allocator);
+        if plan.is_null() && plan_len > 0 {
+            return mp_result::NullParameter;
+        }
+        let options = if options.is_null() {
+            mp_allocator_options::default()
+        } else if !options.is_aligned() {
+            return mp_result::InvalidArgument;
+        } else {
+            // SAFETY: `options` is non-NULL and aligned (checked), and the caller guarantees
+            // it is valid for one read; every bit pattern of its plain integer fields is valid.
+            unsafe { options.read() }
+        };
+        let online = match config(&options) {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        let bytes: &[u8] = if plan_len == 0 {
+            &[]
+        } else {
+            // SAFETY: `plan` is non-NULL (checked) and the caller guarantees it is valid for
+            // reading `plan_len` bytes; `u8` has alignment 1 and every bit pattern is valid.
+            unsafe { core::slice::from_raw_parts(plan, plan_len) }
+        };
+        let Ok(plan) = Plan::from_bytes(bytes) else {
+            return mp_result::InvalidPlan;
+        };
+        let planned = PlannedAllocator::new(
+            plan,
+            PlannedConfig {
+                base: online.base,
+                page_size: online.page_size,
+                capacity: online.capacity,
+                replan: true,
+            },
+        );
+        let Ok(planned) = planned else {
+            // A valid plan whose arena does not fit the address space above the base.
+            return mp_result::InvalidPlan;
+        };
+        let handle = AllocatorHandle {
+            inner: Inner::Planned(Box::new(planned)),
+            poisoned: false,
+        };
+        let allocator = to_boxed_mut_ptr::<mp_allocator>(handle);
+        // SAFETY: `out_allocator` is non-NULL and aligned (checked), and the caller guarantees
+        // it is valid for one pointer write.
+        unsafe { out_allocator.write(allocator) };
+        mp_result::Ok
+    }
+}
+
+/// Stores a plan-guided allocator's hits, misses and re-plans in `*out_counters`. Errors:
+/// `MP_RESULT_NULL_PARAMETER`, `MP_RESULT_INVALID_ARGUMENT` (misaligned `out_counters`, or an
+/// allocator from `mp_allocator_new`, which has no plan), `MP_RESULT_POISONED`,
+/// `MP_RESULT_PANIC`.
+///
+/// # Safety
+/// - `allocator`: NULL or a live allocator.
+/// - `out_counters`: non-NULL, aligned, valid for one `mp_plan_counters` write. Written only
+///   on success.
+///
+/// # Ownership
+/// The caller owns `out_counters`; nothing is retained.
+///
+/// # Copies
+/// The counters are copied into `*out_counters`.
+///
+/// # Thread safety
+/// As `mp_allocator_stats`.
+///
+/// # NULL
+/// Returns `MP_RESULT_NULL_PARAMETER` when `allocator` or `out_counters` is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mp_allocator_plan_counters(
+    allocator: *const mp_allocator,
+    out_counters: *mut mp_plan_counters,
+) -> mp_result {
+    ffi_panic_boundary! {
+        let handle = try_ref_from_ptr!(allocator);
+        let out_counters = check_out!(out_counters);
+        if handle.poisoned {
+            return mp_result::Poisoned;
+        }
+        let Inner::Planned(a) = &handle.inner else {
+            return mp_result::InvalidArgument;
+        };
+        let c = a.counters();
+        let counters = mp_plan_counters {
+            hits: c.hits,
+            misses: c.misses,
+            misses_in_room: c.misses_in_room,
+            growths: c.growths,
+            replans: c.replans,
+            laps: c.laps,
+            guided_laps: c.guided_laps,
+        };
+        // SAFETY: `out_counters` is non-NULL and aligned (checked), and the caller guarantees
+        // it is valid for one `mp_plan_counters` write.
+        unsafe { out_counters.write(counters) };
         mp_result::Ok
     }
 }

@@ -61,11 +61,15 @@ pub enum mp_result {
     /// allocator (never returned by `mp_allocator_alloc`, already deallocated, or inside a
     /// block).
     UnknownAddress = 16,
+    /// `mp_allocator_new_planned` was given bytes that are not a valid plan file: wrong magic
+    /// or version, truncated, a checksum mismatch, trailing bytes, or slots that overlap or
+    /// leave the arena.
+    InvalidPlan = 17,
 }
 
 impl mp_result {
     /// Every code, in discriminant order.
-    pub(crate) const ALL: [mp_result; 17] = [
+    pub(crate) const ALL: [mp_result; 18] = [
         mp_result::Ok,
         mp_result::NullParameter,
         mp_result::Panic,
@@ -83,6 +87,7 @@ impl mp_result {
         mp_result::OtherError,
         mp_result::OutOfMemory,
         mp_result::UnknownAddress,
+        mp_result::InvalidPlan,
     ];
 
     /// The code with this discriminant, if there is one. (A C caller can pass any `uint32_t`;
@@ -113,6 +118,7 @@ impl mp_result {
             mp_result::OtherError => "the planning core reported an error without its own code",
             mp_result::OutOfMemory => "the allocator's capacity cannot hold the request",
             mp_result::UnknownAddress => "the address is not a live allocation of this allocator",
+            mp_result::InvalidPlan => "the bytes are not a valid memplan plan file",
         }
     }
 

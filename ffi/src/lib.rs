@@ -23,7 +23,8 @@ mod version;
 pub use allocator::{
     MP_ALLOCATOR_CAPACITY, MP_ALLOCATOR_MAX_PAGE_SIZE, MP_ALLOCATOR_PAGE_SIZE, mp_alloc_stats,
     mp_allocator, mp_allocator_alloc, mp_allocator_dealloc, mp_allocator_free, mp_allocator_new,
-    mp_allocator_options, mp_allocator_stats, mp_allocator_trim,
+    mp_allocator_new_planned, mp_allocator_options, mp_allocator_plan_counters, mp_allocator_stats,
+    mp_allocator_trim, mp_plan_counters,
 };
 pub use error::{mp_result, mp_result_message};
 pub use offload::{

@@ -89,7 +89,8 @@ fn code(rc: mp_result) -> mp_result {
         | mp_result::Poisoned
         | mp_result::OtherError
         | mp_result::OutOfMemory
-        | mp_result::UnknownAddress => rc as u32 <= 16,
+        | mp_result::UnknownAddress
+        | mp_result::InvalidPlan => rc as u32 <= 17,
     };
     assert!(defined, "undefined mp_result {}", rc as u32);
     assert_ne!(rc, mp_result::Panic, "the C API returned MP_RESULT_PANIC");

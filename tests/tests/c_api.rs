@@ -315,6 +315,31 @@ fn c11_allocator_example() {
 }
 
 #[test]
+fn c11_planned_example() {
+    let Some(cc) = c_compiler() else {
+        eprintln!("SKIP c11_planned_example: no C compiler (set CC)");
+        return;
+    };
+    let exe = build(
+        &cc,
+        "planned_example_c11",
+        &["planned_example.c"],
+        &strs(&c_flags("c11", &["-g"])),
+    );
+    let stdout = run(&exe, &[], &[]);
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+}
+
+#[test]
+fn c11_planned_example_asan_ubsan() {
+    run_sanitized(
+        "c11_planned_example_asan_ubsan",
+        "planned_example_c11_asan",
+        "planned_example.c",
+    );
+}
+
+#[test]
 fn c11_allocator_example_asan_ubsan() {
     run_sanitized(
         "c11_allocator_example_asan_ubsan",

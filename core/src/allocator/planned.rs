@@ -136,6 +136,10 @@ pub struct PlanOptions {
     /// largest request at its position over the profiled iterations that have the same
     /// number of per-iteration allocations.
     pub profile_iterations: usize,
+    /// Profile only the first this many events of the trace, as a profiling run stopped
+    /// early would record them: allocations made later are not planned, and frees that come
+    /// later are not seen (those allocations are planned as never freed). `None`: all.
+    pub profile_events: Option<usize>,
     /// Node budget of [`crate::pack`] (deterministic).
     pub max_nodes: u64,
 }
@@ -145,6 +149,7 @@ impl Default for PlanOptions {
     fn default() -> Self {
         PlanOptions {
             profile_iterations: 1,
+            profile_events: None,
             max_nodes: 200_000,
         }
     }
@@ -156,7 +161,9 @@ impl Default for PlanOptions {
 /// With iterations `0..m` starting at `analysis.iteration_starts` and `k =
 /// min(options.profile_iterations, m)` of them profiled, the steady iteration comes from
 /// iteration `s = k - 1` and the prologue holds every allocation made before iteration
-/// `max(s, 1)` starts (all of them when the trace has one iteration). Allocations that are
+/// `max(s, 1)` starts (all of them, and no iteration at all, when the trace has one
+/// iteration: then nothing is known to repeat, and requests after the prologue are served as
+/// misses). Allocations that are
 /// neither — never freed and made after the prologue — are not planned (they will be
 /// misses). Sizes are rounded up to [`ALIGN`] (at least [`ALIGN`] bytes), offsets are
 /// [`ALIGN`]-aligned, and times are event indices: from the start of the trace in the
@@ -191,7 +198,8 @@ pub fn build_plan(
     let m = starts.len();
     let k = options.profile_iterations.min(m);
     let s = k - 1;
-    let p_end = if m > 1 { starts[s.max(1)] } else { events };
+    let limit = options.profile_events.unwrap_or(usize::MAX);
+    let p_end = if m > 1 { starts[s.max(1)] } else { events }.min(limit);
     let lap_start = starts[s];
     let lap_end = starts.get(s + 1).copied().unwrap_or(events);
     let lap_len = lap_end.saturating_sub(lap_start);
@@ -204,7 +212,12 @@ pub fn build_plan(
             .filter(|l| l.iteration == Some(it) && l.free_event.is_some())
             .collect()
     };
-    let steady = temps_of(s);
+    // A trace without repeated iterations is all prologue: nothing is known to repeat.
+    let steady = if m > 1 && lap_end <= limit {
+        temps_of(s)
+    } else {
+        Vec::new()
+    };
     let mut sizes: Vec<u64> = steady.iter().map(|l| l.size).collect();
     for it in 0..s {
         let other = temps_of(it);
@@ -228,7 +241,7 @@ pub fn build_plan(
     let mut plan_prologue = Vec::with_capacity(prologue.len());
     for (i, l) in prologue.iter().enumerate() {
         let size = rounded(l.size).ok_or_else(|| overflow(l.alloc_index))?;
-        let (end, joint_end) = match l.free_event {
+        let (end, joint_end) = match l.free_event.filter(|&f| f < limit) {
             // u32::MAX itself marks a persistent slot.
             Some(f) if f >= u32::MAX as usize => return Err(overflow(f)),
             Some(f) => (to_u32(f)?, f.min(horizon)),
@@ -349,6 +362,8 @@ pub struct PlanCounters {
     pub replans: u64,
     /// Laps of the iteration begun (the first one when the prologue ends).
     pub laps: u64,
+    /// Laps served by guided best fit because the lap before did not match the plan.
+    pub guided_laps: u64,
 }
 
 /// Which slot list.
@@ -428,6 +443,10 @@ pub struct PlannedAllocator {
     grew: bool,
     lap_requests: u64,
     lap_misses: u64,
+    /// Requests this lap that came in order with exactly their slot's (rounded) size.
+    lap_exact: u64,
+    /// Serving this lap by guided best fit instead of hits (see the module docs).
+    guided: bool,
     /// Mappings of the arena: 1 for the first request, one more per growth.
     arena_maps: u64,
     counters: PlanCounters,
@@ -566,6 +585,8 @@ impl PlannedAllocator {
             grew: false,
             lap_requests: 0,
             lap_misses: 0,
+            lap_exact: 0,
+            guided: false,
             arena_maps: 1,
             counters: PlanCounters::default(),
             allocated: 0,
@@ -666,8 +687,13 @@ impl PlannedAllocator {
         if self.config.replan && self.grew && self.lap_misses > threshold {
             self.replan();
         }
+        // Sizes that drift from the plan make fixed offsets fragment the arena: serve the
+        // next lap by guided best fit unless this one matched the plan almost exactly.
+        self.guided = self.lap_exact.saturating_mul(100) < self.lap_requests.saturating_mul(95);
+        self.counters.guided_laps += u64::from(self.guided);
         self.lap_requests = 0;
         self.lap_misses = 0;
+        self.lap_exact = 0;
     }
 
     /// Re-plans the iteration from the largest sizes seen (see the module docs).
@@ -678,8 +704,7 @@ impl PlannedAllocator {
                 s.size = s.size.max(r);
             }
         }
-        let blockers = persistent_ranges(&self.plan);
-        let Some(top) = place_around(&mut slots, &blockers) else {
+        let Some(top) = place_around(&mut slots, &self.blockers) else {
             return;
         };
         // Never grow the arena for a re-plan: growth only serves requests that came. A plan
@@ -687,23 +712,21 @@ impl PlannedAllocator {
         if top > self.plan.arena_size {
             return;
         }
-        let arena = self.plan.arena_size;
-        self.plan.arena_size = arena;
         self.plan.iteration = slots;
         debug_assert_eq!(self.plan.validate(), Ok(()));
         let old = core::mem::take(&mut self.iteration);
+        // Live allocations stay where they are: the occupants carry over.
         self.iteration = Lane {
             occupant: old.occupant,
             occupied: old.occupied,
             occupied_at: old.occupied_at,
-            ..lane(&self.plan.iteration, &blockers, arena, true)
+            ..lane(
+                &self.plan.iteration,
+                &self.blockers,
+                self.plan.arena_size,
+                true,
+            )
         };
-        // The greedy placement keeps the slots (and their order), not their order of start.
-        self.iteration.by_start = self
-            .plan
-            .iteration
-            .windows(2)
-            .all(|w| w[0].start <= w[1].start);
         self.seen.iter_mut().for_each(|x| *x = 0);
         self.grew = false;
         self.counters.replans += 1;
@@ -774,6 +797,7 @@ impl PlannedAllocator {
             }
             if list == List::Iteration {
                 self.seen[k] = self.seen[k].max(size);
+                self.lap_exact += u64::from(need == s.size && d == 0);
             }
             self.lane_mut(list).occupy(k, Some((s.offset, end)));
             if need > s.size {
@@ -815,6 +839,7 @@ impl PlannedAllocator {
                     if need > s.size {
                         self.grew = true;
                     }
+                    self.lap_exact += u64::from(need == s.size);
                 }
                 room = self.gap_beside(list, c, need);
             } else {
@@ -1047,7 +1072,12 @@ impl Allocator for PlannedAllocator {
         if self.list == List::Iteration {
             self.lap_requests += 1;
         }
-        let addr = if let Some(addr) = self.try_hit(size, need, stream) {
+        let hit = if self.guided {
+            None
+        } else {
+            self.try_hit(size, need, stream)
+        };
+        let addr = if let Some(addr) = hit {
             self.counters.hits += 1;
             addr
         } else {
@@ -1055,6 +1085,12 @@ impl Allocator for PlannedAllocator {
             self.counters.misses += 1;
             if self.list == List::Iteration {
                 self.lap_misses += 1;
+                // Many misses already: the rest of this lap is guided too.
+                if !self.guided && self.lap_misses >= 16 && self.lap_misses * 4 > self.lap_requests
+                {
+                    self.guided = true;
+                    self.counters.guided_laps += 1;
+                }
             }
             addr
         };

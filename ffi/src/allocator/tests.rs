@@ -310,3 +310,122 @@ fn new_codes_have_messages() {
     assert!(mp_result::OutOfMemory.message().contains("capacity"));
     assert!(mp_result::UnknownAddress.message().contains("address"));
 }
+
+/// A valid plan file: one persistent 1 KiB slot, then an iteration of two slots.
+fn plan_bytes() -> Vec<u8> {
+    use memplan_core::plan::{Plan, Slot};
+    let slot = |size, offset, start, end| Slot {
+        size,
+        stream: 0,
+        offset,
+        start,
+        end,
+    };
+    Plan {
+        arena_size: 4096,
+        prologue: vec![slot(1024, 0, 0, u32::MAX)],
+        iteration: vec![slot(1024, 1024, 0, 2), slot(2048, 2048, 1, 3)],
+    }
+    .to_bytes()
+}
+
+fn new_planned(bytes: &[u8]) -> Result<Handle, mp_result> {
+    let mut a = null_mut();
+    // SAFETY: `bytes` is valid for its length; `&mut a` is writable.
+    let rc = unsafe { mp_allocator_new_planned(bytes.as_ptr(), bytes.len(), null(), &mut a) };
+    if rc == mp_result::Ok {
+        Ok(Handle(a))
+    } else {
+        assert!(a.is_null(), "out_allocator written on failure");
+        Err(rc)
+    }
+}
+
+fn counters(h: &Handle) -> Result<mp_plan_counters, mp_result> {
+    let mut c = mp_plan_counters::default();
+    // SAFETY: the handle is live; `c` is writable.
+    let rc = unsafe { mp_allocator_plan_counters(h.0, &mut c) };
+    if rc == mp_result::Ok { Ok(c) } else { Err(rc) }
+}
+
+#[test]
+fn planned_allocator_serves_its_plan() {
+    let h = new_planned(&plan_bytes()).unwrap();
+    let w = h.alloc(1000).unwrap();
+    for _ in 0..3 {
+        let x = h.alloc(1024).unwrap();
+        let y = h.alloc(2000).unwrap();
+        assert_eq!((x - w, y - w), (1024, 2048));
+        assert_eq!(h.dealloc(x), mp_result::Ok);
+        assert_eq!(h.dealloc(y), mp_result::Ok);
+    }
+    let c = counters(&h).unwrap();
+    assert_eq!((c.hits, c.misses, c.laps), (7, 0, 4));
+    // The arena never shrinks.
+    assert_eq!(h.trim(), Ok(0));
+    assert_eq!(h.dealloc(w + 1), mp_result::UnknownAddress);
+}
+
+#[test]
+fn planned_allocator_refuses_bad_plans_and_pointers() {
+    let good = plan_bytes();
+    let mut corrupt = good.clone();
+    corrupt[30] ^= 1;
+    assert_eq!(new_planned(&corrupt).err(), Some(mp_result::InvalidPlan));
+    assert_eq!(
+        new_planned(&good[..good.len() - 1]).err(),
+        Some(mp_result::InvalidPlan)
+    );
+    assert_eq!(new_planned(&[]).err(), Some(mp_result::InvalidPlan));
+    let mut a = null_mut();
+    // SAFETY: a NULL plan with a nonzero length is refused before any read.
+    let rc = unsafe { mp_allocator_new_planned(null(), 8, null(), &mut a) };
+    assert_eq!(rc, mp_result::NullParameter);
+    // SAFETY: `good` is valid for its length; a NULL out-pointer is refused.
+    let rc = unsafe { mp_allocator_new_planned(good.as_ptr(), good.len(), null(), null_mut()) };
+    assert_eq!(rc, mp_result::NullParameter);
+    let bad_options = mp_allocator_options {
+        flags: 1 << 7,
+        ..Default::default()
+    };
+    // SAFETY: all pointers are valid.
+    let rc = unsafe { mp_allocator_new_planned(good.as_ptr(), good.len(), &bad_options, &mut a) };
+    assert_eq!(rc, mp_result::InvalidArgument);
+    assert!(a.is_null());
+    // An online allocator has no plan counters.
+    let online = Handle::new(None).unwrap();
+    assert_eq!(counters(&online).err(), Some(mp_result::InvalidArgument));
+}
+
+#[test]
+fn planned_allocator_never_panics_on_arbitrary_bytes() {
+    let good = plan_bytes();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..3000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut bytes = good.clone();
+        // Mutate, then fix the checksum half of the time so decoding reaches validation.
+        for k in 0..1 + (x % 4) as usize {
+            let at = ((x >> (8 * k)) as usize) % bytes.len();
+            bytes[at] ^= (x >> (16 + k)) as u8 | 1;
+        }
+        if i % 2 == 0 {
+            let n = bytes.len() - 8;
+            let sum = memplan_core::plan::checksum(&bytes[..n]);
+            bytes[n..].copy_from_slice(&sum.to_le_bytes());
+        }
+        match new_planned(&bytes) {
+            Ok(h) => {
+                for size in [1000, 1024, 2000, 1 << 20, 0] {
+                    match h.alloc(size) {
+                        Ok(a) => assert_eq!(h.dealloc(a), mp_result::Ok),
+                        Err(rc) => assert_eq!(rc, mp_result::OutOfMemory),
+                    }
+                }
+            }
+            Err(rc) => assert_eq!(rc, mp_result::InvalidPlan),
+        }
+    }
+}
