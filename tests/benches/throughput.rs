@@ -1,5 +1,6 @@
-//! Allocator throughput on real traces: ns per alloc/free of memplan's online allocator and
-//! of the PyTorch caching-allocator model, against `offset-allocator` (a well-kept Rust port
+//! Allocator throughput on real traces: ns per alloc/free of memplan's online allocator, of
+//! the plan-guided allocator (plan made from the trace itself beforehand, not timed; every
+//! request is then a hit) and of the PyTorch caching-allocator model, against `offset-allocator` (a well-kept Rust port
 //! of Sebastian Aaltonen's O(1) OffsetAllocator) as the reference, replaying the same
 //! sequence in the same run. Ratios matter, not absolute times (machines are noisy).
 //!
@@ -11,7 +12,13 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
-use memplan_core::allocator::{Allocator, OnlineAllocator, OnlineConfig, TorchConfig, TorchModel};
+use memplan_core::allocator::{
+    Allocator, OnlineAllocator, OnlineConfig, PlanOptions, PlannedAllocator, PlannedConfig,
+    TorchConfig, TorchModel, build_plan,
+};
+use memplan_core::lifetime::analyze;
+use memplan_core::plan::Plan;
+use memplan_core::trace::TraceBuilder;
 
 /// One operation of a replay: `Some(size)` allocates block `id`, `None` frees it.
 type Op = (u64, Option<u64>);
@@ -52,6 +59,23 @@ fn kineto(dir: &Path) -> Option<Vec<Op>> {
             .map(|(_, _, addr, bytes)| (addr, (bytes >= 0).then_some(bytes.unsigned_abs())))
             .collect(),
     )
+}
+
+/// The plan of `ops` (profiled as a trace: one iteration, or the first detected one).
+fn plan_of(ops: &[Op]) -> Plan {
+    let mut b = TraceBuilder::new().allow_zero_size(true);
+    for &(id, size) in ops {
+        match size {
+            Some(size) => b.alloc(id, size, 0).expect("valid trace"),
+            None => {
+                if b.live_ids().any(|l| l == id) {
+                    b.free(id).expect("live id");
+                }
+            }
+        }
+    }
+    let t = b.finish();
+    build_plan(&analyze(&t), t.len(), &PlanOptions::default()).expect("plannable trace")
 }
 
 /// Replays `ops` through a memplan-core allocator; returns ns per op.
@@ -114,28 +138,34 @@ fn main() {
         return;
     }
     println!(
-        "| trace | ops | memplan ns/op | torch model ns/op | offset-allocator ns/op | memplan / offset | torch / offset |"
+        "| trace | ops | memplan ns/op | memplan-plan ns/op | torch model ns/op | offset-allocator ns/op | memplan / offset | memplan-plan / offset | torch / offset |"
     );
-    println!("|---|--:|--:|--:|--:|--:|--:|");
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (name, ops) in [("decomfl_opt", decomfl(&dir)), ("kineto hta", kineto(&dir))] {
         let Some(ops) = ops else {
-            println!("| {name} | (not readable) | | | | | |");
+            println!("| {name} | (not readable) | | | | | | | |");
             continue;
         };
+        let plan = plan_of(&ops);
         // Best of 5 runs each, interleaved.
-        let (mut m, mut t, mut o) = (f64::MAX, f64::MAX, f64::MAX);
+        let (mut m, mut p, mut t, mut o) = (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
         for _ in 0..5 {
             m = m.min(run_core(
                 &ops,
                 &mut OnlineAllocator::new(OnlineConfig::default()),
             ));
+            let mut planned = PlannedAllocator::new(plan.clone(), PlannedConfig::default())
+                .expect("a valid plan");
+            p = p.min(run_core(&ops, &mut planned));
+            assert_eq!(planned.misses(), 0, "{name}: the plan of the trace itself");
             t = t.min(run_core(&ops, &mut TorchModel::new(TorchConfig::default())));
             o = o.min(run_offset(&ops));
         }
         println!(
-            "| {name} | {} | {m:.0} | {t:.0} | {o:.0} | {:.2} | {:.2} |",
+            "| {name} | {} | {m:.0} | {p:.0} | {t:.0} | {o:.0} | {:.2} | {:.2} | {:.2} |",
             ops.len(),
             m / o,
+            p / o,
             t / o
         );
     }
