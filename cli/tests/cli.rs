@@ -512,7 +512,10 @@ fn replay_json_reports_every_allocator() {
         .iter()
         .map(|r| r["allocator"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["torch", "torch-expandable", "memplan"]);
+    assert_eq!(
+        names,
+        ["torch", "torch-expandable", "memplan", "memplan-plan"]
+    );
     for r in results {
         assert_eq!(r["peak_allocated"], 4194304 + 1048576);
         assert!(r["peak_reserved"].as_u64().unwrap() >= 4194304 + 1048576);

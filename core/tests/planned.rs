@@ -56,9 +56,14 @@ fn allocator(plan: Plan) -> PlannedAllocator {
 
 /// Serves one iteration of SIZES, each size scaled by `scale`.
 fn serve_iteration(a: &mut PlannedAllocator, scale: u64) {
+    serve_iteration_scaled(a, scale, 1);
+}
+
+/// Serves one iteration of SIZES, each size scaled by `num / den`.
+fn serve_iteration_scaled(a: &mut PlannedAllocator, num: u64, den: u64) {
     let mut addrs = Vec::new();
     for (i, &s) in SIZES.iter().enumerate() {
-        addrs.push(a.alloc(s * scale, (i % 2) as u32).unwrap());
+        addrs.push(a.alloc(s * num / den, (i % 2) as u32).unwrap());
         if i >= 2 {
             a.free(addrs[i - 2]).unwrap();
         }
@@ -116,7 +121,7 @@ fn larger_than_slot_misses_and_grows_the_arena() {
 
 #[test]
 fn grown_iterations_are_replanned_within_the_grown_arena() {
-    let (plan, _) = plan_and_trace(1);
+    let (plan, _) = plan_and_trace(2);
     let mut a = allocator(plan);
     a.alloc(12_345, 0).unwrap();
     serve_iteration(&mut a, 1);
@@ -221,4 +226,27 @@ proptest! {
         prop_assert_eq!(a.hits() + a.misses(), allocs);
         prop_assert!(a.free(1).is_err());
     }
+}
+
+#[test]
+fn drifting_laps_are_guided_and_matching_laps_return_to_hits() {
+    let (plan, _) = plan_and_trace(2);
+    let mut a = allocator(plan);
+    a.alloc(12_345, 0).unwrap();
+    serve_iteration(&mut a, 1); // the prologue's iteration
+    serve_iteration(&mut a, 1); // an exact lap
+    let exact = a.counters();
+    assert_eq!((exact.misses, exact.guided_laps), (0, 0), "{exact:?}");
+    // A lap whose sizes all differ from the plan (a third: they fit, leaving most of each
+    // slot empty)...
+    serve_iteration_scaled(&mut a, 1, 3);
+    // ...makes the next lap guided: no hits, even for exact sizes.
+    let hits = a.hits();
+    serve_iteration(&mut a, 1);
+    let c = a.counters();
+    assert!(c.guided_laps >= 1, "{c:?}");
+    assert_eq!(a.hits(), hits, "{c:?}");
+    // That lap matched the plan exactly, so the one after is served from it again.
+    serve_iteration(&mut a, 1);
+    assert_eq!(a.hits(), hits + SIZES.len() as u64, "{:?}", a.counters());
 }
