@@ -872,8 +872,8 @@ mp_result mp_allocator_stats(const struct mp_allocator *allocator,
  * (a plan whose arena exceeds it fails its first allocation with `MP_RESULT_OUT_OF_MEMORY`),
  * `page_size` is the granule the arena grows in.
  *
- * Errors: `MP_RESULT_NULL_PARAMETER` (NULL `out_allocator`, or NULL `plan` with `plan_len`
- * > 0), `MP_RESULT_INVALID_ARGUMENT` (misaligned pointers, bad options),
+ * Errors: `MP_RESULT_NULL_PARAMETER` (NULL `out_allocator`, or NULL `plan` with a nonzero
+ * `plan_len`), `MP_RESULT_INVALID_ARGUMENT` (misaligned pointers, bad options),
  * `MP_RESULT_INVALID_PLAN` (the bytes are not a valid plan file of this version: corrupt,
  * truncated, another version, or an invalid plan; nothing is created).
  *

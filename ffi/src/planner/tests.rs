@@ -582,6 +582,7 @@ fn result_codes_are_stable() {
         (mp_result::OtherError, 14),
         (mp_result::OutOfMemory, 15),
         (mp_result::UnknownAddress, 16),
+        (mp_result::InvalidPlan, 17),
     ];
     assert_eq!(expected.len(), mp_result::ALL.len());
     for ((code, value), listed) in expected.into_iter().zip(mp_result::ALL) {
@@ -589,7 +590,7 @@ fn result_codes_are_stable() {
         assert_eq!(code, listed);
         assert_eq!(mp_result::from_u32(value), Some(code));
     }
-    assert_eq!(mp_result::from_u32(17), None);
+    assert_eq!(mp_result::from_u32(18), None);
 }
 
 #[test]
