@@ -1,7 +1,7 @@
 //! [`CudaBackend`]: the [`Backend`] trait on the CUDA driver API, through cudarc's raw `sys`
 //! bindings (dynamically loaded).
 //!
-//! Each driver function is called in exactly one place below, inside [`call`], which turns a
+//! Each driver function is called in exactly one place below, inside `call`, which turns a
 //! panic from cudarc (the library or a symbol missing) into [`Error::MissingSymbol`] and a
 //! non-success `CUresult` into [`Error::Driver`]. The library's presence is checked with
 //! `is_culib_present` before the first call, so a machine without a driver gets
