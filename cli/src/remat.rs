@@ -31,7 +31,8 @@ pub struct RematArgs {
     /// Run every heuristic at ratios 1.0, 0.9, ..., 0.1.
     #[arg(long)]
     pub sweep: bool,
-    /// With --sweep: print a Markdown table (overhead per heuristic and ratio) instead.
+    /// With --sweep: print Markdown tables instead (overhead per heuristic and ratio; memplan
+    /// versus each of simrd's six: passes and geometric means where both pass).
     #[arg(long, requires = "sweep")]
     pub table: bool,
     /// Print JSON (one object per run, one per line).
@@ -248,6 +249,68 @@ pub fn table(logs: &[Log], reports: &[RunReport]) -> String {
             row.push_str(&format!(" {pass} |\n"));
             s.push_str(&row);
         }
+    }
+    s.push('\n');
+    s.push_str(&summary(logs, reports));
+    s
+}
+
+/// A Markdown table comparing `memplan` with each of simrd's six heuristics per log: passing
+/// ratios, and the geometric-mean overhead of both over the ratios where both pass.
+pub fn summary(logs: &[Log], reports: &[RunReport]) -> String {
+    let six: Vec<Heuristic> = Heuristic::ALL
+        .into_iter()
+        .filter(|h| *h != Heuristic::Memplan)
+        .collect();
+    let mut s = String::from("| log | memplan passes | best of six passes |");
+    for h in &six {
+        s.push_str(&format!(" memplan / {} |", h.name()));
+    }
+    s.push_str("\n|---|---|---|");
+    for _ in &six {
+        s.push_str("---|");
+    }
+    s.push('\n');
+    let find = |log: &str, h: Heuristic, r: f64| {
+        reports
+            .iter()
+            .find(|x| x.log == log && x.heuristic == h.name() && x.ratio == r)
+    };
+    let passes = |log: &str, h: Heuristic| {
+        RATIOS
+            .iter()
+            .filter(|&&r| find(log, h, r).is_some_and(|x| x.result == "pass"))
+            .count()
+    };
+    for log in logs {
+        let short = log.name.split('-').next().unwrap_or(&log.name);
+        let best = six.iter().map(|&h| passes(&log.name, h)).max().unwrap_or(0);
+        s.push_str(&format!(
+            "| {short} | {} | {best} |",
+            passes(&log.name, Heuristic::Memplan)
+        ));
+        for &h in &six {
+            let (mut lm, mut lh, mut n) = (0.0f64, 0.0f64, 0u32);
+            for r in RATIOS {
+                if let (Some(m), Some(o)) = (
+                    find(&log.name, Heuristic::Memplan, r),
+                    find(&log.name, h, r),
+                ) {
+                    if m.result == "pass" && o.result == "pass" {
+                        lm += m.overhead.ln();
+                        lh += o.overhead.ln();
+                        n += 1;
+                    }
+                }
+            }
+            if n == 0 {
+                s.push_str(" no common pass |");
+            } else {
+                let (gm, gh) = ((lm / f64::from(n)).exp(), (lh / f64::from(n)).exp());
+                s.push_str(&format!(" {gm:.4} / {gh:.4} ({n}) |"));
+            }
+        }
+        s.push('\n');
     }
     s
 }

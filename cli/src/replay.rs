@@ -74,6 +74,9 @@ pub struct ReplayArgs {
     pub profile_iterations: usize,
 }
 
+/// What [`load`] returns: the trace, and the two optional extras it reads with it.
+pub type Loaded = (Trace, Option<Vec<u64>>, Option<String>);
+
 /// Reads `path` and turns it into the workload `--repeat N [--dynamic SEED]` asks for.
 /// Returns the trace, the segment addresses PyTorch recorded (snapshots only) and a
 /// description of the transformation (when there is one).
@@ -85,7 +88,7 @@ pub fn load(
     path: &std::path::Path,
     repeat: usize,
     dynamic: Option<u64>,
-) -> Result<(Trace, Option<Vec<u64>>, Option<String>), Failure> {
+) -> Result<Loaded, Failure> {
     if dynamic.is_some() && repeat < 2 {
         return Err(Failure::Input(
             "--dynamic varies iterations between each other: it needs --repeat N with N >= 2"

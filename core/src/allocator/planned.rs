@@ -688,7 +688,6 @@ impl PlannedAllocator {
             return;
         }
         let arena = self.plan.arena_size;
-        self.plan.arena_size = arena;
         self.plan.iteration = slots;
         debug_assert_eq!(self.plan.validate(), Ok(()));
         let old = core::mem::take(&mut self.iteration);

@@ -1133,8 +1133,9 @@ impl Runtime {
     }
 
     /// memplan's score: h_MSPS's numerator (own cost plus the evicted ancestors that a
-    /// recomputation would also need) per byte, divided by how far away the storage's next
-    /// use is (Belady's rule weighted by cost); staleness when no future is known.
+    /// recomputation would also need) per byte, divided by the length of the storage's idle
+    /// interval around now: time since its last access (DTR's staleness) plus time until its
+    /// next use (Belady's lookahead). Staleness alone when no future is known.
     fn memplan_score(&self, s: usize) -> f64 {
         let st = &self.storages[s];
         let num = i128::from(st.compute) + i128::from(st.bwd.compute);
@@ -1149,8 +1150,17 @@ impl Runtime {
         if !known {
             return self.staleness_score(num, st);
         }
+        // Both distances in clock units (ns), +1 so that neither is ever 0; a storage never
+        // accessed or never used again gets a huge distance (score ≈ 0: evicted first).
         let dist = next.map_or(u64::MAX / 4, |n| n.saturating_sub(self.now)) + 1;
-        div_round(num, u128::from(st.size) * u128::from(dist))
+        let stale = st
+            .last_access
+            .map_or(u64::MAX / 4, |l| self.clock - l.min(self.clock))
+            + 1;
+        div_round(
+            num,
+            u128::from(st.size) * u128::from(dist.saturating_add(stale)),
+        )
     }
 
     fn choose(&self) -> usize {
