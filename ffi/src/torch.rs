@@ -448,7 +448,7 @@ mod tests {
         };
         let plan = Plan {
             arena_size: 8192,
-            persistent: vec![],
+            prologue: vec![],
             iteration: vec![slot(4096, 0, 0, 2), slot(4096, 4096, 1, 2)],
         };
         let path = std::env::temp_dir().join(format!("memplan-torch-{}.plan", std::process::id()));
