@@ -105,6 +105,18 @@
 #define MP_REMAT_RECOMPUTE 3
 
 /**
+ * `kind` (swap mode, `mp_remat_set_swap_bandwidth`): copy the buffer of `tensor` to host
+ * memory; its `MP_REMAT_EVICT` follows.
+ */
+#define MP_REMAT_OFFLOAD 4
+
+/**
+ * `kind` (swap mode): copy the buffer of `tensor` back from its host copy instead of
+ * recomputing it.
+ */
+#define MP_REMAT_FETCH 5
+
+/**
  * `offload` of `mp_estimate_input`: everything on the GPU.
  */
 #define MP_OFFLOAD_NONE 0
@@ -985,6 +997,31 @@ mp_result mp_result_message(uint32_t code, char *buf, size_t len, size_t *out_n)
  * Returns `MP_RESULT_NULL_PARAMETER` when `out_remat` is NULL.
  */
 mp_result mp_remat_new(uint64_t budget, uint32_t heuristic_code, struct mp_remat **out_remat);
+
+/**
+ * Swap mode: from now on a buffer chosen for eviction is copied to host memory over a link
+ * of `bytes_per_second` (action `MP_REMAT_OFFLOAD` before its `MP_REMAT_EVICT`) when copying
+ * it out and back costs less than recomputing it (costs in ns: pass `cost` to
+ * `mp_remat_register` in nanoseconds); bringing it back is then `MP_REMAT_FETCH`, not a
+ * recomputation. Errors: `MP_RESULT_NULL_PARAMETER`, `MP_RESULT_INVALID_ARGUMENT`
+ * (`bytes_per_second` is 0), `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
+ *
+ * # Safety
+ * - `remat`: NULL or a live runtime from `mp_remat_new`.
+ *
+ * # Ownership
+ * Nothing changes owner.
+ *
+ * # Copies
+ * Nothing is copied or consumed.
+ *
+ * # Thread safety
+ * Must not overlap any other call on the same runtime.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when `remat` is NULL.
+ */
+mp_result mp_remat_set_swap_bandwidth(struct mp_remat *remat, uint64_t bytes_per_second);
 
 /**
  * Destroys a runtime.

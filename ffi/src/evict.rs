@@ -47,6 +47,12 @@ pub const MP_REMAT_EVICT: u32 = 1;
 pub const MP_REMAT_COMPUTE: u32 = 2;
 /// `kind`: run the op that produces `tensor` again (rematerialization).
 pub const MP_REMAT_RECOMPUTE: u32 = 3;
+/// `kind` (swap mode, `mp_remat_set_swap_bandwidth`): copy the buffer of `tensor` to host
+/// memory; its `MP_REMAT_EVICT` follows.
+pub const MP_REMAT_OFFLOAD: u32 = 4;
+/// `kind` (swap mode): copy the buffer of `tensor` back from its host copy instead of
+/// recomputing it.
+pub const MP_REMAT_FETCH: u32 = 5;
 
 /// One thing the caller must do, in list order.
 #[repr(C)]
@@ -142,6 +148,10 @@ impl RematHandle {
         for a in self.rt.take_actions() {
             let (kind, tensor) = match a {
                 Action::Evict(StorageId(s)) => (MP_REMAT_EVICT, self.tensor_of_storage[s as usize]),
+                Action::Offload(StorageId(s)) => {
+                    (MP_REMAT_OFFLOAD, self.tensor_of_storage[s as usize])
+                }
+                Action::Fetch(StorageId(s)) => (MP_REMAT_FETCH, self.tensor_of_storage[s as usize]),
                 Action::Compute { op: OpId(o), remat } => (
                     if remat {
                         MP_REMAT_RECOMPUTE
@@ -282,6 +292,39 @@ pub unsafe extern "C" fn mp_remat_new(
         // is valid for one pointer write.
         unsafe { out_remat.write(remat) };
         mp_result::Ok
+    }
+}
+
+/// Swap mode: from now on a buffer chosen for eviction is copied to host memory over a link
+/// of `bytes_per_second` (action `MP_REMAT_OFFLOAD` before its `MP_REMAT_EVICT`) when copying
+/// it out and back costs less than recomputing it (costs in ns: pass `cost` to
+/// `mp_remat_register` in nanoseconds); bringing it back is then `MP_REMAT_FETCH`, not a
+/// recomputation. Errors: `MP_RESULT_NULL_PARAMETER`, `MP_RESULT_INVALID_ARGUMENT`
+/// (`bytes_per_second` is 0), `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
+///
+/// # Safety
+/// - `remat`: NULL or a live runtime from `mp_remat_new`.
+///
+/// # Ownership
+/// Nothing changes owner.
+///
+/// # Copies
+/// Nothing is copied or consumed.
+///
+/// # Thread safety
+/// Must not overlap any other call on the same runtime.
+///
+/// # NULL
+/// Returns `MP_RESULT_NULL_PARAMETER` when `remat` is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mp_remat_set_swap_bandwidth(
+    remat: *mut mp_remat,
+    bytes_per_second: u64,
+) -> mp_result {
+    ffi_panic_boundary! {
+        let f = |h: &mut RematHandle| h.rt.set_swap_bandwidth(bytes_per_second);
+        // SAFETY: the caller guarantees `remat` is NULL or live and not used concurrently.
+        unsafe { mutate(remat, f) }
     }
 }
 
@@ -877,6 +920,41 @@ mod tests {
         // Over budget with nothing evictable: OOM, and it sticks.
         assert_eq!(reg(&h, 200, 1, &[w], 0), Err(mp_result::OutOfMemory));
         assert_eq!(reg(&h, 1, 1, &[w], 0), Err(mp_result::OutOfMemory));
+    }
+
+    #[test]
+    fn swap_mode_offloads_and_fetches() {
+        let h = new(2500, MP_REMAT_HEURISTIC_MEMPLAN);
+        // SAFETY: live handle.
+        let rc = unsafe { mp_remat_set_swap_bandwidth(h.0, 0) };
+        assert_eq!(rc, mp_result::InvalidArgument);
+        // SAFETY: live handle.
+        let rc = unsafe { mp_remat_set_swap_bandwidth(h.0, 1_000_000_000) };
+        assert_eq!(rc, mp_result::Ok);
+        let w = reg(&h, 500, 0, &[], MP_REMAT_CONSTANT).unwrap();
+        let a = reg(&h, 1000, 1_000_000, &[w], 0).unwrap();
+        let b = reg(&h, 1000, 10, &[a], 0).unwrap();
+        reg(&h, 1000, 10, &[b], 0).unwrap();
+        let acts = actions(&h);
+        let off = mp_remat_action {
+            kind: MP_REMAT_OFFLOAD,
+            tensor: a,
+        };
+        let ev = mp_remat_action {
+            kind: MP_REMAT_EVICT,
+            tensor: a,
+        };
+        let i = acts.iter().position(|x| *x == off).expect("offload");
+        assert_eq!(acts.get(i + 1), Some(&ev));
+        let mut n = 0;
+        // SAFETY: live handle, writable count.
+        let rc = unsafe { mp_remat_materialize(h.0, a, &mut n) };
+        assert_eq!(rc, mp_result::Ok);
+        let fetch = mp_remat_action {
+            kind: MP_REMAT_FETCH,
+            tensor: a,
+        };
+        assert!(actions(&h).contains(&fetch));
     }
 
     #[test]

@@ -79,6 +79,8 @@ fn simrd_agreement() {
                     budget,
                     heuristic: h,
                     remat_limit: Some(base.compute),
+                    arena: false,
+                    swap_bytes_per_second: None,
                 },
             )
             .expect("run");
@@ -141,6 +143,8 @@ fn memplan_heuristic_beats_simrds() {
                     budget: sim::budget_for(base.peak, ratio),
                     heuristic: Heuristic::Memplan,
                     remat_limit: Some(base.compute),
+                    arena: false,
+                    swap_bytes_per_second: None,
                 },
             )
             .expect("run");
