@@ -1429,13 +1429,7 @@ impl Runtime {
     /// next use (Belady's lookahead). Staleness alone when no future is known.
     fn memplan_score(&self, s: usize) -> f64 {
         let st = &self.storages[s];
-        let mut num = i128::from(st.compute) + i128::from(st.bwd.compute);
-        if self.swap_bps.is_some() {
-            // Swap mode: evicting costs the cheaper of recomputing and copying out and back.
-            let back = self.transfer_ns(st.size);
-            let out = if st.on_host { 0 } else { back };
-            num = num.min(i128::from(out) + i128::from(back));
-        }
+        let num = i128::from(st.compute) + i128::from(st.bwd.compute);
         let mut next: Option<u64> = None;
         let mut known = false;
         for &t in &st.tensors {
