@@ -45,7 +45,7 @@ pub struct RematArgs {
     pub allocator: MemoryModel,
     /// Host link bandwidth in GB/s (10^9 bytes/s): an evicted tensor may be copied to the host
     /// instead of dropped when that is cheaper than recomputing it. Off by default (simrd).
-    #[arg(long, value_name = "GBPS", value_parser = parse_bandwidth)]
+    #[arg(long, value_name = "GBPS", value_parser = parse_bandwidth, allow_hyphen_values = true)]
     pub swap_bandwidth: Option<f64>,
 }
 
