@@ -31,12 +31,56 @@ pub struct RematArgs {
     /// Run every heuristic at ratios 1.0, 0.9, ..., 0.1.
     #[arg(long)]
     pub sweep: bool,
-    /// With --sweep: print a Markdown table (overhead per heuristic and ratio) instead.
+    /// With --sweep: print Markdown tables instead (overhead per heuristic and ratio; memplan
+    /// versus each of simrd's six: passes and geometric means where both pass).
     #[arg(long, requires = "sweep")]
     pub table: bool,
     /// Print JSON (one object per run, one per line).
     #[arg(long)]
     pub json: bool,
+    /// Memory model: `bytes` (simrd: a byte counter, where tensors live is ignored) or
+    /// `memplan` (tensors are blocks of memplan's online allocator over one arena of the
+    /// budget's size; eviction goes on until a contiguous range fits).
+    #[arg(long, value_name = "MODEL", default_value = "bytes", value_parser = parse_allocator)]
+    pub allocator: MemoryModel,
+    /// Host link bandwidth in GB/s (10^9 bytes/s): an evicted tensor may be copied to the host
+    /// instead of dropped when that is cheaper than recomputing it. Off by default (simrd).
+    #[arg(long, value_name = "GBPS", value_parser = parse_bandwidth, allow_hyphen_values = true)]
+    pub swap_bandwidth: Option<f64>,
+}
+
+/// Where the simulated tensors live (`--allocator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryModel {
+    /// A byte counter (simrd).
+    Bytes,
+    /// memplan's online allocator over one arena.
+    Memplan,
+}
+
+fn parse_allocator(s: &str) -> Result<MemoryModel, String> {
+    match s {
+        "bytes" => Ok(MemoryModel::Bytes),
+        "memplan" => Ok(MemoryModel::Memplan),
+        _ => Err(format!(
+            "unknown memory model {s:?} (expected bytes or memplan)"
+        )),
+    }
+}
+
+fn parse_bandwidth(s: &str) -> Result<f64, String> {
+    let g: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    // At least 1 byte/s, and bytes/s must fit in u64.
+    if g.is_finite() && g >= 1e-9 && g * 1e9 < u64::MAX as f64 {
+        Ok(g)
+    } else {
+        Err(format!(
+            "the swap bandwidth must be a positive number of GB/s (1e-9 to 1.8e10), got {s}"
+        ))
+    }
 }
 
 fn parse_ratio(s: &str) -> Result<f64, String> {
@@ -74,6 +118,26 @@ pub struct RunReport {
     pub peak_bytes: u64,
     /// Wall time of the run.
     pub elapsed_ms: f64,
+    /// Memory model: `bytes` or `memplan`.
+    pub allocator: &'static str,
+    /// Evictions made because no contiguous range fitted (allocator `memplan`).
+    pub placement_evictions: u64,
+    /// Host link bandwidth (GB/s) when swapping is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swap_bandwidth: Option<f64>,
+    /// Tensors copied to the host / back from it.
+    pub swap_outs: u64,
+    /// Tensors copied back from the host instead of recomputed.
+    pub swap_ins: u64,
+}
+
+/// The memory model and swap options of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Mode {
+    /// `--allocator`.
+    pub allocator: MemoryModel,
+    /// `--swap-bandwidth` (GB/s).
+    pub swap_bandwidth: Option<f64>,
 }
 
 /// The sweep ratios, as `simrd` used them.
@@ -109,7 +173,7 @@ pub fn load(path: &Path) -> Result<Log, Failure> {
 }
 
 /// One simulation.
-pub fn run_one(log: &Log, heuristic: Heuristic, ratio: f64) -> RunReport {
+pub fn run_one(log: &Log, heuristic: Heuristic, ratio: f64, mode: Mode) -> RunReport {
     let t0 = Instant::now();
     let budget = sim::budget_for(log.baseline.peak, ratio);
     let r = sim::run(
@@ -119,6 +183,8 @@ pub fn run_one(log: &Log, heuristic: Heuristic, ratio: f64) -> RunReport {
             budget,
             heuristic,
             remat_limit: Some(log.baseline.compute),
+            arena: mode.allocator == MemoryModel::Memplan,
+            swap_bytes_per_second: mode.swap_bandwidth.map(|g| (g * 1e9).round() as u64),
         },
     )
     .expect("program validated at load");
@@ -131,6 +197,14 @@ pub fn run_one(log: &Log, heuristic: Heuristic, ratio: f64) -> RunReport {
         evictions: r.stats.evictions,
         peak_bytes: r.stats.peak,
         elapsed_ms: t0.elapsed().as_secs_f64() * 1e3,
+        allocator: match mode.allocator {
+            MemoryModel::Bytes => "bytes",
+            MemoryModel::Memplan => "memplan",
+        },
+        placement_evictions: r.stats.placement_evictions,
+        swap_bandwidth: mode.swap_bandwidth,
+        swap_outs: r.stats.swap_outs,
+        swap_ins: r.stats.swap_ins,
     }
 }
 
@@ -177,7 +251,11 @@ pub fn run(args: &RematArgs) -> Result<(), Failure> {
     for log in &logs {
         for &h in &heuristics {
             for &r in &ratios {
-                let rep = run_one(log, h, r);
+                let mode = Mode {
+                    allocator: args.allocator,
+                    swap_bandwidth: args.swap_bandwidth,
+                };
+                let rep = run_one(log, h, r, mode);
                 if args.json {
                     let line = serde_json::to_string(&rep)
                         .map_err(|e| Failure::Internal(e.to_string()))?;
@@ -202,6 +280,22 @@ pub fn run(args: &RematArgs) -> Result<(), Failure> {
     }
     if args.table {
         let _ = write!(out, "{}", table(&logs, &reports));
+        if args.allocator != MemoryModel::Bytes || args.swap_bandwidth.is_some() {
+            // The same sweep in simrd's model, to compare with.
+            let simrd = Mode {
+                allocator: MemoryModel::Bytes,
+                swap_bandwidth: None,
+            };
+            let mut base = Vec::new();
+            for log in &logs {
+                for &h in &heuristics {
+                    for &r in &ratios {
+                        base.push(run_one(log, h, r, simrd));
+                    }
+                }
+            }
+            let _ = write!(out, "\n{}", mode_comparison(&logs, &base, &reports));
+        }
     }
     if args.sweep && !args.json {
         let _ = writeln!(
@@ -247,6 +341,121 @@ pub fn table(logs: &[Log], reports: &[RunReport]) -> String {
             }
             row.push_str(&format!(" {pass} |\n"));
             s.push_str(&row);
+        }
+    }
+    s.push('\n');
+    s.push_str(&summary(logs, reports));
+    s
+}
+
+/// A Markdown table comparing `memplan` with each of simrd's six heuristics per log: passing
+/// ratios, and the geometric-mean overhead of both over the ratios where both pass.
+pub fn summary(logs: &[Log], reports: &[RunReport]) -> String {
+    let six: Vec<Heuristic> = Heuristic::ALL
+        .into_iter()
+        .filter(|h| *h != Heuristic::Memplan)
+        .collect();
+    let mut s = String::from("| log | memplan passes | best of six passes |");
+    for h in &six {
+        s.push_str(&format!(" memplan / {} |", h.name()));
+    }
+    s.push_str("\n|---|---|---|");
+    for _ in &six {
+        s.push_str("---|");
+    }
+    s.push('\n');
+    let find = |log: &str, h: Heuristic, r: f64| {
+        reports
+            .iter()
+            .find(|x| x.log == log && x.heuristic == h.name() && x.ratio == r)
+    };
+    let passes = |log: &str, h: Heuristic| {
+        RATIOS
+            .iter()
+            .filter(|&&r| find(log, h, r).is_some_and(|x| x.result == "pass"))
+            .count()
+    };
+    for log in logs {
+        let short = log.name.split('-').next().unwrap_or(&log.name);
+        let best = six.iter().map(|&h| passes(&log.name, h)).max().unwrap_or(0);
+        s.push_str(&format!(
+            "| {short} | {} | {best} |",
+            passes(&log.name, Heuristic::Memplan)
+        ));
+        for &h in &six {
+            let (mut lm, mut lh, mut n) = (0.0f64, 0.0f64, 0u32);
+            for r in RATIOS {
+                if let (Some(m), Some(o)) = (
+                    find(&log.name, Heuristic::Memplan, r),
+                    find(&log.name, h, r),
+                ) {
+                    if m.result == "pass" && o.result == "pass" {
+                        lm += m.overhead.ln();
+                        lh += o.overhead.ln();
+                        n += 1;
+                    }
+                }
+            }
+            if n == 0 {
+                s.push_str(" no common pass |");
+            } else {
+                let (gm, gh) = ((lm / f64::from(n)).exp(), (lh / f64::from(n)).exp());
+                s.push_str(&format!(" {gm:.4} / {gh:.4} ({n}) |"));
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// A Markdown table comparing a sweep in another mode (`reports`: arena and/or swap) with
+/// the same sweep in simrd's byte-counter model (`base`): passing ratios in each, and the
+/// geometric-mean overhead of each over the ratios where both pass.
+pub fn mode_comparison(logs: &[Log], base: &[RunReport], reports: &[RunReport]) -> String {
+    let mut s = String::from(
+        "| log | heuristic | passes (bytes) | passes (this mode) | common | geomean (bytes) | \
+         geomean (this mode) |\n|---|---|---|---|---|---|---|\n",
+    );
+    let find = |set: &'_ [RunReport], log: &str, h: Heuristic, r: f64| {
+        set.iter()
+            .find(|x| x.log == log && x.heuristic == h.name() && x.ratio == r)
+            .filter(|x| x.result == "pass")
+            .map(|x| x.overhead)
+    };
+    for log in logs {
+        let short = log.name.split('-').next().unwrap_or(&log.name);
+        for h in Heuristic::ALL {
+            let pb = RATIOS
+                .iter()
+                .filter(|&&r| find(base, &log.name, h, r).is_some())
+                .count();
+            let pm = RATIOS
+                .iter()
+                .filter(|&&r| find(reports, &log.name, h, r).is_some())
+                .count();
+            let (mut lb, mut lm, mut n) = (0.0f64, 0.0f64, 0u32);
+            for r in RATIOS {
+                if let (Some(b), Some(m)) =
+                    (find(base, &log.name, h, r), find(reports, &log.name, h, r))
+                {
+                    lb += b.ln();
+                    lm += m.ln();
+                    n += 1;
+                }
+            }
+            let (gb, gm) = if n == 0 {
+                ("-".to_owned(), "-".to_owned())
+            } else {
+                let k = f64::from(n);
+                (
+                    format!("{:.3}", (lb / k).exp()),
+                    format!("{:.3}", (lm / k).exp()),
+                )
+            };
+            s.push_str(&format!(
+                "| {short} | {} | {pb} | {pm} | {n} | {gb} | {gm} |\n",
+                h.name()
+            ));
         }
     }
     s

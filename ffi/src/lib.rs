@@ -15,6 +15,7 @@ mod ffi;
 
 mod allocator;
 mod error;
+mod evict;
 mod offload;
 mod planner;
 mod torch;
@@ -27,6 +28,15 @@ pub use allocator::{
     mp_allocator_trim, mp_plan_counters,
 };
 pub use error::{mp_result, mp_result_message};
+pub use evict::{
+    MP_REMAT_COMPUTE, MP_REMAT_CONSTANT, MP_REMAT_EVICT, MP_REMAT_FETCH, MP_REMAT_HEURISTIC_DTR,
+    MP_REMAT_HEURISTIC_DTR_EQ, MP_REMAT_HEURISTIC_DTR_LOCAL, MP_REMAT_HEURISTIC_LARGEST,
+    MP_REMAT_HEURISTIC_LRU, MP_REMAT_HEURISTIC_MEMPLAN, MP_REMAT_HEURISTIC_MSPS, MP_REMAT_OFFLOAD,
+    MP_REMAT_RECOMPUTE, mp_remat, mp_remat_access, mp_remat_action, mp_remat_actions,
+    mp_remat_counters, mp_remat_free, mp_remat_is_resident, mp_remat_make_room,
+    mp_remat_materialize, mp_remat_new, mp_remat_pin, mp_remat_register, mp_remat_release,
+    mp_remat_set_swap_bandwidth, mp_remat_stats, mp_remat_unpin,
+};
 pub use offload::{
     MP_OFFLOAD_CPU, MP_OFFLOAD_CPU_OPTIMIZER, MP_OFFLOAD_NONE, MP_OFFLOAD_NVME, MP_POLICY_BELADY,
     MP_POLICY_LRU, MP_RECOMPUTE_FULL, MP_RECOMPUTE_NONE, MP_RECOMPUTE_SELECTIVE, MP_TIER_DEVICE,

@@ -470,3 +470,29 @@ fn c11_estimate_example_asan_ubsan() {
         "estimate_example.c",
     );
 }
+
+#[test]
+fn c11_remat_example() {
+    let Some(cc) = c_compiler() else {
+        eprintln!("SKIP c11_remat_example: no C compiler (set CC)");
+        return;
+    };
+    let exe = build(
+        &cc,
+        "remat_example_c11",
+        &["remat_example.c"],
+        &strs(&c_flags("c11", &["-g"])),
+    );
+    let stdout = run(&exe, &[], &[]);
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+    assert!(stdout.contains("recomputations"), "{stdout}");
+}
+
+#[test]
+fn c11_remat_example_asan_ubsan() {
+    run_sanitized(
+        "c11_remat_example_asan_ubsan",
+        "remat_example_c11_asan",
+        "remat_example.c",
+    );
+}

@@ -20,9 +20,10 @@ pub enum Heuristic {
     Lru,
     /// Largest storage first.
     Largest,
-    /// memplan's own: `(c(S) + C_bwd(S)) / (size · distance to the next use)` (h_MSPS's
-    /// cost with Belady's lookahead), the next use taken from the known schedule when the
-    /// caller gives one ([`crate::evict::Runtime::set_next_use`]), staleness otherwise.
+    /// memplan's own: `(c(S) + C_bwd(S)) / (size · (staleness + distance to the next use))`
+    /// (h_MSPS's cost over the whole idle interval: DTR's staleness plus Belady's lookahead),
+    /// the next use taken from the known schedule when the caller gives one
+    /// ([`crate::evict::Runtime::set_next_use`]); staleness alone otherwise.
     Memplan,
 }
 

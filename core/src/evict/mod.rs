@@ -53,10 +53,13 @@ pub mod sim;
 #[cfg(test)]
 mod tests;
 
+use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::allocator::Allocator;
+use crate::allocator::online::{ALIGN, DEFAULT_BASE, OnlineAllocator, OnlineConfig};
 use heuristic::div_round;
 pub use heuristic::{Heuristic, UnknownHeuristic};
 
@@ -134,6 +137,10 @@ pub enum Output {
 pub enum Action {
     /// Free this storage (every tensor living in it becomes undefined).
     Evict(StorageId),
+    /// Swap mode: copy this storage to the host first (its [`Action::Evict`] follows).
+    Offload(StorageId),
+    /// Swap mode: copy this storage back from its host copy (instead of recomputing it).
+    Fetch(StorageId),
     /// Run this op (again, when `remat`), producing its outputs that are not resident.
     Compute {
         /// The op.
@@ -243,6 +250,11 @@ struct Storage {
     fwd: Region,
     bwd: Region,
     ecn: Option<u32>,
+    /// Address of its block while resident in the arena (arena mode only).
+    addr: Option<u64>,
+    /// A copy is on the host (swap mode): bringing it back costs a transfer, not a
+    /// recomputation.
+    on_host: bool,
 }
 
 const NONE: u32 = u32::MAX;
@@ -277,6 +289,19 @@ pub struct Runtime {
     adj_out: Vec<Vec<u32>>,
     adj_in: Vec<Vec<u32>>,
     scratch: Vec<u32>,
+    /// Arena mode: resident storages are blocks of memplan's online allocator over one arena
+    /// of `budget` bytes.
+    arena: Option<OnlineAllocator>,
+    /// Arena mode: the storage at each block address.
+    placed: BTreeMap<u64, u32>,
+    /// Swap mode: host link bandwidth in bytes per second.
+    swap_bps: Option<u64>,
+    /// Transfer time (ns) issued since the last executed op, hidden behind its compute.
+    pending_transfer: u64,
+    swap_outs: u64,
+    swap_ins: u64,
+    swap_stall: u64,
+    placement_evictions: u64,
 }
 
 /// Counters of a runtime.
@@ -294,6 +319,15 @@ pub struct Stats {
     pub peak: u64,
     /// Bytes resident now.
     pub memory: u64,
+    /// Storages copied to the host instead of dropped (swap mode).
+    pub swap_outs: u64,
+    /// Storages copied back from the host instead of recomputed (swap mode).
+    pub swap_ins: u64,
+    /// Transfer time not hidden behind compute (ns, included in `clock`).
+    pub swap_stall: u64,
+    /// Evictions made because the bytes fitted the budget but no contiguous range of the
+    /// arena did (arena mode).
+    pub placement_evictions: u64,
 }
 
 impl Runtime {
@@ -324,6 +358,14 @@ impl Runtime {
             adj_out: Vec::new(),
             adj_in: Vec::new(),
             scratch: Vec::new(),
+            arena: None,
+            placed: BTreeMap::new(),
+            swap_bps: None,
+            pending_transfer: 0,
+            swap_outs: 0,
+            swap_ins: 0,
+            swap_stall: 0,
+            placement_evictions: 0,
         }
     }
 
@@ -349,6 +391,10 @@ impl Runtime {
             evictions: self.evictions,
             peak: self.peak,
             memory: self.memory,
+            swap_outs: self.swap_outs,
+            swap_ins: self.swap_ins,
+            swap_stall: self.swap_stall,
+            placement_evictions: self.placement_evictions,
         }
     }
 
@@ -410,6 +456,51 @@ impl Runtime {
     /// Sets the current time for next-use distances.
     pub fn set_now(&mut self, now: u64) {
         self.now = now;
+    }
+
+    /// Arena mode: from now on every resident storage is a block of memplan's online
+    /// allocator ([`OnlineAllocator`], best fit, 512-byte granules) over one arena of
+    /// `budget` bytes, and the runtime evicts until a contiguous range fits, not only until
+    /// the byte count does. Call before registering anything.
+    ///
+    /// # Errors
+    /// [`RematError::BadOp`] when tensors are already registered.
+    pub fn use_arena(&mut self) -> Result<(), RematError> {
+        if !self.tensors.is_empty() {
+            return Err(RematError::BadOp(
+                "arena mode must be chosen before any tensor",
+            ));
+        }
+        self.arena = Some(OnlineAllocator::new(OnlineConfig {
+            base: DEFAULT_BASE,
+            page_size: ALIGN,
+            capacity: Some(self.budget),
+        }));
+        Ok(())
+    }
+
+    /// Swap mode: a storage chosen for eviction is copied to the host (over a link of
+    /// `bytes_per_second`) instead of dropped when copying it out and back is cheaper than
+    /// recomputing it (its own cost plus its evicted ancestors' when the heuristic tracks
+    /// them); bringing it back is then a copy, not a recomputation. Transfers overlap with the
+    /// next op's compute; only the excess adds to the clock (see [`Stats::swap_stall`]).
+    ///
+    /// # Errors
+    /// [`RematError::BadOp`] for a bandwidth of 0.
+    pub fn set_swap_bandwidth(&mut self, bytes_per_second: u64) -> Result<(), RematError> {
+        if bytes_per_second == 0 {
+            return Err(RematError::BadOp("swap bandwidth must be positive"));
+        }
+        self.swap_bps = Some(bytes_per_second);
+        Ok(())
+    }
+
+    /// Nanoseconds to copy `size` bytes over the host link (rounded up); 0 without one.
+    fn transfer_ns(&self, size: u64) -> u64 {
+        self.swap_bps.map_or(0, |bps| {
+            let ns = (u128::from(size) * 1_000_000_000).div_ceil(u128::from(bps));
+            u64::try_from(ns).unwrap_or(u64::MAX)
+        })
     }
 
     fn check(&self) -> Result<(), RematError> {
@@ -516,6 +607,8 @@ impl Runtime {
                         fwd: Region::default(),
                         bwd: Region::default(),
                         ecn,
+                        addr: None,
+                        on_host: false,
                     });
                     id
                 }
@@ -695,7 +788,7 @@ impl Runtime {
             .iter()
             .filter_map(|a| match a {
                 Action::Compute { op, .. } => Some(*op),
-                Action::Evict(_) => None,
+                _ => None,
             })
             .collect())
     }
@@ -717,7 +810,7 @@ impl Runtime {
             .iter()
             .filter_map(|a| match a {
                 Action::Evict(s) => Some(*s),
-                Action::Compute { .. } => None,
+                _ => None,
             })
             .collect()
     }
@@ -748,6 +841,8 @@ impl Runtime {
             next: usize,
             /// Waiting for the recursive materialization of `pending[next]`.
             waiting: bool,
+            /// Brought back from the host instead of recomputed (no parents needed).
+            swap: bool,
         }
         let mut stack: Vec<Frame> = vec![Frame {
             t,
@@ -755,12 +850,32 @@ impl Runtime {
             pending: Vec::new(),
             next: 0,
             waiting: false,
+            swap: false,
         }];
         let mut fresh_frame = true;
         while let Some(f) = stack.last_mut() {
             let op = self.tensors[f.t.0 as usize].op.0 as usize;
             if fresh_frame {
                 fresh_frame = false;
+                let s = self.st(f.t);
+                let st = &self.storages[s];
+                // A storage with a host copy comes back by a transfer (through its root
+                // tensor; views are re-derived from it as usual).
+                f.swap = f.remat && st.on_host && !st.material && st.tensors[0] == f.t;
+                if f.swap {
+                    let f = stack.pop().expect("frame");
+                    let s = self.st(f.t);
+                    let size = self.storages[s].size;
+                    if self.memory.saturating_add(size) > self.budget {
+                        self.free(size)?;
+                    }
+                    if self.arena.is_some() {
+                        self.place(&[s])?;
+                    }
+                    self.swap_in(f.t, s);
+                    self.check_thrash()?;
+                    continue;
+                }
                 let clock = self.clock;
                 let nargs = self.ops[op].args.len();
                 for i in 0..nargs {
@@ -790,6 +905,7 @@ impl Runtime {
                         pending: Vec::new(),
                         next: 0,
                         waiting: false,
+                        swap: false,
                     });
                     fresh_frame = true;
                     pushed = true;
@@ -808,19 +924,37 @@ impl Runtime {
             if self.memory.saturating_add(total) > self.budget {
                 self.free(total)?;
             }
+            if self.arena.is_some() {
+                let mut fresh: Vec<usize> = Vec::new();
+                for &u in &self.ops[op].outputs {
+                    let s = self.st(u);
+                    if !self.storages[s].material && !fresh.contains(&s) {
+                        fresh.push(s);
+                    }
+                }
+                self.place(&fresh)?;
+            }
             self.execute(f.t, f.remat);
             for i in 0..self.ops[op].args.len() {
                 let p = self.ops[op].args[i];
                 let s = self.st(p);
                 self.unlock_storage(s);
             }
-            if let Some(limit) = self.remat_limit {
-                if self.remat_compute > limit {
-                    return self.fail(RematError::Thrashed {
-                        remat_compute: self.remat_compute,
-                        limit,
-                    });
-                }
+            self.check_thrash()?;
+        }
+        Ok(())
+    }
+
+    /// [`RematError::Thrashed`] once recomputation plus unhidden transfer time passes the
+    /// limit.
+    fn check_thrash(&mut self) -> Result<(), RematError> {
+        if let Some(limit) = self.remat_limit {
+            let spent = self.remat_compute.saturating_add(self.swap_stall);
+            if spent > limit {
+                return self.fail(RematError::Thrashed {
+                    remat_compute: spent,
+                    limit,
+                });
             }
         }
         Ok(())
@@ -836,9 +970,149 @@ impl Runtime {
                 });
             }
             let v = self.choose();
-            self.evict(v);
+            self.evict_victim(v);
         }
         Ok(())
+    }
+
+    /// Arena mode: gives each storage of `fresh` (not resident) a block, evicting victims
+    /// in heuristic order until one fits.
+    fn place(&mut self, fresh: &[usize]) -> Result<(), RematError> {
+        for &s in fresh {
+            let size = self.storages[s].size;
+            if size == 0 || self.storages[s].addr.is_some() {
+                continue;
+            }
+            loop {
+                let arena = self.arena.as_mut().expect("arena mode");
+                match arena.alloc(size, 0) {
+                    Ok(a) => {
+                        self.storages[s].addr = Some(a);
+                        self.placed.insert(a, s as u32);
+                        break;
+                    }
+                    Err(_) => {
+                        if self.pool_live == 0 {
+                            return self.fail(RematError::OutOfMemory {
+                                used: self.memory,
+                                need: size,
+                                budget: self.budget,
+                            });
+                        }
+                        let window = if self.heuristic == Heuristic::Memplan {
+                            self.cheapest_window(size)
+                        } else {
+                            None
+                        };
+                        match window {
+                            Some(victims) => {
+                                for v in victims {
+                                    self.placement_evictions += 1;
+                                    self.evict_victim(v as usize);
+                                }
+                            }
+                            None => {
+                                let v = self.choose();
+                                self.placement_evictions += 1;
+                                self.evict_victim(v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// memplan's fragmentation-aware choice (arena mode): the contiguous address range of
+    /// the arena, made of free space and evictable storages only, that can hold `size` bytes
+    /// and whose storages cost least to evict (Σ score × size, i.e. the heuristic's cost
+    /// without the size credit); returns those storages, or `None` when no range qualifies
+    /// (a locked, pinned or just-used storage splits every candidate).
+    fn cheapest_window(&self, size: u64) -> Option<Vec<u32>> {
+        let need = size.max(1).div_ceil(ALIGN) * ALIGN;
+        let cap_end = DEFAULT_BASE + self.budget / ALIGN * ALIGN;
+        // Segments in address order: (start, end, cost, storage); cost None = blocked.
+        let mut segs: Vec<(u64, u64, Option<f64>, u32)> = Vec::new();
+        let mut at = DEFAULT_BASE;
+        for (&a, &st) in &self.placed {
+            if a > at {
+                segs.push((at, a, Some(0.0), NONE));
+            }
+            let s = &self.storages[st as usize];
+            let end = a + s.size.max(1).div_ceil(ALIGN) * ALIGN;
+            let cost = if s.slot.is_some() {
+                let c = self.score(st as usize) * s.size as f64;
+                c.is_finite().then_some(c)
+            } else {
+                None
+            };
+            segs.push((a, end, cost, st));
+            at = end;
+        }
+        if cap_end > at {
+            segs.push((at, cap_end, Some(0.0), NONE));
+        }
+        let mut best: Option<(f64, usize, usize)> = None;
+        let (mut left, mut sum) = (0usize, 0.0f64);
+        for right in 0..segs.len() {
+            let Some(c) = segs[right].2 else {
+                left = right + 1;
+                sum = 0.0;
+                continue;
+            };
+            sum += c;
+            while left < right && segs[right].1 - segs[left + 1].0 >= need {
+                sum -= segs[left].2.unwrap_or(0.0);
+                left += 1;
+            }
+            if segs[right].1 - segs[left].0 >= need && best.is_none_or(|(b, _, _)| sum < b) {
+                best = Some((sum, left, right));
+            }
+        }
+        let (_, l, r) = best?;
+        let victims: Vec<u32> = segs[l..=r]
+            .iter()
+            .filter(|x| x.3 != NONE)
+            .map(|x| x.3)
+            .collect();
+        (!victims.is_empty()).then_some(victims)
+    }
+
+    /// Evicts a storage the heuristic chose; in swap mode it is copied to the host first
+    /// when a copy out and back costs less than recomputing it.
+    fn evict_victim(&mut self, v: usize) {
+        if self.swap_bps.is_some() {
+            let st = &self.storages[v];
+            let back = self.transfer_ns(st.size);
+            let out = if st.on_host { 0 } else { back };
+            let remat = st.compute.saturating_add(st.bwd.compute);
+            if !st.on_host && out.saturating_add(back) < remat {
+                self.storages[v].on_host = true;
+                self.swap_outs += 1;
+                if self.record {
+                    self.actions.push(Action::Offload(StorageId(v as u32)));
+                }
+                self.pending_transfer = self.pending_transfer.saturating_add(out);
+            }
+        }
+        self.evict(v);
+    }
+
+    /// Brings storage `s` (root tensor `t`) back from its host copy.
+    fn swap_in(&mut self, t: TensorId, s: usize) {
+        let size = self.storages[s].size;
+        self.pending_transfer = self.pending_transfer.saturating_add(self.transfer_ns(size));
+        self.swap_ins += 1;
+        if self.record {
+            self.actions.push(Action::Fetch(StorageId(s as u32)));
+        }
+        self.memory = self.memory.saturating_add(size);
+        self.peak = self.peak.max(self.memory);
+        self.storages[s].material = true;
+        self.tensors[t.0 as usize].defined = true;
+        self.pool_add(s);
+        self.after_materialized(&[s]);
     }
 
     fn execute(&mut self, t: TensorId, remat: bool) {
@@ -855,6 +1129,11 @@ impl Runtime {
         }
         let cost = self.ops[op].cost;
         self.clock = self.clock.saturating_add(cost);
+        // Transfers issued for this op run during its compute; only the excess stalls.
+        let stall = self.pending_transfer.saturating_sub(cost);
+        self.pending_transfer = 0;
+        self.clock = self.clock.saturating_add(stall);
+        self.swap_stall = self.swap_stall.saturating_add(stall);
         self.memory = self.memory.saturating_add(self.ops[op].total_size);
         self.peak = self.peak.max(self.memory);
         if remat {
@@ -883,10 +1162,16 @@ impl Runtime {
         for &s in &fresh {
             self.pool_add(s);
         }
+        self.after_materialized(&fresh);
+    }
+
+    /// Heuristic bookkeeping after the storages `fresh` became resident: rebuild their
+    /// regions and their frontier neighbours', detach them from their equivalence classes.
+    fn after_materialized(&mut self, fresh: &[usize]) {
         if self.heuristic.uses_regions() {
             let mut aff_fwd: Vec<u32> = Vec::new();
             let mut aff_bwd: Vec<u32> = Vec::new();
-            for &s in &fresh {
+            for &s in fresh {
                 self.rebuild(s, false);
                 self.rebuild(s, true);
                 aff_fwd.extend(self.storages[s].bwd.frontier.iter());
@@ -904,7 +1189,7 @@ impl Runtime {
             }
         }
         if self.heuristic.uses_eq_classes() {
-            for &s in &fresh {
+            for &s in fresh {
                 if let Some(n) = self.storages[s].ecn.take() {
                     let r = self.uf_find(n);
                     self.uf_value[r as usize] -= self.storages[s].compute as i64;
@@ -917,6 +1202,12 @@ impl Runtime {
         let st = &mut self.storages[s];
         st.material = false;
         self.memory -= st.size;
+        if let Some(a) = st.addr.take() {
+            self.placed.remove(&a);
+            let arena = self.arena.as_mut().expect("arena mode");
+            let freed = arena.free(a);
+            debug_assert!(freed.is_ok());
+        }
         self.evictions += 1;
         self.pool_remove(s);
         for i in 0..self.storages[s].tensors.len() {
@@ -1133,8 +1424,9 @@ impl Runtime {
     }
 
     /// memplan's score: h_MSPS's numerator (own cost plus the evicted ancestors that a
-    /// recomputation would also need) per byte, divided by how far away the storage's next
-    /// use is (Belady's rule weighted by cost); staleness when no future is known.
+    /// recomputation would also need) per byte, divided by the length of the storage's idle
+    /// interval around now: time since its last access (DTR's staleness) plus time until its
+    /// next use (Belady's lookahead). Staleness alone when no future is known.
     fn memplan_score(&self, s: usize) -> f64 {
         let st = &self.storages[s];
         let num = i128::from(st.compute) + i128::from(st.bwd.compute);
@@ -1149,8 +1441,17 @@ impl Runtime {
         if !known {
             return self.staleness_score(num, st);
         }
+        // Both distances in clock units (ns), +1 so that neither is ever 0; a storage never
+        // accessed or never used again gets a huge distance (score ≈ 0: evicted first).
         let dist = next.map_or(u64::MAX / 4, |n| n.saturating_sub(self.now)) + 1;
-        div_round(num, u128::from(st.size) * u128::from(dist))
+        let stale = st
+            .last_access
+            .map_or(u64::MAX / 4, |l| self.clock - l.min(self.clock))
+            + 1;
+        div_round(
+            num,
+            u128::from(st.size) * u128::from(dist.saturating_add(stale)),
+        )
     }
 
     fn choose(&self) -> usize {

@@ -260,6 +260,12 @@ pub struct RunOptions {
     pub heuristic: Heuristic,
     /// Recomputation limit (simrd: the baseline compute).
     pub remat_limit: Option<u64>,
+    /// Place storages in memplan's online allocator over one arena of `budget` bytes
+    /// ([`Runtime::use_arena`]) instead of counting bytes only (simrd).
+    pub arena: bool,
+    /// Let evicted storages be copied to the host over a link of this many bytes per second
+    /// ([`Runtime::set_swap_bandwidth`]); `None`: drop only (simrd).
+    pub swap_bytes_per_second: Option<u64>,
 }
 
 /// Runs `program` under the given budget (call [`Program::baseline`] first for the
@@ -275,6 +281,17 @@ pub fn run(
     program.validate()?;
     let mut rt = Runtime::new(opts.budget, opts.heuristic, opts.remat_limit);
     rt.set_recording(false);
+    let bad = |message| ProgramError {
+        command: 0,
+        message,
+    };
+    if opts.arena {
+        rt.use_arena().map_err(|_| bad("arena mode refused"))?;
+    }
+    if let Some(bps) = opts.swap_bytes_per_second {
+        rt.set_swap_bandwidth(bps)
+            .map_err(|_| bad("swap bandwidth must be positive"))?;
+    }
     let lookahead = opts.heuristic == Heuristic::Memplan;
     let future = if lookahead {
         Some(Future::new(program))
