@@ -62,7 +62,7 @@ pub struct ReplayArgs {
     pub svg: Option<PathBuf>,
     /// Replay the (one-iteration) trace as N iterations; allocations it never frees are made
     /// once and stay live.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_repeat)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_positive)]
     pub repeat: usize,
     /// Vary the repeated iterations, seeded: MoE-like sizes and sequence lengths. Needs
     /// --repeat 2 or more.
@@ -70,7 +70,7 @@ pub struct ReplayArgs {
     pub dynamic: Option<u64>,
     /// memplan-plan: iterations profiled to make the plan (as a profiling run of the same job
     /// would record them); the whole trace is then served from the plan.
-    #[arg(long, value_name = "K", default_value_t = 1, value_parser = parse_repeat)]
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = parse_positive)]
     pub profile_iterations: usize,
     /// memplan-plan: profile only the first N events of the trace (a profiling run stopped
     /// early); the rest of the trace is served from what that profile planned.
@@ -155,10 +155,6 @@ pub fn describe_iterations(analysis: &Analysis) -> String {
 
 /// Parses a positive integer (a number of iterations).
 pub fn parse_positive(s: &str) -> Result<usize, String> {
-    parse_repeat(s)
-}
-
-fn parse_repeat(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(0) => Err("the number of iterations must be at least 1".to_owned()),
         Ok(n) => Ok(n),

@@ -12,36 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int failures = 0;
-
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-            failures++;                                                                 \
-        }                                                                               \
-    } while (0)
-
-/* Checks that `expr` returns `code`, printing both messages when it does not. */
-#define CHECK_RC(expr, code)                                                            \
-    do {                                                                                \
-        mp_result rc_ = (expr);                                                         \
-        if (rc_ != (code)) {                                                            \
-            fprintf(stderr, "%s:%d: %s returned %u (%s), expected %u (%s)\n", __FILE__, \
-                    __LINE__, #expr, (unsigned)rc_, message(rc_), (unsigned)(code),     \
-                    message(code));                                                     \
-            failures++;                                                                 \
-        }                                                                               \
-    } while (0)
-
-static const char *message(uint32_t code) {
-    static char buf[128];
-    size_t n = 0;
-    if (mp_result_message(code, buf, sizeof buf, &n) != MP_RESULT_OK) {
-        return "(mp_result_message failed)";
-    }
-    return buf;
-}
+#include "checks.h"
 
 #define PAGE 4096u
 #define N_BLOCKS 4

@@ -14,25 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures = 0;
-
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-            failures++;                                                                 \
-        }                                                                               \
-    } while (0)
-
-#define CHECK_RC(expr, code)                                                            \
-    do {                                                                                \
-        mp_result rc_ = (expr);                                                         \
-        if (rc_ != (code)) {                                                            \
-            fprintf(stderr, "%s:%d: %s returned %u, expected %u\n", __FILE__, __LINE__, \
-                    #expr, (unsigned)rc_, (unsigned)(code));                            \
-            failures++;                                                                 \
-        }                                                                               \
-    } while (0)
+#include "checks.h"
 
 static void zero_paper(void) {
     /* 7.5B parameters on 64 data-parallel GPUs: 120, 31.4, 16.6, 1.9 GB for stages 0-3. */

@@ -10,36 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int failures = 0;
-
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-            failures++;                                                                 \
-        }                                                                               \
-    } while (0)
-
-/* Checks that `expr` returns `code`, printing both messages when it does not. */
-#define CHECK_RC(expr, code)                                                            \
-    do {                                                                                \
-        mp_result rc_ = (expr);                                                         \
-        if (rc_ != (code)) {                                                            \
-            fprintf(stderr, "%s:%d: %s returned %u (%s), expected %u (%s)\n", __FILE__, \
-                    __LINE__, #expr, (unsigned)rc_, message(rc_), (unsigned)(code),     \
-                    message(code));                                                     \
-            failures++;                                                                 \
-        }                                                                               \
-    } while (0)
-
-static const char *message(uint32_t code) {
-    static char buf[128];
-    size_t n = 0;
-    if (mp_result_message(code, buf, sizeof buf, &n) != MP_RESULT_OK) {
-        return "(mp_result_message failed)";
-    }
-    return buf;
-}
+#include "checks.h"
 
 struct buffer {
     const char *id;
@@ -259,8 +230,8 @@ static void test_messages(void) {
         CHECK_RC(mp_result_message(code, NULL, 0, &n), MP_RESULT_OK);
         CHECK(n > 0);
     }
-    CHECK(strcmp(message(12345), "unknown mp_result code 12345") == 0);
-    CHECK(strcmp(message(MP_RESULT_CAPACITY_EXCEEDED), "no plan within the capacity was found") == 0);
+    CHECK(strcmp(check_message(12345), "unknown mp_result code 12345") == 0);
+    CHECK(strcmp(check_message(MP_RESULT_CAPACITY_EXCEEDED), "no plan within the capacity was found") == 0);
 }
 
 static void test_version(void) {

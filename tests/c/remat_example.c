@@ -16,25 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures = 0;
-
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-            failures++;                                                                 \
-        }                                                                               \
-    } while (0)
-
-#define CHECK_RC(expr, code)                                                            \
-    do {                                                                                \
-        mp_result rc_ = (expr);                                                         \
-        if (rc_ != (code)) {                                                            \
-            fprintf(stderr, "%s:%d: %s returned %u, expected %u\n", __FILE__, __LINE__, \
-                    #expr, (unsigned)rc_, (unsigned)(code));                            \
-            failures++;                                                                 \
-        }                                                                               \
-    } while (0)
+#include "checks.h"
 
 enum { LAYERS = 10, MAX_T = 64 };
 static const uint64_t WEIGHT = 64, ACT = 100, BUDGET = 64 + 3 * 100;
