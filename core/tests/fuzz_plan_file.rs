@@ -53,6 +53,23 @@ fn valid_plan(rng: &mut Rng) -> Plan {
     plan
 }
 
+/// Every input saved in `fuzz/regressions/plan_file/` (crashes the fuzzer found, kept).
+#[test]
+fn saved_fuzz_inputs_pass() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/plan_file");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        let data = std::fs::read(&p).unwrap();
+        eprintln!("replaying {}", p.display());
+        plan_file::check(&data);
+    }
+}
+
 #[test]
 fn random_bytes_pass_the_fuzz_check() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);

@@ -671,7 +671,9 @@ impl PlannedAllocator {
                 break;
             }
             if let Some((off, end)) = lane.occupant[j] {
-                if !s.is_persistent() {
+                // Persistent prologue slots stay where every lap expects them; an iteration
+                // slot is never persistent, whatever its end.
+                if list == List::Iteration || !s.is_persistent() {
                     self.outside.insert(off, end);
                 }
             }
