@@ -62,10 +62,17 @@
 //! A planned request (hit) costs O(1) amortised when no unprotected allocation is live: a
 //! bounded scan of [`LOOKAHEAD`] slots, one hash-map insert, and advancing a pointer over the
 //! slots sorted by end, which moves at most once over every slot per lap (a lap has at least
-//! `len / LOOKAHEAD` hits). With `k` unprotected allocations the check adds O(log k). A miss
-//! costs O(n log n) in the slots of the list (the gap searches). `free` is O(1) expected
-//! (plus O(log k) when unprotected). Building the allocator and re-planning cost
-//! O(n²) in the slots of a list (the rooms, and the greedy placement).
+//! `len / LOOKAHEAD` hits). With `k` unprotected allocations the check adds O(log k). The gap
+//! searches of a miss read an ordered multiset of the `m` live arena ranges (persistent
+//! slots, unprotected allocations, occupied slots), which misses and frees keep up to date
+//! in O(log m) each; a hit only marks it stale, and the first miss after a hit rebuilds it in
+//! O(m log m). A miss then costs O(m) (one pass over the gaps), plus, for a request taken to
+//! be slot `c`'s outside guided laps, O(n + p log p) for the `p` slots still to come that
+//! are alive with `c` (found by a scan of the slots after `c`). `free` is O(1) expected (plus
+//! O(log k) when unprotected, and O(log m) while the index is kept, from a miss to the next
+//! hit). Building the allocator and re-planning cost O(n²) in the slots of a list (the
+//! rooms, and the greedy placement, which merges the slots placed, kept in order, with the
+//! persistent ones instead of sorting them for every slot).
 //!
 //! # Stats
 //! `allocated` is the requested bytes of live allocations; `reserved` is the arena rounded up
@@ -450,6 +457,11 @@ pub struct PlannedAllocator {
     now: u32,
     /// Unprotected live allocations in the arena: offset -> end offset.
     outside: BTreeMap<u64, u64>,
+    /// While `index_valid`: every range [`Self::live_ranges`] gives for `list`, as a multiset
+    /// (`(offset, end)` -> how many times), in order. Kept up to date by misses and frees;
+    /// a hit marks it stale (so hits stay O(1)), and the next miss rebuilds it.
+    index: BTreeMap<(u64, u64), u32>,
+    index_valid: bool,
     /// Live allocations by address.
     live: hashbrown::HashMap<Addr, Live>,
     /// Largest request seen at each iteration position since the last re-plan (0: none).
@@ -595,6 +607,8 @@ impl PlannedAllocator {
             end_ptr: 0,
             now: 0,
             outside: BTreeMap::new(),
+            index: BTreeMap::new(),
+            index_valid: false,
             live: hashbrown::HashMap::new(),
             seen: vec![0; n],
             grew: false,
@@ -674,7 +688,7 @@ impl PlannedAllocator {
                 // Persistent prologue slots stay where every lap expects them; an iteration
                 // slot is never persistent, whatever its end.
                 if list == List::Iteration || !s.is_persistent() {
-                    self.outside.insert(off, end);
+                    self.outside_insert(off, end);
                 }
             }
             self.end_ptr += 1;
@@ -688,6 +702,7 @@ impl PlannedAllocator {
             self.advance_ends(None);
         }
         self.list = List::Iteration;
+        self.index_valid = false; // another list: other ranges
         self.cursor = 0;
         self.end_ptr = 0;
         self.now = 0;
@@ -816,10 +831,12 @@ impl PlannedAllocator {
                 self.seen[k] = self.seen[k].max(size);
                 self.lap_exact += u64::from(d == 0 && matches_slot(need, s.size));
             }
+            // Hits do not keep the index of live ranges: the next miss rebuilds it.
+            self.index_valid = false;
             self.lane_mut(list).occupy(k, Some((s.offset, end)));
             if need > s.size {
                 // Grown into its room: in-arena misses must see it.
-                self.outside.insert(s.offset, end);
+                self.outside_insert(s.offset, end);
             }
             self.step_past(k);
             let addr = self.config.base + s.offset;
@@ -861,9 +878,8 @@ impl PlannedAllocator {
                 room = if !self.guided {
                     self.gap_beside(list, c, need)
                 } else if self.short_lived(&s) {
-                    let mut busy = self.live_ranges(list);
-                    busy.sort_unstable();
-                    high_gap(&busy, need, self.plan.arena_size)
+                    self.ensure_index();
+                    high_gap(self.index.keys().copied(), need, self.plan.arena_size)
                 } else {
                     None // best fit between live allocations, below
                 };
@@ -876,7 +892,7 @@ impl PlannedAllocator {
                 self.counters.misses_in_room += 1;
                 off
             }
-            None => self.gap_between_live(list, need),
+            None => self.gap_between_live(need),
         };
         let end = off.checked_add(need).ok_or(AllocError::OutOfMemory {
             size,
@@ -897,7 +913,7 @@ impl PlannedAllocator {
             // After the search: stepping past the last slot may end the lap and re-plan.
             self.step_past(c);
         }
-        self.outside.insert(off, end);
+        self.outside_insert(off, end);
         let addr = self.config.base + off;
         self.live.insert(
             addr,
@@ -927,6 +943,54 @@ impl PlannedAllocator {
             && self.config.capacity.is_none_or(|c| pages <= c)
     }
 
+    /// Records an unprotected allocation (replacing any at the same offset), keeping the
+    /// index of live ranges in step. O(log n).
+    fn outside_insert(&mut self, off: u64, end: u64) {
+        let old = self.outside.insert(off, end);
+        if self.index_valid {
+            if let Some(old) = old {
+                self.index_remove(off, old);
+            }
+            *self.index.entry((off, end)).or_insert(0) += 1;
+        }
+    }
+
+    /// Takes one `(off, end)` out of the index of live ranges. O(log n).
+    fn index_remove(&mut self, off: u64, end: u64) {
+        if let Some(n) = self.index.get_mut(&(off, end)) {
+            *n -= 1;
+            if *n == 0 {
+                self.index.remove(&(off, end));
+            }
+        } else {
+            debug_assert!(false, "index of live ranges out of step");
+        }
+    }
+
+    /// Rebuilds the index of live ranges when a hit left it stale. O(n log n).
+    fn ensure_index(&mut self) {
+        if self.index_valid {
+            debug_assert!(self.index_in_step());
+            return;
+        }
+        let mut index = core::mem::take(&mut self.index);
+        index.clear();
+        for r in self.live_ranges(self.list) {
+            *index.entry(r).or_insert(0) += 1;
+        }
+        self.index = index;
+        self.index_valid = true;
+    }
+
+    /// True when the index of live ranges holds exactly [`Self::live_ranges`] (debug checks).
+    fn index_in_step(&self) -> bool {
+        let mut fresh: BTreeMap<(u64, u64), u32> = BTreeMap::new();
+        for r in self.live_ranges(self.list) {
+            *fresh.entry(r).or_insert(0) += 1;
+        }
+        fresh == self.index
+    }
+
     /// Everything live in the arena, as `(offset, end)`: persistent slots (laps only),
     /// unprotected allocations and the list's occupied slots. Unsorted.
     fn live_ranges(&self, list: List) -> Vec<(u64, u64)> {
@@ -941,11 +1005,11 @@ impl PlannedAllocator {
     }
 
     /// The best-fitting gap between live allocations inside the arena, or else the lowest
-    /// offset above all of them (the arena then grows). O(n log n).
-    fn gap_between_live(&self, list: List, need: u64) -> u64 {
-        let mut busy = self.live_ranges(list);
-        busy.sort_unstable();
-        let (best, top) = best_gap(&busy, need, self.plan.arena_size);
+    /// offset above all of them (the arena then grows). O(n) in the live ranges, plus
+    /// rebuilding their index after a hit.
+    fn gap_between_live(&mut self, need: u64) -> u64 {
+        self.ensure_index();
+        let (best, top) = best_gap(self.index.keys().copied(), need, self.plan.arena_size);
         best.unwrap_or_else(|| round_up(top, ALIGN).unwrap_or(u64::MAX))
     }
 
@@ -954,12 +1018,14 @@ impl PlannedAllocator {
     /// allocations and of every slot still to come this lap that is planned to be alive
     /// together with slot `c` (so later hits are not blocked while it lives as planned).
     /// Slots whose turn has passed without being occupied leave their range to it. The
-    /// smallest gap that holds `need`, the lowest among equal ones. O(n log n) in the list's
-    /// slots.
-    fn gap_beside(&self, list: List, c: usize, need: u64) -> Option<u64> {
+    /// smallest gap that holds `need`, the lowest among equal ones. O(n + p log p) in the
+    /// live ranges and the `p` slots to come alive with slot `c` (the scan for them may
+    /// visit every slot after `c`), plus rebuilding the index of live ranges after a hit.
+    fn gap_beside(&mut self, list: List, c: usize, need: u64) -> Option<u64> {
+        self.ensure_index();
         let slots = self.slots(list);
         let s = slots[c];
-        let mut busy = self.live_ranges(list);
+        let mut busy = Vec::new();
         let lane = self.lane_of(list);
         for (j, t) in slots.iter().enumerate().skip(c + 1) {
             if lane.by_start && t.start >= s.end {
@@ -971,7 +1037,8 @@ impl PlannedAllocator {
             }
         }
         busy.sort_unstable();
-        best_gap(&busy, need, self.plan.arena_size).0
+        let live = self.index.keys().copied();
+        best_gap(merged(live, &busy), need, self.plan.arena_size).0
     }
 
     /// Lowest offset in `[floor, arena_size)` where `need` bytes are clear of unprotected
@@ -1021,10 +1088,28 @@ impl PlannedAllocator {
     }
 }
 
+/// The sorted ranges `a` and `b` merged into one sorted sequence.
+fn merged<'a>(
+    a: impl Iterator<Item = (u64, u64)> + 'a,
+    b: &'a [(u64, u64)],
+) -> impl Iterator<Item = (u64, u64)> + 'a {
+    let mut a = a.peekable();
+    let mut b = b.iter().copied().peekable();
+    core::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) if y < x => b.next(),
+        (Some(_), _) => a.next(),
+        (None, _) => b.next(),
+    })
+}
+
 /// The best-fitting gap for `need` bytes among the sorted `busy` ranges inside `[0, arena)`
 /// (the smallest that holds it, the lowest among equal ones; gaps start at [`ALIGN`]-aligned
-/// offsets), and the end of the highest busy range.
-fn best_gap(busy: &[(u64, u64)], need: u64, arena: u64) -> (Option<u64>, u64) {
+/// offsets), and the end of the highest busy range. Repeated ranges change nothing.
+fn best_gap(
+    busy: impl IntoIterator<Item = (u64, u64)>,
+    need: u64,
+    arena: u64,
+) -> (Option<u64>, u64) {
     let mut best: Option<(u64, u64)> = None; // (gap size, offset)
     let mut consider = |at: u64, until: u64| {
         let Some(at) = round_up(at, ALIGN) else {
@@ -1035,7 +1120,7 @@ fn best_gap(busy: &[(u64, u64)], need: u64, arena: u64) -> (Option<u64>, u64) {
         }
     };
     let mut at = 0u64;
-    for &(o, e) in busy {
+    for (o, e) in busy {
         if o > at {
             consider(at, o.min(arena));
         }
@@ -1046,8 +1131,8 @@ fn best_gap(busy: &[(u64, u64)], need: u64, arena: u64) -> (Option<u64>, u64) {
 }
 
 /// The highest place for `need` bytes among the sorted `busy` ranges inside `[0, arena)`:
-/// the end of the highest gap that holds it, aligned down.
-fn high_gap(busy: &[(u64, u64)], need: u64, arena: u64) -> Option<u64> {
+/// the end of the highest gap that holds it, aligned down. Repeated ranges change nothing.
+fn high_gap(busy: impl IntoIterator<Item = (u64, u64)>, need: u64, arena: u64) -> Option<u64> {
     let mut best = None;
     let mut at = 0u64;
     let mut consider = |at: u64, until: u64| {
@@ -1058,7 +1143,7 @@ fn high_gap(busy: &[(u64, u64)], need: u64, arena: u64) -> Option<u64> {
             }
         }
     };
-    for &(o, e) in busy {
+    for (o, e) in busy {
         if o > at {
             consider(at, o.min(arena));
         }
@@ -1086,34 +1171,39 @@ fn persistent_ranges(plan: &Plan) -> Vec<(u64, u64)> {
 /// Places `slots` greedily, largest first (ties: earlier start, lower index), each at the
 /// lowest [`ALIGN`]-aligned offset clear of `blockers` (alive throughout) and of the slots
 /// already placed that are alive with it. Returns the highest end (`None` on overflow).
-/// O(n²) in the slots.
+/// O(n²) in the slots: the slots placed are kept in order of `(offset, end)`, so each
+/// placement merges them with the sorted blockers instead of sorting.
 fn place_around(slots: &mut [Slot], blockers: &[(u64, u64)]) -> Option<u64> {
     let mut order: Vec<usize> = (0..slots.len()).collect();
     order.sort_by_key(|&i| (core::cmp::Reverse(slots[i].size), slots[i].start, i));
-    let mut placed: Vec<usize> = Vec::with_capacity(slots.len());
+    let mut blockers = blockers.to_vec();
+    blockers.sort_unstable();
+    // (offset, end, start, slot end) of the slots placed, in order.
+    let mut placed: Vec<(u64, u64, u32, u32)> = Vec::with_capacity(slots.len());
     let mut top = blockers.iter().map(|&(_, e)| e).max().unwrap_or(0);
     let mut busy: Vec<(u64, u64)> = Vec::new();
     for &i in &order {
         let s = slots[i];
         busy.clear();
-        busy.extend_from_slice(blockers);
-        for &j in &placed {
-            let t = &slots[j];
-            if t.start < s.end && s.start < t.end {
-                busy.push((t.offset, t.offset + t.size));
-            }
-        }
-        busy.sort_unstable();
+        busy.extend(
+            placed
+                .iter()
+                .filter(|&&(_, _, start, end)| start < s.end && s.start < end)
+                .map(|&(o, e, _, _)| (o, e)),
+        );
         let mut at = 0u64;
-        for &(o, e) in &busy {
+        for (o, e) in merged(blockers.iter().copied(), &busy) {
             if o >= at.checked_add(s.size)? {
                 break;
             }
             at = at.max(round_up(e, ALIGN)?);
         }
         slots[i].offset = at;
-        top = top.max(at.checked_add(s.size)?);
-        placed.push(i);
+        let end = at.checked_add(s.size)?;
+        top = top.max(end);
+        let p = (at, end, s.start, s.end);
+        let k = placed.partition_point(|&(o, e, _, _)| (o, e) <= (at, end));
+        placed.insert(k, p);
     }
     Some(top)
 }
@@ -1164,12 +1254,24 @@ impl Allocator for PlannedAllocator {
             return Err(AllocError::UnknownAddress { addr });
         };
         match l.kind {
-            Kind::Slot(list, k) => self.lane_mut(list).occupy(k, None),
+            Kind::Slot(list, k) => {
+                let lane = self.lane_mut(list);
+                let occupant = lane.occupant[k];
+                lane.occupy(k, None);
+                if self.index_valid && list == self.list {
+                    if let Some((o, e)) = occupant {
+                        self.index_remove(o, e);
+                    }
+                }
+            }
             Kind::InArena => {}
         }
         self.allocated -= l.requested;
         if self.outside.get(&l.off) == Some(&l.end) {
             self.outside.remove(&l.off);
+            if self.index_valid {
+                self.index_remove(l.off, l.end);
+            }
         }
         Ok(())
     }
