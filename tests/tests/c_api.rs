@@ -54,10 +54,10 @@ fn show(output: &Output) -> String {
     )
 }
 
-/// Builds `memplan-ffi` and returns the path of `libmemplan.a` (once per process).
-fn staticlib() -> &'static Path {
-    static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
+/// Builds `memplan-ffi` once per process and returns the files cargo listed for it.
+fn ffi_artifacts() -> &'static [PathBuf] {
+    static FILES: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    FILES.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
         let output = Command::new(&cargo)
             .current_dir(workspace_root())
@@ -70,21 +70,32 @@ fn staticlib() -> &'static Path {
             "cargo build -p memplan-ffi failed\n{}",
             show(&output)
         );
-        // Each compiler-artifact message lists its files in "filenames"; pick the staticlib.
+        // Each compiler-artifact message lists its files in "filenames".
         // (Paths are JSON strings; a path containing `"` or `\` would be escaped and missed.)
         let stdout = String::from_utf8_lossy(&output.stdout);
-        let lib = stdout
+        stdout
             .lines()
             .filter(|line| line.contains(r#""reason":"compiler-artifact""#))
             .flat_map(|line| line.split('"'))
-            .find(|s| s.ends_with("/libmemplan.a"))
+            .filter(|s| s.ends_with("/libmemplan.a") || s.ends_with("/libmemplan.so"))
             .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                panic!("no libmemplan.a among cargo's artifacts\n{}", show(&output))
-            });
-        assert!(lib.is_file(), "{} does not exist", lib.display());
-        lib
+            .collect()
     })
+}
+
+/// The built library file named `name` (`libmemplan.a` or `libmemplan.so`).
+fn ffi_artifact(name: &str) -> &'static Path {
+    let lib = ffi_artifacts()
+        .iter()
+        .find(|p| p.file_name().is_some_and(|f| f == name))
+        .unwrap_or_else(|| panic!("no {name} among cargo's artifacts for memplan-ffi"));
+    assert!(lib.is_file(), "{} does not exist", lib.display());
+    lib
+}
+
+/// Builds `memplan-ffi` and returns the path of `libmemplan.a` (once per process).
+fn staticlib() -> &'static Path {
+    ffi_artifact("libmemplan.a")
 }
 
 /// The compiler named by `$var`, or `default`, if it runs at all.
@@ -350,36 +361,7 @@ fn c11_allocator_example_asan_ubsan() {
 
 /// Builds `memplan-ffi` and returns the path of the shared library `libmemplan.so`.
 fn cdylib() -> &'static Path {
-    static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-        let output = Command::new(&cargo)
-            .current_dir(workspace_root())
-            .args(["build", "-p", "memplan-ffi", "--lib"])
-            .arg("--message-format=json-render-diagnostics")
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {cargo:?}: {e}"));
-        assert!(
-            output.status.success(),
-            "cargo build failed\n{}",
-            show(&output)
-        );
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let lib = stdout
-            .lines()
-            .filter(|line| line.contains(r#""reason":"compiler-artifact""#))
-            .flat_map(|line| line.split('"'))
-            .find(|s| s.ends_with("/libmemplan.so"))
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                panic!(
-                    "no libmemplan.so among cargo's artifacts\n{}",
-                    show(&output)
-                )
-            });
-        assert!(lib.is_file(), "{} does not exist", lib.display());
-        lib
-    })
+    ffi_artifact("libmemplan.so")
 }
 
 #[test]
