@@ -232,6 +232,20 @@ fn sanitizers_work(cc: &OsString) -> bool {
 }
 
 /// Builds the C11 program `source` with ASan+UBSan and runs it (leak detection on); skips
+/// Builds the C11 program `source` (warnings as errors, `-g`) as `exe`, runs it, checks it
+/// printed "all checks passed", and returns its stdout; `None` (after a SKIP line naming
+/// `test`) when there is no C compiler.
+fn run_c11_example(test: &str, exe: &str, source: &str) -> Option<String> {
+    let Some(cc) = c_compiler() else {
+        eprintln!("SKIP {test}: no C compiler (set CC)");
+        return None;
+    };
+    let exe = build(&cc, exe, &[source], &strs(&c_flags("c11", &["-g"])));
+    let stdout = run(&exe, &[], &[]);
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+    Some(stdout)
+}
+
 /// with a message when there is no C compiler or the sanitizers do not work here.
 fn run_sanitized(test: &str, exe: &str, source: &str) {
     let Some(cc) = c_compiler() else {
@@ -310,35 +324,23 @@ fn double_include_two_translation_units_cpp() {
 
 #[test]
 fn c11_allocator_example() {
-    let Some(cc) = c_compiler() else {
-        eprintln!("SKIP c11_allocator_example: no C compiler (set CC)");
+    let Some(stdout) = run_c11_example(
+        "c11_allocator_example",
+        "allocator_example_c11",
+        "allocator_example.c",
+    ) else {
         return;
     };
-    let exe = build(
-        &cc,
-        "allocator_example_c11",
-        &["allocator_example.c"],
-        &strs(&c_flags("c11", &["-g"])),
-    );
-    let stdout = run(&exe, &[], &[]);
-    assert!(stdout.contains("all checks passed"), "{stdout}");
     assert!(stdout.contains("6512 bytes in 4 blocks"), "{stdout}");
 }
 
 #[test]
 fn c11_planned_example() {
-    let Some(cc) = c_compiler() else {
-        eprintln!("SKIP c11_planned_example: no C compiler (set CC)");
-        return;
-    };
-    let exe = build(
-        &cc,
+    run_c11_example(
+        "c11_planned_example",
         "planned_example_c11",
-        &["planned_example.c"],
-        &strs(&c_flags("c11", &["-g"])),
+        "planned_example.c",
     );
-    let stdout = run(&exe, &[], &[]);
-    assert!(stdout.contains("all checks passed"), "{stdout}");
 }
 
 #[test]
@@ -429,18 +431,13 @@ fn c11_torch_allocator_through_dlopen() {
 
 #[test]
 fn c11_estimate_example() {
-    let Some(cc) = c_compiler() else {
-        eprintln!("SKIP c11_estimate_example: no C compiler (set CC)");
+    let Some(stdout) = run_c11_example(
+        "c11_estimate_example",
+        "estimate_example_c11",
+        "estimate_example.c",
+    ) else {
         return;
     };
-    let exe = build(
-        &cc,
-        "estimate_example_c11",
-        &["estimate_example.c"],
-        &strs(&c_flags("c11", &["-g"])),
-    );
-    let stdout = run(&exe, &[], &[]);
-    assert!(stdout.contains("all checks passed"), "{stdout}");
     assert!(stdout.contains("ZeRO-1: 31.4 GB per GPU"), "{stdout}");
 }
 
@@ -455,18 +452,10 @@ fn c11_estimate_example_asan_ubsan() {
 
 #[test]
 fn c11_remat_example() {
-    let Some(cc) = c_compiler() else {
-        eprintln!("SKIP c11_remat_example: no C compiler (set CC)");
+    let Some(stdout) = run_c11_example("c11_remat_example", "remat_example_c11", "remat_example.c")
+    else {
         return;
     };
-    let exe = build(
-        &cc,
-        "remat_example_c11",
-        &["remat_example.c"],
-        &strs(&c_flags("c11", &["-g"])),
-    );
-    let stdout = run(&exe, &[], &[]);
-    assert!(stdout.contains("all checks passed"), "{stdout}");
     assert!(stdout.contains("recomputations"), "{stdout}");
 }
 
