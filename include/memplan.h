@@ -48,75 +48,6 @@
 #define MP_ALLOCATOR_MAX_PAGE_SIZE 1099511627776
 
 /**
- * `heuristic` of `mp_remat_new`: h_DTR, `(c + C_fwd + C_bwd) / (size × staleness)`.
- */
-#define MP_REMAT_HEURISTIC_DTR 0
-
-/**
- * `heuristic`: h_DTR^eq (equivalence classes of evicted neighbours).
- */
-#define MP_REMAT_HEURISTIC_DTR_EQ 1
-
-/**
- * `heuristic`: h_DTR^local, `c / (size × staleness)`.
- */
-#define MP_REMAT_HEURISTIC_DTR_LOCAL 2
-
-/**
- * `heuristic`: h_MSPS, `(c + C_bwd) / size`.
- */
-#define MP_REMAT_HEURISTIC_MSPS 3
-
-/**
- * `heuristic`: least recently used first.
- */
-#define MP_REMAT_HEURISTIC_LRU 4
-
-/**
- * `heuristic`: largest buffer first.
- */
-#define MP_REMAT_HEURISTIC_LARGEST 5
-
-/**
- * `heuristic`: memplan's own (without a known schedule, as here: MSPS's cost over
- * `size × staleness`).
- */
-#define MP_REMAT_HEURISTIC_MEMPLAN 6
-
-/**
- * `flags` bit of `mp_remat_register`: the tensor is a constant (parameter, input): no
- * parents, cost 0, resident and pinned for good.
- */
-#define MP_REMAT_CONSTANT (1 << 0)
-
-/**
- * `kind` of `mp_remat_action`: free the buffer of `tensor` (it becomes undefined).
- */
-#define MP_REMAT_EVICT 1
-
-/**
- * `kind`: run the op that produces `tensor` for the first time (the op being registered).
- */
-#define MP_REMAT_COMPUTE 2
-
-/**
- * `kind`: run the op that produces `tensor` again (rematerialization).
- */
-#define MP_REMAT_RECOMPUTE 3
-
-/**
- * `kind` (swap mode, `mp_remat_set_swap_bandwidth`): copy the buffer of `tensor` to host
- * memory; its `MP_REMAT_EVICT` follows.
- */
-#define MP_REMAT_OFFLOAD 4
-
-/**
- * `kind` (swap mode): copy the buffer of `tensor` back from its host copy instead of
- * recomputing it.
- */
-#define MP_REMAT_FETCH 5
-
-/**
  * `offload` of `mp_estimate_input`: everything on the GPU.
  */
 #define MP_OFFLOAD_NONE 0
@@ -190,6 +121,75 @@
  * `flags` bit of `mp_solve_options`: the `time_limit_ms` field is set.
  */
 #define MP_SOLVE_TIME_LIMIT (1 << 2)
+
+/**
+ * `heuristic` of `mp_remat_new`: h_DTR, `(c + C_fwd + C_bwd) / (size × staleness)`.
+ */
+#define MP_REMAT_HEURISTIC_DTR 0
+
+/**
+ * `heuristic`: h_DTR^eq (equivalence classes of evicted neighbours).
+ */
+#define MP_REMAT_HEURISTIC_DTR_EQ 1
+
+/**
+ * `heuristic`: h_DTR^local, `c / (size × staleness)`.
+ */
+#define MP_REMAT_HEURISTIC_DTR_LOCAL 2
+
+/**
+ * `heuristic`: h_MSPS, `(c + C_bwd) / size`.
+ */
+#define MP_REMAT_HEURISTIC_MSPS 3
+
+/**
+ * `heuristic`: least recently used first.
+ */
+#define MP_REMAT_HEURISTIC_LRU 4
+
+/**
+ * `heuristic`: largest buffer first.
+ */
+#define MP_REMAT_HEURISTIC_LARGEST 5
+
+/**
+ * `heuristic`: memplan's own (without a known schedule, as here: MSPS's cost over
+ * `size × staleness`).
+ */
+#define MP_REMAT_HEURISTIC_MEMPLAN 6
+
+/**
+ * `flags` bit of `mp_remat_register`: the tensor is a constant (parameter, input): no
+ * parents, cost 0, resident and pinned for good.
+ */
+#define MP_REMAT_CONSTANT (1 << 0)
+
+/**
+ * `kind` of `mp_remat_action`: free the buffer of `tensor` (it becomes undefined).
+ */
+#define MP_REMAT_EVICT 1
+
+/**
+ * `kind`: run the op that produces `tensor` for the first time (the op being registered).
+ */
+#define MP_REMAT_COMPUTE 2
+
+/**
+ * `kind`: run the op that produces `tensor` again (rematerialization).
+ */
+#define MP_REMAT_RECOMPUTE 3
+
+/**
+ * `kind` (swap mode, `mp_remat_set_swap_bandwidth`): copy the buffer of `tensor` to host
+ * memory; its `MP_REMAT_EVICT` follows.
+ */
+#define MP_REMAT_OFFLOAD 4
+
+/**
+ * `kind` (swap mode): copy the buffer of `tensor` back from its host copy instead of
+ * recomputing it.
+ */
+#define MP_REMAT_FETCH 5
 
 /**
  * The result of every fallible memplan C function. `MP_RESULT_OK` (0) is success; every
@@ -299,10 +299,12 @@ typedef uint32_t mp_result;
 #endif // __cplusplus
 
 /**
- * An opaque online allocator of simulated device memory: one virtual range grown in pages,
- * exact best fit with immediate coalescing, 512-byte aligned blocks.
+ * An opaque allocator of simulated device memory, 512-byte aligned blocks in one virtual
+ * range: the online allocator (exact best fit with immediate coalescing over a range grown
+ * in pages) or the plan-guided one.
  *
- * Create with `mp_allocator_new`, destroy with `mp_allocator_free`.
+ * Create with `mp_allocator_new` or `mp_allocator_new_planned`, destroy with
+ * `mp_allocator_free`.
  */
 typedef struct mp_allocator mp_allocator;
 
@@ -423,55 +425,6 @@ typedef struct mp_plan_counters {
    */
   uint64_t guided_laps;
 } mp_plan_counters;
-
-/**
- * One thing the caller must do, in list order.
- */
-typedef struct mp_remat_action {
-  /**
-   * `MP_REMAT_EVICT`, `MP_REMAT_COMPUTE` or `MP_REMAT_RECOMPUTE`.
-   */
-  uint32_t kind;
-  /**
-   * The tensor (id from `mp_remat_register`).
-   */
-  uint32_t tensor;
-} mp_remat_action;
-
-/**
- * Counters of a runtime, as returned by `mp_remat_stats`. (Not named `mp_remat_stats`: in C
- * a typedef and a function cannot share a name.)
- */
-typedef struct mp_remat_counters {
-  /**
-   * 1 + the cost of every op run so far (first runs and recomputations).
-   */
-  uint64_t clock;
-  /**
-   * Cost of first runs.
-   */
-  uint64_t model_compute;
-  /**
-   * Cost of recomputations.
-   */
-  uint64_t remat_compute;
-  /**
-   * Buffers evicted (by the heuristic and when their last reference went).
-   */
-  uint64_t evictions;
-  /**
-   * Bytes resident now.
-   */
-  uint64_t memory;
-  /**
-   * Highest resident byte count.
-   */
-  uint64_t peak;
-  /**
-   * Tensors registered.
-   */
-  uint64_t tensors;
-} mp_remat_counters;
 
 /**
  * A training setup for `mp_estimate_memory`. Counts must be at least 1 (except `params`).
@@ -811,6 +764,55 @@ typedef struct mp_solve_options {
   uint64_t time_limit_ms;
 } mp_solve_options;
 
+/**
+ * One thing the caller must do, in list order.
+ */
+typedef struct mp_remat_action {
+  /**
+   * `MP_REMAT_EVICT`, `MP_REMAT_COMPUTE` or `MP_REMAT_RECOMPUTE`.
+   */
+  uint32_t kind;
+  /**
+   * The tensor (id from `mp_remat_register`).
+   */
+  uint32_t tensor;
+} mp_remat_action;
+
+/**
+ * Counters of a runtime, as returned by `mp_remat_stats`. (Not named `mp_remat_stats`: in C
+ * a typedef and a function cannot share a name.)
+ */
+typedef struct mp_remat_counters {
+  /**
+   * 1 + the cost of every op run so far (first runs and recomputations).
+   */
+  uint64_t clock;
+  /**
+   * Cost of first runs.
+   */
+  uint64_t model_compute;
+  /**
+   * Cost of recomputations.
+   */
+  uint64_t remat_compute;
+  /**
+   * Buffers evicted (by the heuristic and when their last reference went).
+   */
+  uint64_t evictions;
+  /**
+   * Bytes resident now.
+   */
+  uint64_t memory;
+  /**
+   * Highest resident byte count.
+   */
+  uint64_t peak;
+  /**
+   * Tensors registered.
+   */
+  uint64_t tensors;
+} mp_remat_counters;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -991,7 +993,7 @@ mp_result mp_allocator_stats(const struct mp_allocator *allocator,
  * Requests are served in order from the plan's slots: first its prologue (warm-up, first
  * iteration, weights), then its iteration, lap after lap. Requests the plan did not foresee
  * are placed in the arena where the plan leaves room, else the arena grows (see
- * `memplan_core::allocator::planned`). Blocks are 512-aligned in one range starting at
+ * `memplan_core::allocator::guided`). Blocks are 512-aligned in one range starting at
  * 0x7f0000000000; `mp_allocator_alloc`, `mp_allocator_dealloc` and `mp_allocator_stats`
  * work as for `mp_allocator_new`'s allocators, `mp_allocator_trim` releases nothing (the
  * arena never shrinks). `options` as for `mp_allocator_new`: `capacity` bounds the arena
@@ -1080,338 +1082,6 @@ mp_result mp_allocator_plan_counters(const struct mp_allocator *allocator,
  * with `len > 0`.
  */
 mp_result mp_result_message(uint32_t code, char *buf, size_t len, size_t *out_n);
-
-/**
- * Creates a runtime with a budget of `budget` bytes and the given eviction heuristic
- * (`MP_REMAT_HEURISTIC_*`), and stores it in `*out_remat`. There is no recomputation limit.
- * Errors: `MP_RESULT_NULL_PARAMETER` (NULL `out_remat`), `MP_RESULT_INVALID_ARGUMENT`
- * (unknown heuristic, misaligned `out_remat`).
- *
- * # Safety
- * - `out_remat`: non-NULL, aligned, valid for one pointer write. Written only on success.
- *
- * # Ownership
- * The caller owns the new runtime and must free it with `mp_remat_free`, exactly once.
- *
- * # Copies
- * Nothing is retained from the arguments.
- *
- * # Thread safety
- * Safe to call from any thread. A runtime is not internally synchronised: it may move
- * between threads; calls taking `const mp_remat *` may run concurrently with each other, a
- * call taking `mp_remat *` must not overlap any other call on it.
- *
- * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `out_remat` is NULL.
- */
-mp_result mp_remat_new(uint64_t budget, uint32_t heuristic_code, struct mp_remat **out_remat);
-
-/**
- * Swap mode: from now on a buffer chosen for eviction is copied to host memory over a link
- * of `bytes_per_second` (action `MP_REMAT_OFFLOAD` before its `MP_REMAT_EVICT`) when copying
- * it out and back costs less than recomputing it (costs in ns: pass `cost` to
- * `mp_remat_register` in nanoseconds); bringing it back is then `MP_REMAT_FETCH`, not a
- * recomputation. Errors: `MP_RESULT_NULL_PARAMETER`, `MP_RESULT_INVALID_ARGUMENT`
- * (`bytes_per_second` is 0), `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
- *
- * # Safety
- * - `remat`: NULL or a live runtime from `mp_remat_new`.
- *
- * # Ownership
- * Nothing changes owner.
- *
- * # Copies
- * Nothing is copied or consumed.
- *
- * # Thread safety
- * Must not overlap any other call on the same runtime.
- *
- * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `remat` is NULL.
- */
-mp_result mp_remat_set_swap_bandwidth(struct mp_remat *remat, uint64_t bytes_per_second);
-
-/**
- * Destroys a runtime.
- *
- * # Safety
- * - `remat`: NULL, or a runtime from `mp_remat_new` not yet freed (poisoned ones included).
- *
- * # Ownership
- * Ends the caller's ownership: `remat` must not be used again.
- *
- * # Copies
- * Consumes `remat`.
- *
- * # Thread safety
- * No other call on the same runtime may run concurrently or afterwards.
- *
- * # NULL
- * NULL is a no-op. Freeing twice is undefined behaviour.
- */
-void mp_remat_free(struct mp_remat *remat);
-
-/**
- * Registers a tensor and runs the op that produces it: `size` bytes, compute cost `cost`
- * (any unit, e.g. ns), computed from `parents[0..n_parents]` (tensor ids, duplicates
- * allowed). Evicted parents are recomputed first and buffers are evicted until `size` fits:
- * the action list (`mp_remat_actions`) says what to do, ending with `MP_REMAT_COMPUTE` of
- * the new tensor. With `MP_REMAT_CONSTANT` in `flags` the tensor is a constant (no parents,
- * `cost` ignored), pinned for good. The new tensor holds one reference (drop it with
- * `mp_remat_release`). Its id, stored in `*out_tensor`, is the number of tensors registered
- * before it.
- *
- * Errors: `MP_RESULT_NULL_PARAMETER` (NULL `remat` or `out_tensor`, NULL `parents` with
- * `n_parents > 0`), `MP_RESULT_INVALID_ARGUMENT` (unknown `flags` bits, a constant with
- * parents, misaligned pointers), `MP_RESULT_INDEX_OUT_OF_RANGE` (a parent id not
- * registered), `MP_RESULT_OVERFLOW`, `MP_RESULT_OUT_OF_MEMORY` (nothing left to evict: the
- * runtime stopped half-way and every later mutating call returns this code again),
- * `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
- *
- * # Safety
- * - `remat`: NULL or a live runtime from `mp_remat_new`.
- * - `parents`: when `n_parents > 0`, valid for reading `n_parents` aligned `uint32_t`.
- * - `out_tensor`: non-NULL, aligned, valid for one `uint32_t` write. Written only on success.
- *
- * # Ownership
- * The caller keeps ownership of `parents` and `out_tensor`.
- *
- * # Copies
- * `parents` is copied.
- *
- * # Thread safety
- * Must not overlap any other call on the same runtime.
- *
- * # NULL
- * See the errors above.
- */
-mp_result mp_remat_register(struct mp_remat *remat,
-                            uint64_t size,
-                            uint64_t cost,
-                            const uint32_t *parents,
-                            size_t n_parents,
-                            uint32_t flags,
-                            uint32_t *out_tensor);
-
-/**
- * Records an access to `tensor` now (refreshing its staleness) and makes it resident,
- * recomputing it and what it needs (see `mp_remat_actions`). Errors:
- * `MP_RESULT_NULL_PARAMETER`, `MP_RESULT_INDEX_OUT_OF_RANGE` (unknown tensor),
- * `MP_RESULT_OUT_OF_MEMORY`, `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
- *
- * # Safety
- * - `remat`: NULL or a live runtime from `mp_remat_new`.
- *
- * # Ownership
- * Nothing changes owner.
- *
- * # Copies
- * Nothing is copied or consumed.
- *
- * # Thread safety
- * Must not overlap any other call on the same runtime.
- *
- * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `remat` is NULL.
- */
-mp_result mp_remat_access(struct mp_remat *remat, uint32_t tensor);
-
-/**
- * Makes `tensor` resident (recomputing as needed; see `mp_remat_actions`) and locks its
- * buffer against eviction until `mp_remat_unpin`, e.g. while an op of the caller reads
- * it. Pins nest. Errors: as `mp_remat_access`.
- *
- * # Safety
- * - `remat`: NULL or a live runtime from `mp_remat_new`.
- *
- * # Ownership
- * Nothing changes owner.
- *
- * # Copies
- * Nothing is copied or consumed.
- *
- * # Thread safety
- * Must not overlap any other call on the same runtime.
- *
- * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `remat` is NULL.
- */
-mp_result mp_remat_pin(struct mp_remat *remat, uint32_t tensor);
-
-/**
- * Drops one pin taken by `mp_remat_pin`; a buffer left without pins and references is
- * evicted at once. Errors: `MP_RESULT_NULL_PARAMETER`, `MP_RESULT_INDEX_OUT_OF_RANGE`,
- * `MP_RESULT_INVALID_ARGUMENT` (not pinned), `MP_RESULT_OUT_OF_MEMORY` (runtime stopped
- * earlier), `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
- *
- * # Safety
- * - `remat`: NULL or a live runtime from `mp_remat_new`.
- *
- * # Ownership
- * Nothing changes owner.
- *
- * # Copies
- * Nothing is copied or consumed.
- *
- * # Thread safety
- * Must not overlap any other call on the same runtime.
- *
- * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `remat` is NULL.
- */
-mp_result mp_remat_unpin(struct mp_remat *remat, uint32_t tensor);
-
-/**
- * Drops one reference to `tensor` (the caller no longer needs it); a buffer left without
- * references is evicted at once unless pinned. It stays registered: a tensor computed
- * from it may still need it recomputed. Errors: `MP_RESULT_NULL_PARAMETER`,
- * `MP_RESULT_INDEX_OUT_OF_RANGE`, `MP_RESULT_INVALID_ARGUMENT` (no reference left),
- * `MP_RESULT_OUT_OF_MEMORY` (runtime stopped earlier), `MP_RESULT_POISONED`,
- * `MP_RESULT_PANIC`.
- *
- * # Safety
- * - `remat`: NULL or a live runtime from `mp_remat_new`.
- *
- * # Ownership
- * Nothing changes owner.
- *
- * # Copies
- * Nothing is copied or consumed.
- *
- * # Thread safety
- * Must not overlap any other call on the same runtime.
- *
- * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `remat` is NULL.
- */
-mp_result mp_remat_release(struct mp_remat *remat, uint32_t tensor);
-
-/**
- * Evicts buffers (heuristic order) until `bytes` more fit in the budget; the list
- * (`MP_REMAT_EVICT` actions) is read with `mp_remat_actions`, and its length stored in
- * `*out_n` when `out_n` is not NULL. Errors: `MP_RESULT_NULL_PARAMETER`,
- * `MP_RESULT_INVALID_ARGUMENT` (misaligned `out_n`), `MP_RESULT_OUT_OF_MEMORY` (not enough
- * evictable; the evictions made stay listed), `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
- *
- * # Safety
- * - `remat`: NULL or a live runtime from `mp_remat_new`.
- * - `out_n`: NULL, or aligned and valid for one `size_t` write (written also on
- *   `MP_RESULT_OUT_OF_MEMORY`).
- *
- * # Ownership
- * The caller keeps ownership of `out_n`.
- *
- * # Copies
- * Nothing is copied or consumed.
- *
- * # Thread safety
- * Must not overlap any other call on the same runtime.
- *
- * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `remat` is NULL; `out_n` may be NULL.
- */
-mp_result mp_remat_make_room(struct mp_remat *remat, uint64_t bytes, size_t *out_n);
-
-/**
- * Makes `tensor` resident without counting an access: the recomputations and evictions
- * needed are read with `mp_remat_actions`, their number stored in `*out_n` when `out_n` is
- * not NULL. Errors: as `mp_remat_make_room`, plus `MP_RESULT_INDEX_OUT_OF_RANGE`.
- *
- * # Safety
- * - `remat`: NULL or a live runtime from `mp_remat_new`.
- * - `out_n`: NULL, or aligned and valid for one `size_t` write.
- *
- * # Ownership
- * The caller keeps ownership of `out_n`.
- *
- * # Copies
- * Nothing is copied or consumed.
- *
- * # Thread safety
- * Must not overlap any other call on the same runtime.
- *
- * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `remat` is NULL; `out_n` may be NULL.
- */
-mp_result mp_remat_materialize(struct mp_remat *remat, uint32_t tensor, size_t *out_n);
-
-/**
- * Copies the actions decided by the last mutating call on `remat` (register, access, pin,
- * unpin, release, make_room, materialize), in the order the caller must carry them out.
- *
- * `*out_n` receives their number. They are written to `out` only when `cap` is at least
- * that number; call with `out = NULL, cap = 0` to size the array (then only `*out_n` is
- * written). Errors: `MP_RESULT_NULL_PARAMETER`, `MP_RESULT_INVALID_ARGUMENT`
- * (`0 < cap <` the number, or misaligned pointers), `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
- *
- * # Safety
- * - `remat`: NULL or a live runtime from `mp_remat_new`.
- * - `out`: NULL when `cap` is 0, else valid for writing `cap` aligned `mp_remat_action`.
- * - `out_n`: non-NULL, aligned, valid for one `size_t` write.
- *
- * # Ownership
- * The caller owns `out` and `out_n`.
- *
- * # Copies
- * The actions are copied into `out`; the runtime keeps its list until the next mutating call.
- *
- * # Thread safety
- * May run concurrently with other calls taking `const mp_remat *`.
- *
- * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` for a NULL `remat` or `out_n`, or a NULL `out` with
- * `cap > 0`.
- */
-mp_result mp_remat_actions(const struct mp_remat *remat,
-                           struct mp_remat_action *out,
-                           size_t cap,
-                           size_t *out_n);
-
-/**
- * Stores the runtime's counters in `*out_stats`. Errors: `MP_RESULT_NULL_PARAMETER`,
- * `MP_RESULT_INVALID_ARGUMENT` (misaligned `out_stats`), `MP_RESULT_POISONED`,
- * `MP_RESULT_PANIC`.
- *
- * # Safety
- * - `remat`: NULL or a live runtime from `mp_remat_new`.
- * - `out_stats`: non-NULL, aligned, valid for one `mp_remat_counters` write.
- *
- * # Ownership
- * The caller owns `out_stats`.
- *
- * # Copies
- * The counters are copied.
- *
- * # Thread safety
- * May run concurrently with other calls taking `const mp_remat *`.
- *
- * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `remat` or `out_stats` is NULL.
- */
-mp_result mp_remat_stats(const struct mp_remat *remat, struct mp_remat_counters *out_stats);
-
-/**
- * Stores in `*out_resident` whether `tensor` is currently computed and not evicted. Errors:
- * `MP_RESULT_NULL_PARAMETER`, `MP_RESULT_INVALID_ARGUMENT` (misaligned `out_resident`),
- * `MP_RESULT_INDEX_OUT_OF_RANGE`, `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
- *
- * # Safety
- * - `remat`: NULL or a live runtime from `mp_remat_new`.
- * - `out_resident`: non-NULL, aligned, valid for one `bool` write.
- *
- * # Ownership
- * The caller owns `out_resident`.
- *
- * # Copies
- * Nothing is retained.
- *
- * # Thread safety
- * May run concurrently with other calls taking `const mp_remat *`.
- *
- * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `remat` or `out_resident` is NULL.
- */
-mp_result mp_remat_is_resident(const struct mp_remat *remat, uint32_t tensor, bool *out_resident);
 
 /**
  * Estimates memory per GPU, per host and on NVMe for training a transformer (ZeRO-paper
@@ -2025,6 +1695,338 @@ mp_result mp_planner_last_error(const struct mp_planner *planner,
                                 char *buf,
                                 size_t len,
                                 size_t *out_n);
+
+/**
+ * Creates a runtime with a budget of `budget` bytes and the given eviction heuristic
+ * (`MP_REMAT_HEURISTIC_*`), and stores it in `*out_remat`. There is no recomputation limit.
+ * Errors: `MP_RESULT_NULL_PARAMETER` (NULL `out_remat`), `MP_RESULT_INVALID_ARGUMENT`
+ * (unknown heuristic, misaligned `out_remat`).
+ *
+ * # Safety
+ * - `out_remat`: non-NULL, aligned, valid for one pointer write. Written only on success.
+ *
+ * # Ownership
+ * The caller owns the new runtime and must free it with `mp_remat_free`, exactly once.
+ *
+ * # Copies
+ * Nothing is retained from the arguments.
+ *
+ * # Thread safety
+ * Safe to call from any thread. A runtime is not internally synchronised: it may move
+ * between threads; calls taking `const mp_remat *` may run concurrently with each other, a
+ * call taking `mp_remat *` must not overlap any other call on it.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when `out_remat` is NULL.
+ */
+mp_result mp_remat_new(uint64_t budget, uint32_t heuristic_code, struct mp_remat **out_remat);
+
+/**
+ * Swap mode: from now on a buffer chosen for eviction is copied to host memory over a link
+ * of `bytes_per_second` (action `MP_REMAT_OFFLOAD` before its `MP_REMAT_EVICT`) when copying
+ * it out and back costs less than recomputing it (costs in ns: pass `cost` to
+ * `mp_remat_register` in nanoseconds); bringing it back is then `MP_REMAT_FETCH`, not a
+ * recomputation. Errors: `MP_RESULT_NULL_PARAMETER`, `MP_RESULT_INVALID_ARGUMENT`
+ * (`bytes_per_second` is 0), `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
+ *
+ * # Safety
+ * - `remat`: NULL or a live runtime from `mp_remat_new`.
+ *
+ * # Ownership
+ * Nothing changes owner.
+ *
+ * # Copies
+ * Nothing is copied or consumed.
+ *
+ * # Thread safety
+ * Must not overlap any other call on the same runtime.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when `remat` is NULL.
+ */
+mp_result mp_remat_set_swap_bandwidth(struct mp_remat *remat, uint64_t bytes_per_second);
+
+/**
+ * Destroys a runtime.
+ *
+ * # Safety
+ * - `remat`: NULL, or a runtime from `mp_remat_new` not yet freed (poisoned ones included).
+ *
+ * # Ownership
+ * Ends the caller's ownership: `remat` must not be used again.
+ *
+ * # Copies
+ * Consumes `remat`.
+ *
+ * # Thread safety
+ * No other call on the same runtime may run concurrently or afterwards.
+ *
+ * # NULL
+ * NULL is a no-op. Freeing twice is undefined behaviour.
+ */
+void mp_remat_free(struct mp_remat *remat);
+
+/**
+ * Registers a tensor and runs the op that produces it: `size` bytes, compute cost `cost`
+ * (any unit, e.g. ns), computed from `parents[0..n_parents]` (tensor ids, duplicates
+ * allowed). Evicted parents are recomputed first and buffers are evicted until `size` fits:
+ * the action list (`mp_remat_actions`) says what to do, ending with `MP_REMAT_COMPUTE` of
+ * the new tensor. With `MP_REMAT_CONSTANT` in `flags` the tensor is a constant (no parents,
+ * `cost` ignored), pinned for good. The new tensor holds one reference (drop it with
+ * `mp_remat_release`). Its id, stored in `*out_tensor`, is the number of tensors registered
+ * before it.
+ *
+ * Errors: `MP_RESULT_NULL_PARAMETER` (NULL `remat` or `out_tensor`, NULL `parents` with
+ * `n_parents > 0`), `MP_RESULT_INVALID_ARGUMENT` (unknown `flags` bits, a constant with
+ * parents, misaligned pointers), `MP_RESULT_INDEX_OUT_OF_RANGE` (a parent id not
+ * registered), `MP_RESULT_OVERFLOW`, `MP_RESULT_OUT_OF_MEMORY` (nothing left to evict: the
+ * runtime stopped half-way and every later mutating call returns this code again),
+ * `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
+ *
+ * # Safety
+ * - `remat`: NULL or a live runtime from `mp_remat_new`.
+ * - `parents`: when `n_parents > 0`, valid for reading `n_parents` aligned `uint32_t`.
+ * - `out_tensor`: non-NULL, aligned, valid for one `uint32_t` write. Written only on success.
+ *
+ * # Ownership
+ * The caller keeps ownership of `parents` and `out_tensor`.
+ *
+ * # Copies
+ * `parents` is copied.
+ *
+ * # Thread safety
+ * Must not overlap any other call on the same runtime.
+ *
+ * # NULL
+ * See the errors above.
+ */
+mp_result mp_remat_register(struct mp_remat *remat,
+                            uint64_t size,
+                            uint64_t cost,
+                            const uint32_t *parents,
+                            size_t n_parents,
+                            uint32_t flags,
+                            uint32_t *out_tensor);
+
+/**
+ * Records an access to `tensor` now (refreshing its staleness) and makes it resident,
+ * recomputing it and what it needs (see `mp_remat_actions`). Errors:
+ * `MP_RESULT_NULL_PARAMETER`, `MP_RESULT_INDEX_OUT_OF_RANGE` (unknown tensor),
+ * `MP_RESULT_OUT_OF_MEMORY`, `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
+ *
+ * # Safety
+ * - `remat`: NULL or a live runtime from `mp_remat_new`.
+ *
+ * # Ownership
+ * Nothing changes owner.
+ *
+ * # Copies
+ * Nothing is copied or consumed.
+ *
+ * # Thread safety
+ * Must not overlap any other call on the same runtime.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when `remat` is NULL.
+ */
+mp_result mp_remat_access(struct mp_remat *remat, uint32_t tensor);
+
+/**
+ * Makes `tensor` resident (recomputing as needed; see `mp_remat_actions`) and locks its
+ * buffer against eviction until `mp_remat_unpin`, e.g. while an op of the caller reads
+ * it. Pins nest. Errors: as `mp_remat_access`.
+ *
+ * # Safety
+ * - `remat`: NULL or a live runtime from `mp_remat_new`.
+ *
+ * # Ownership
+ * Nothing changes owner.
+ *
+ * # Copies
+ * Nothing is copied or consumed.
+ *
+ * # Thread safety
+ * Must not overlap any other call on the same runtime.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when `remat` is NULL.
+ */
+mp_result mp_remat_pin(struct mp_remat *remat, uint32_t tensor);
+
+/**
+ * Drops one pin taken by `mp_remat_pin`; a buffer left without pins and references is
+ * evicted at once. Errors: `MP_RESULT_NULL_PARAMETER`, `MP_RESULT_INDEX_OUT_OF_RANGE`,
+ * `MP_RESULT_INVALID_ARGUMENT` (not pinned), `MP_RESULT_OUT_OF_MEMORY` (runtime stopped
+ * earlier), `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
+ *
+ * # Safety
+ * - `remat`: NULL or a live runtime from `mp_remat_new`.
+ *
+ * # Ownership
+ * Nothing changes owner.
+ *
+ * # Copies
+ * Nothing is copied or consumed.
+ *
+ * # Thread safety
+ * Must not overlap any other call on the same runtime.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when `remat` is NULL.
+ */
+mp_result mp_remat_unpin(struct mp_remat *remat, uint32_t tensor);
+
+/**
+ * Drops one reference to `tensor` (the caller no longer needs it); a buffer left without
+ * references is evicted at once unless pinned. It stays registered: a tensor computed
+ * from it may still need it recomputed. Errors: `MP_RESULT_NULL_PARAMETER`,
+ * `MP_RESULT_INDEX_OUT_OF_RANGE`, `MP_RESULT_INVALID_ARGUMENT` (no reference left),
+ * `MP_RESULT_OUT_OF_MEMORY` (runtime stopped earlier), `MP_RESULT_POISONED`,
+ * `MP_RESULT_PANIC`.
+ *
+ * # Safety
+ * - `remat`: NULL or a live runtime from `mp_remat_new`.
+ *
+ * # Ownership
+ * Nothing changes owner.
+ *
+ * # Copies
+ * Nothing is copied or consumed.
+ *
+ * # Thread safety
+ * Must not overlap any other call on the same runtime.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when `remat` is NULL.
+ */
+mp_result mp_remat_release(struct mp_remat *remat, uint32_t tensor);
+
+/**
+ * Evicts buffers (heuristic order) until `bytes` more fit in the budget; the list
+ * (`MP_REMAT_EVICT` actions) is read with `mp_remat_actions`, and its length stored in
+ * `*out_n` when `out_n` is not NULL. Errors: `MP_RESULT_NULL_PARAMETER`,
+ * `MP_RESULT_INVALID_ARGUMENT` (misaligned `out_n`), `MP_RESULT_OUT_OF_MEMORY` (not enough
+ * evictable; the evictions made stay listed), `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
+ *
+ * # Safety
+ * - `remat`: NULL or a live runtime from `mp_remat_new`.
+ * - `out_n`: NULL, or aligned and valid for one `size_t` write (written also on
+ *   `MP_RESULT_OUT_OF_MEMORY`).
+ *
+ * # Ownership
+ * The caller keeps ownership of `out_n`.
+ *
+ * # Copies
+ * Nothing is copied or consumed.
+ *
+ * # Thread safety
+ * Must not overlap any other call on the same runtime.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when `remat` is NULL; `out_n` may be NULL.
+ */
+mp_result mp_remat_make_room(struct mp_remat *remat, uint64_t bytes, size_t *out_n);
+
+/**
+ * Makes `tensor` resident without counting an access: the recomputations and evictions
+ * needed are read with `mp_remat_actions`, their number stored in `*out_n` when `out_n` is
+ * not NULL. Errors: as `mp_remat_make_room`, plus `MP_RESULT_INDEX_OUT_OF_RANGE`.
+ *
+ * # Safety
+ * - `remat`: NULL or a live runtime from `mp_remat_new`.
+ * - `out_n`: NULL, or aligned and valid for one `size_t` write.
+ *
+ * # Ownership
+ * The caller keeps ownership of `out_n`.
+ *
+ * # Copies
+ * Nothing is copied or consumed.
+ *
+ * # Thread safety
+ * Must not overlap any other call on the same runtime.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when `remat` is NULL; `out_n` may be NULL.
+ */
+mp_result mp_remat_materialize(struct mp_remat *remat, uint32_t tensor, size_t *out_n);
+
+/**
+ * Copies the actions decided by the last mutating call on `remat` (register, access, pin,
+ * unpin, release, make_room, materialize), in the order the caller must carry them out.
+ *
+ * `*out_n` receives their number. They are written to `out` only when `cap` is at least
+ * that number; call with `out = NULL, cap = 0` to size the array (then only `*out_n` is
+ * written). Errors: `MP_RESULT_NULL_PARAMETER`, `MP_RESULT_INVALID_ARGUMENT`
+ * (`0 < cap <` the number, or misaligned pointers), `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
+ *
+ * # Safety
+ * - `remat`: NULL or a live runtime from `mp_remat_new`.
+ * - `out`: NULL when `cap` is 0, else valid for writing `cap` aligned `mp_remat_action`.
+ * - `out_n`: non-NULL, aligned, valid for one `size_t` write.
+ *
+ * # Ownership
+ * The caller owns `out` and `out_n`.
+ *
+ * # Copies
+ * The actions are copied into `out`; the runtime keeps its list until the next mutating call.
+ *
+ * # Thread safety
+ * May run concurrently with other calls taking `const mp_remat *`.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` for a NULL `remat` or `out_n`, or a NULL `out` with
+ * `cap > 0`.
+ */
+mp_result mp_remat_actions(const struct mp_remat *remat,
+                           struct mp_remat_action *out,
+                           size_t cap,
+                           size_t *out_n);
+
+/**
+ * Stores the runtime's counters in `*out_stats`. Errors: `MP_RESULT_NULL_PARAMETER`,
+ * `MP_RESULT_INVALID_ARGUMENT` (misaligned `out_stats`), `MP_RESULT_POISONED`,
+ * `MP_RESULT_PANIC`.
+ *
+ * # Safety
+ * - `remat`: NULL or a live runtime from `mp_remat_new`.
+ * - `out_stats`: non-NULL, aligned, valid for one `mp_remat_counters` write.
+ *
+ * # Ownership
+ * The caller owns `out_stats`.
+ *
+ * # Copies
+ * The counters are copied.
+ *
+ * # Thread safety
+ * May run concurrently with other calls taking `const mp_remat *`.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when `remat` or `out_stats` is NULL.
+ */
+mp_result mp_remat_stats(const struct mp_remat *remat, struct mp_remat_counters *out_stats);
+
+/**
+ * Stores in `*out_resident` whether `tensor` is currently computed and not evicted. Errors:
+ * `MP_RESULT_NULL_PARAMETER`, `MP_RESULT_INVALID_ARGUMENT` (misaligned `out_resident`),
+ * `MP_RESULT_INDEX_OUT_OF_RANGE`, `MP_RESULT_POISONED`, `MP_RESULT_PANIC`.
+ *
+ * # Safety
+ * - `remat`: NULL or a live runtime from `mp_remat_new`.
+ * - `out_resident`: non-NULL, aligned, valid for one `bool` write.
+ *
+ * # Ownership
+ * The caller owns `out_resident`.
+ *
+ * # Copies
+ * Nothing is retained.
+ *
+ * # Thread safety
+ * May run concurrently with other calls taking `const mp_remat *`.
+ *
+ * # NULL
+ * Returns `MP_RESULT_NULL_PARAMETER` when `remat` or `out_resident` is NULL.
+ */
+mp_result mp_remat_is_resident(const struct mp_remat *remat, uint32_t tensor, bool *out_resident);
 
 /**
  * Allocates `size` bytes of device memory on `device` for use on `stream`; the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Prints the README's replay tables: every allocator (torch, torch-expandable, memplan,
-# memplan-plan) on the PyTorch snapshot, the Kineto trace and every DTR log in
+# Prints the README's replay tables: every allocator (torch, torch-expandable, online,
+# guided) on the PyTorch snapshot, the Kineto trace and every DTR log in
 # ../shared/traces/external (peak reserved and utilisation), then the DTR logs as 5 iterations
 # (--repeat 5) and with seeded variation (--repeat 5 --dynamic 7).
 # Usage: scripts/replay_table.sh [path/to/memplan]
@@ -14,7 +14,7 @@ table() {
 import json, sys
 rows = [json.loads(l) for l in sys.stdin if l.strip()]
 names = [r["allocator"] for r in rows[0]["results"]]
-print("| trace | peak allocated | " + " | ".join(f"{n} peak reserved (utilisation)" for n in names) + " | memplan-plan hits / misses |")
+print("| trace | peak allocated | " + " | ".join(f"{n} peak reserved (utilisation)" for n in names) + " | guided hits / misses |")
 print("|---|--:|" + "--:|" * len(names) + "--:|")
 for r in rows:
     parts = r["trace"].split("/")

@@ -1,6 +1,7 @@
-//! `memplan chunks`: lay a model's tensors out in chunks (`memplan_core::chunk`) and plan
-//! their placement over GPU, host and NVMe for training iterations; print the bytes moved
-//! between each pair of tiers and how much of the fetching was prefetched ahead of use.
+//! `memplan chunks`: lay a model's tensors out in chunks and place them over GPU, host and
+//! NVMe for training iterations (core's recipe, `memplan_core::chunk::place_training`); print
+//! the bytes moved between each pair of tiers and how much of the fetching was prefetched
+//! ahead of use.
 //!
 //! Input: a CSV with a header naming `name,numel,dtype_bytes,first_use,last_use` (any order,
 //! extra columns ignored, lines starting with `#` are comments). `first_use` is the moment of
@@ -10,8 +11,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use memplan_core::chunk::{
-    Layout, PlacementOptions, PlacementPlan, Policy, Schedule, StateKind, Tensor, Tier,
-    plan_placement, search_chunk_size,
+    PlacementOptions, Policy, StateKind, Tensor, Tier, TrainingOptions, place_training,
 };
 use serde::Serialize;
 
@@ -201,38 +201,27 @@ fn gib(x: u64) -> String {
 pub fn run(args: &ChunksArgs) -> Result<(), Failure> {
     let name = args.model.display().to_string();
     let tensors = read_model(&args.model)?;
-    let fail = |e: &dyn std::fmt::Display| Failure::Input(format!("{name}: {e}"));
-    let chunk_numel = match args.chunk_numel {
-        Some(n) => n,
-        None => {
-            let biggest = tensors.iter().map(|t| t.numel).max().unwrap_or(1).max(1);
-            search_chunk_size(&tensors, biggest, biggest.saturating_mul(2))
-                .map_err(|e| fail(&e))?
-                .chunk_numel
-        }
-    };
-    let layout = Layout::new(&tensors, chunk_numel).map_err(|e| fail(&e))?;
-    let one = Schedule::training(&layout, &tensors, |_| args.non_model_bytes);
-    let per_iteration = one.moments.len();
-    let schedule = one.repeat(args.iterations as usize);
-    let sizes = layout.chunk_sizes();
     let policy = match args.policy {
         PolicyArg::Belady => Policy::Belady,
         PolicyArg::Lru => Policy::Lru,
     };
-    let options = PlacementOptions {
-        device: args.gpu_bytes,
-        host: args.host_bytes,
-        nvme: args.nvme_bytes,
-        policy,
-        prefetch: !args.no_prefetch,
+    let options = TrainingOptions {
+        chunk_numel: args.chunk_numel,
+        non_model: args.non_model_bytes,
+        iterations: args.iterations,
+        placement: PlacementOptions {
+            device: args.gpu_bytes,
+            host: args.host_bytes,
+            nvme: args.nvme_bytes,
+            policy,
+            prefetch: !args.no_prefetch,
+        },
     };
-    let plan: PlacementPlan = plan_placement(&sizes, &schedule, options).map_err(|e| fail(&e))?;
-    let last_start = (per_iteration * (args.iterations as usize - 1)) as u32;
-    let mut last = [[0u64; 3]; 3];
-    for m in plan.moves.iter().filter(|m| m.moment >= last_start) {
-        last[m.from as usize][m.to as usize] += m.bytes;
-    }
+    let trained =
+        place_training(&tensors, &options).map_err(|e| Failure::Input(format!("{name}: {e}")))?;
+    let (layout, placement) = (trained.layout(), trained.placement());
+    let sizes = trained.chunk_sizes();
+    let last = trained.last_iteration_bytes();
     let moved: Vec<PairBytes> = Tier::ALL
         .iter()
         .flat_map(|&a| Tier::ALL.iter().map(move |&b| (a, b)))
@@ -240,14 +229,14 @@ pub fn run(args: &ChunksArgs) -> Result<(), Failure> {
         .map(|(a, b)| PairBytes {
             from: a.name(),
             to: b.name(),
-            bytes: plan.bytes[a as usize][b as usize],
+            bytes: placement.bytes[a as usize][b as usize],
             last_iteration_bytes: last[a as usize][b as usize],
         })
         .collect();
     let report = Report {
         model: name.clone(),
         tensors: tensors.len(),
-        chunk_numel,
+        chunk_numel: layout.chunk_numel(),
         positions: layout.positions(),
         chunks: layout.chunk_count(),
         waste_numel: layout.waste_numel(),
@@ -256,17 +245,17 @@ pub fn run(args: &ChunksArgs) -> Result<(), Failure> {
             Policy::Belady => "belady",
             Policy::Lru => "lru",
         },
-        prefetch: options.prefetch,
+        prefetch: options.placement.prefetch,
         iterations: args.iterations,
-        moments_per_iteration: per_iteration,
-        moves: plan.moves.len(),
-        total_moved: plan.total_moved(),
+        moments_per_iteration: trained.moments_per_iteration(),
+        moves: placement.moves.len(),
+        total_moved: placement.total_moved(),
         last_iteration_moved: last.iter().flatten().sum(),
         moved,
-        fetched_to_gpu: plan.fetched,
-        prefetched_to_gpu: plan.prefetched,
-        prefetch_coverage: plan.prefetch_coverage(),
-        peak_gpu_chunk_bytes: plan.device_bytes.iter().copied().max().unwrap_or(0),
+        fetched_to_gpu: placement.fetched,
+        prefetched_to_gpu: placement.prefetched,
+        prefetch_coverage: placement.prefetch_coverage(),
+        peak_gpu_chunk_bytes: placement.device_bytes.iter().copied().max().unwrap_or(0),
     };
     if args.json {
         println!("{}", serde_json::to_string(&report).unwrap_or_default());

@@ -32,8 +32,8 @@
 
 use std::collections::HashMap;
 
-use memplan_core::evict::Output;
-use memplan_core::evict::sim::{Command, GraphOp, GraphTensor, Program};
+use memplan_core::remat::Output;
+use memplan_core::remat::sim::{Command, GraphOp, GraphTensor, Program};
 use memplan_core::trace::{Marker, Trace, TraceBuilder};
 use serde_json::{Map, Value};
 

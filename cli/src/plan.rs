@@ -1,13 +1,13 @@
 //! `memplan plan`: plan one problem, verify, write, draw and report.
 
-use std::cell::Cell;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use memplan_core::check::verify;
-use memplan_core::{Budget, Error as CoreError, Placement, Problem, Solution, SolveOptions, pack};
+use memplan_core::pack::Deadline;
+use memplan_core::{Error as CoreError, PackOptions, PlacedBuffer, Problem, Solution, pack};
 use serde::Serialize;
 
 use crate::input;
@@ -33,37 +33,23 @@ pub struct Outcome {
     pub timed_out: bool,
 }
 
-/// Packs `problem` with a wall-clock limit (read in `Budget::stop`) and a node limit.
+/// Packs `problem` with a wall-clock limit ([`Deadline`]) and a node limit.
 pub fn solve(
     problem: &Problem,
     capacity: Option<u64>,
     limit: Limit,
     max_nodes: Option<u64>,
 ) -> Outcome {
-    let start = Instant::now();
-    let timed_out = Cell::new(false);
-    let deadline = limit.0.and_then(|d| start.checked_add(d));
-    let mut stop = || {
-        let late = deadline.is_some_and(|d| Instant::now() >= d);
-        if late {
-            timed_out.set(true);
-        }
-        late
-    };
-    let options = SolveOptions {
+    let mut deadline = Deadline::from_now(limit.0);
+    let options = PackOptions {
         capacity,
-        budget: Budget {
-            max_nodes,
-            stop: deadline
-                .is_some()
-                .then_some(&mut stop as &mut dyn FnMut() -> bool),
-        },
+        budget: deadline.budget(max_nodes),
     };
     let result = pack(problem, options);
     Outcome {
         result,
-        elapsed: start.elapsed(),
-        timed_out: timed_out.get(),
+        elapsed: deadline.elapsed(),
+        timed_out: deadline.reached(),
     }
 }
 
@@ -75,7 +61,7 @@ pub fn verified(
     problem: &Problem,
     solution: &Solution,
     capacity: Option<u64>,
-) -> Result<Vec<Placement>, Failure> {
+) -> Result<Vec<PlacedBuffer>, Failure> {
     if solution.offsets.len() != problem.len() {
         return Err(Failure::Internal(format!(
             "the plan has {} offsets for {} buffers",
@@ -289,7 +275,7 @@ pub fn run(args: &PlanArgs) -> Result<(), Failure> {
 }
 
 /// Writes the plan as `id,lower,upper,size,offset`.
-fn write_plan(path: &Path, placements: &[Placement]) -> Result<(), Failure> {
+fn write_plan(path: &Path, placements: &[PlacedBuffer]) -> Result<(), Failure> {
     let fail = |e: &dyn std::fmt::Display| {
         Failure::Input(format!("{}: cannot write: {e}", path.display()))
     };

@@ -1,6 +1,6 @@
-//! `memplan plan-trace`: profile an allocation trace and write the plan file a plan-guided
+//! `memplan plan-trace`: profile an allocation trace and write the plan file the guided
 //! allocator serves it from (`memplan replay --plan`, `mp_allocator_new_planned` in C,
-//! `MEMPLAN_PLAN` for the PyTorch hook).
+//! `MEMPLAN_PLAN` for the PyTorch hook). The plan is built by `Plan::from_trace`.
 
 use std::path::PathBuf;
 
@@ -62,7 +62,8 @@ struct Summary<'a> {
 pub fn run(args: &PlanTraceArgs) -> Result<(), Failure> {
     let name = args.trace.display().to_string();
     let (trace, _, _) = load(&args.trace, args.repeat, args.dynamic)?;
-    let (analysis, plan) = plan_of(&trace, args.profile_iterations, args.profile_events)?;
+    let built = plan_of(&trace, args.profile_iterations, args.profile_events)?;
+    let (analysis, plan) = (&built.analysis, &built.plan);
     let bytes = plan.to_bytes();
     let out = args.out.display().to_string();
     std::fs::write(&args.out, &bytes)
@@ -71,7 +72,7 @@ pub fn run(args: &PlanTraceArgs) -> Result<(), Failure> {
         trace: &name,
         out: &out,
         allocations: analysis.lifetimes.len(),
-        iterations: describe_iterations(&analysis),
+        iterations: describe_iterations(analysis),
         persistent: analysis.count(Class::Persistent),
         per_iteration: analysis.count(Class::PerIteration),
         cross_iteration: analysis.count(Class::CrossIteration),

@@ -2,7 +2,7 @@
 //! budget, `simrd`-exact, with any heuristic; `--sweep` over all ratios and heuristics.
 //!
 //! The log is parsed by [`crate::dtr::read_program`], the baseline and the runs are
-//! `memplan_core::evict::sim`. Budgets are `trunc(baseline_peak × ratio)`; a run thrashes
+//! `memplan_core::remat::sim`. Budgets are `trunc(baseline_peak × ratio)`; a run thrashes
 //! when recomputation exceeds the baseline compute (overhead would pass 2×).
 
 use std::io::Write;
@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
-use memplan_core::evict::Heuristic;
-use memplan_core::evict::sim::{self, Baseline, Program, RunOptions};
+use memplan_core::remat::Heuristic;
+use memplan_core::remat::sim::{self, Baseline, Program, RunOptions};
 use serde::Serialize;
 
 use crate::{Failure, dtr};

@@ -9,16 +9,15 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Instant;
 
+use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
-use memplan_core::allocator::planned::PlanCounters;
-use memplan_core::allocator::{
-    AllocError, Allocator, OnlineAllocator, OnlineConfig, PlanOptions, PlannedAllocator,
-    PlannedConfig, TorchConfig, TorchExpandableModel, TorchModel, build_plan,
-};
-use memplan_core::lifetime::{Analysis, Boundaries, analyze};
-use memplan_core::plan::Plan;
+use memplan_core::allocator::registry::{self, AllocatorKind, Settings};
+use memplan_core::allocator::{AllocError, Allocator, GuidedCounters};
+use memplan_core::lifetime::{Analysis, Boundaries};
+use memplan_core::plan::{Plan, PlanOptions, TracePlan};
 use memplan_core::trace::{Event, Trace};
 use serde::Serialize;
 use svg::Document;
@@ -26,20 +25,41 @@ use svg::node::element::{Group, Line, Polyline, Text};
 
 use crate::{Failure, plot, traceio, workload};
 
-/// Which allocators to replay through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// Which allocators to replay through: one of the registry's (by its name), or all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Which {
-    /// PyTorch's CUDA caching allocator (model).
-    Torch,
-    /// PyTorch's allocator with `expandable_segments:True` (model).
-    TorchExpandable,
-    /// memplan's online allocator.
-    Memplan,
-    /// memplan's plan-guided allocator, with a plan made from the first
-    /// --profile-iterations iterations of the trace.
-    MemplanPlan,
-    /// All of the above.
+    /// One allocator.
+    One(AllocatorKind),
+    /// Every allocator of the registry, in its order.
     All,
+}
+
+impl Which {
+    /// The allocators, in the order the report lists them.
+    pub fn kinds(self) -> Vec<AllocatorKind> {
+        match self {
+            Which::One(k) => vec![k],
+            Which::All => AllocatorKind::ALL.to_vec(),
+        }
+    }
+}
+
+impl ValueEnum for Which {
+    /// The registry's names, then `all`.
+    fn value_variants<'a>() -> &'a [Self] {
+        static VARIANTS: OnceLock<Vec<Which>> = OnceLock::new();
+        VARIANTS.get_or_init(|| {
+            let all = AllocatorKind::ALL.into_iter().map(Which::One);
+            all.chain([Which::All]).collect()
+        })
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Which::One(k) => PossibleValue::new(k.name()).help(k.about()),
+            Which::All => PossibleValue::new("all").help("All of the above"),
+        })
+    }
 }
 
 /// Arguments of `memplan replay`.
@@ -68,15 +88,15 @@ pub struct ReplayArgs {
     /// --repeat 2 or more.
     #[arg(long, value_name = "SEED")]
     pub dynamic: Option<u64>,
-    /// memplan-plan: iterations profiled to make the plan (as a profiling run of the same job
+    /// guided: iterations profiled to make the plan (as a profiling run of the same job
     /// would record them); the whole trace is then served from the plan.
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = parse_positive)]
     pub profile_iterations: usize,
-    /// memplan-plan: profile only the first N events of the trace (a profiling run stopped
+    /// guided: profile only the first N events of the trace (a profiling run stopped
     /// early); the rest of the trace is served from what that profile planned.
     #[arg(long, value_name = "N")]
     pub profile_events: Option<usize>,
-    /// memplan-plan: serve from this plan file (written by `memplan plan-trace`) instead of
+    /// guided: serve from this plan file (written by `memplan plan-trace`) instead of
     /// profiling the trace.
     #[arg(long, value_name = "PLAN")]
     pub plan: Option<PathBuf>,
@@ -117,7 +137,8 @@ pub fn load(
     Ok((trace, segments, transformed))
 }
 
-/// Builds the plan for `trace` from its first `profile_iterations` iterations.
+/// Builds the plan for `trace` from its first `profile_iterations` iterations
+/// ([`Plan::from_trace`]).
 ///
 /// # Errors
 /// [`Failure::Input`] when the trace cannot be planned (sizes or event counts overflowing
@@ -126,16 +147,14 @@ pub fn plan_of(
     trace: &Trace,
     profile_iterations: usize,
     profile_events: Option<usize>,
-) -> Result<(Analysis, Plan), Failure> {
-    let analysis = analyze(trace);
+) -> Result<TracePlan, Failure> {
     let options = PlanOptions {
         profile_iterations,
         profile_events,
         ..PlanOptions::default()
     };
-    let plan = build_plan(&analysis, trace.len(), &options)
-        .map_err(|e| Failure::Input(format!("cannot plan the trace: {e}")))?;
-    Ok((analysis, plan))
+    Plan::from_trace(trace, &options)
+        .map_err(|e| Failure::Input(format!("cannot plan the trace: {e}")))
 }
 
 /// One line describing where iterations come from in `analysis`.
@@ -164,7 +183,7 @@ pub fn parse_positive(s: &str) -> Result<usize, String> {
 
 /// One allocator's replay.
 #[derive(Debug, Clone, Serialize)]
-pub struct Outcome {
+pub struct AllocatorReplay {
     /// The allocator's name.
     pub allocator: &'static str,
     /// Largest sum of requested bytes live.
@@ -179,7 +198,7 @@ pub struct Outcome {
     pub oom_at_event: Option<usize>,
     /// Wall time per alloc or free, in nanoseconds.
     pub ns_per_op: f64,
-    /// memplan-plan only: hits, misses, re-plans and the plan's arena.
+    /// guided only: hits, misses, re-plans and the plan's arena.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<PlanReport>,
     /// (event index, allocated, reserved) samples for the timeline: maxima over windows of
@@ -188,7 +207,7 @@ pub struct Outcome {
     pub samples: Vec<(usize, u64, u64)>,
 }
 
-/// What memplan-plan did in a replay.
+/// What the guided allocator did in a replay.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanReport {
     /// Iterations profiled.
@@ -221,7 +240,7 @@ struct Report<'a> {
     /// The `--dynamic` seed, if any.
     dynamic: Option<u64>,
     events: usize,
-    results: &'a [Outcome],
+    results: &'a [AllocatorReplay],
 }
 
 /// Runs `memplan replay`.
@@ -233,75 +252,27 @@ struct Report<'a> {
 pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
     let name = args.trace.display().to_string();
     let (trace, segments, transformed) = load(&args.trace, args.repeat, args.dynamic)?;
+    let kinds = args.allocator.kinds();
+    let (plan, report) = if kinds.contains(&AllocatorKind::Guided) {
+        let (plan, report) = guided_plan(args, &trace)?;
+        (Some(plan), Some(report))
+    } else {
+        (None, None)
+    };
+    let settings = Settings {
+        capacity: args.capacity,
+        plan,
+        segment_addresses: segments.unwrap_or_default(),
+        ..Settings::default()
+    };
     let mut results = Vec::new();
-    let want = |w: Which| args.allocator == w || args.allocator == Which::All;
-    if want(Which::Torch) {
-        let mut model = TorchModel::new(TorchConfig {
-            capacity: args.capacity,
-            ..TorchConfig::default()
-        });
-        if let Some(addrs) = &segments {
-            model = model.with_segment_addresses(addrs.iter().copied());
+    for kind in kinds {
+        let mut a = registry::build(kind, &settings)
+            .map_err(|e| Failure::Internal(format!("{kind}: {e}")))?;
+        let mut outcome = replay(&trace, a.as_mut())?;
+        if let (Some(c), Some(report)) = (a.guided_counters(), &report) {
+            outcome.plan = Some(report.clone().with_counters(c));
         }
-        results.push(replay(&trace, &mut model)?);
-    }
-    if want(Which::TorchExpandable) {
-        let mut model = TorchExpandableModel::new(TorchConfig {
-            capacity: args.capacity,
-            ..TorchConfig::default()
-        });
-        results.push(replay(&trace, &mut model)?);
-    }
-    if want(Which::Memplan) {
-        let mut a = OnlineAllocator::new(OnlineConfig {
-            capacity: args.capacity,
-            ..OnlineConfig::default()
-        });
-        results.push(replay(&trace, &mut a)?);
-    }
-    if want(Which::MemplanPlan) {
-        let (profiled, iterations, plan) = match &args.plan {
-            Some(path) => {
-                let file = path.display().to_string();
-                let bytes = std::fs::read(path)
-                    .map_err(|e| Failure::Input(format!("{file}: cannot read: {e}")))?;
-                let plan =
-                    Plan::from_bytes(&bytes).map_err(|e| Failure::Input(format!("{file}: {e}")))?;
-                (0, format!("plan file {file}"), plan)
-            }
-            None => {
-                let (analysis, plan) =
-                    plan_of(&trace, args.profile_iterations, args.profile_events)?;
-                let k = args.profile_iterations.min(analysis.iterations().max(1));
-                (k, describe_iterations(&analysis), plan)
-            }
-        };
-        let mut report = PlanReport {
-            profile_iterations: profiled,
-            iterations,
-            arena_size: plan.arena_size,
-            prologue_slots: plan.prologue.len(),
-            iteration_slots: plan.iteration.len(),
-            hits: 0,
-            misses: 0,
-            misses_in_room: 0,
-            growths: 0,
-            replans: 0,
-        };
-        let config = PlannedConfig {
-            capacity: args.capacity,
-            ..PlannedConfig::default()
-        };
-        let mut a = PlannedAllocator::new(plan, config)
-            .map_err(|e| Failure::Internal(format!("memplan-plan: {e}")))?;
-        let mut outcome = replay(&trace, &mut a)?;
-        let c: PlanCounters = a.counters();
-        report.hits = c.hits;
-        report.misses = c.misses;
-        report.misses_in_room = c.misses_in_room;
-        report.growths = c.growths;
-        report.replans = c.replans;
-        outcome.plan = Some(report);
         results.push(outcome);
     }
     if let Some(path) = &args.svg {
@@ -361,7 +332,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
                     )
                 };
                 println!(
-                    "memplan-plan: plan from {source}: arena {} bytes, {} prologue + {} \
+                    "guided: plan from {source}: arena {} bytes, {} prologue + {} \
                      iteration slots; hits {}, misses {} ({} where the plan left room, {} arena \
                      growths), re-plans {}",
                     p.arena_size,
@@ -382,11 +353,58 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The plan the guided allocator serves (`--plan`, or one built from the trace) and the
+/// start of its report.
+fn guided_plan(args: &ReplayArgs, trace: &Trace) -> Result<(Plan, PlanReport), Failure> {
+    let (profiled, iterations, plan) = match &args.plan {
+        Some(path) => {
+            let file = path.display().to_string();
+            let bytes = std::fs::read(path)
+                .map_err(|e| Failure::Input(format!("{file}: cannot read: {e}")))?;
+            let plan =
+                Plan::from_bytes(&bytes).map_err(|e| Failure::Input(format!("{file}: {e}")))?;
+            (0, format!("plan file {file}"), plan)
+        }
+        None => {
+            let built = plan_of(trace, args.profile_iterations, args.profile_events)?;
+            let iterations = describe_iterations(&built.analysis);
+            (built.profiled_iterations, iterations, built.plan)
+        }
+    };
+    let report = PlanReport {
+        profile_iterations: profiled,
+        iterations,
+        arena_size: plan.arena_size,
+        prologue_slots: plan.prologue.len(),
+        iteration_slots: plan.iteration.len(),
+        hits: 0,
+        misses: 0,
+        misses_in_room: 0,
+        growths: 0,
+        replans: 0,
+    };
+    Ok((plan, report))
+}
+
+impl PlanReport {
+    /// The report with the allocator's counters after the replay.
+    fn with_counters(self, c: GuidedCounters) -> PlanReport {
+        PlanReport {
+            hits: c.hits,
+            misses: c.misses,
+            misses_in_room: c.misses_in_room,
+            growths: c.growths,
+            replans: c.replans,
+            ..self
+        }
+    }
+}
+
 /// Replays `trace` through `a`.
 ///
 /// # Errors
 /// [`Failure::Internal`] when the allocator rejects a free of a live allocation.
-pub fn replay(trace: &Trace, a: &mut dyn Allocator) -> Result<Outcome, Failure> {
+pub fn replay(trace: &Trace, a: &mut dyn Allocator) -> Result<AllocatorReplay, Failure> {
     let every = (trace.len() / 2000).max(1);
     let mut addr_of: HashMap<u64, Option<u64>> = HashMap::new();
     let mut samples = vec![(0, 0, 0)];
@@ -433,7 +451,7 @@ pub fn replay(trace: &Trace, a: &mut dyn Allocator) -> Result<Outcome, Failure> 
     let elapsed = start.elapsed();
     let s = a.stats();
     samples.push((trace.len(), s.allocated, s.reserved));
-    Ok(Outcome {
+    Ok(AllocatorReplay {
         allocator: a.name(),
         peak_allocated: s.peak_allocated,
         peak_reserved: s.peak_reserved,
@@ -455,7 +473,7 @@ pub fn replay(trace: &Trace, a: &mut dyn Allocator) -> Result<Outcome, Failure> 
 }
 
 /// Reserved (bold) and allocated (faint) bytes over the events, one colour per allocator.
-fn timeline(name: &str, events: usize, results: &[Outcome]) -> Document {
+fn timeline(name: &str, events: usize, results: &[AllocatorReplay]) -> Document {
     let (w, h, left, top, bottom) = (1000.0, 480.0, 90.0, 40.0, 50.0);
     let (pw, ph) = (w - left - 20.0, h - top - bottom);
     let ymax = results
@@ -546,6 +564,7 @@ fn timeline(name: &str, events: usize, results: &[Outcome]) -> Document {
 
 #[cfg(test)]
 mod tests {
+    use memplan_core::allocator::OnlineAllocator;
     use memplan_core::trace::TraceBuilder;
 
     use super::*;
@@ -558,15 +577,24 @@ mod tests {
         b.free(1).unwrap();
         b.alloc(3, 1 << 20, 0).unwrap();
         let t = b.finish();
-        let mut a = OnlineAllocator::new(OnlineConfig::default());
+        let mut a = OnlineAllocator::default();
         let r = replay(&t, &mut a).unwrap();
         assert_eq!((r.peak_allocated, r.oom_at_event), (6 << 20, None));
         assert!(r.peak_reserved >= r.peak_allocated);
-        let mut a = OnlineAllocator::new(OnlineConfig {
-            capacity: Some(4 << 20),
-            ..OnlineConfig::default()
-        });
+        let mut a = OnlineAllocator::with_capacity(4 << 20);
         let r = replay(&t, &mut a).unwrap();
         assert_eq!(r.oom_at_event, Some(1));
+    }
+
+    #[test]
+    fn allocator_names_are_the_registrys_and_all() {
+        for k in AllocatorKind::ALL {
+            assert_eq!(Which::from_str(k.name(), false), Ok(Which::One(k)));
+        }
+        assert_eq!(Which::from_str("all", false), Ok(Which::All));
+        assert_eq!(Which::All.kinds(), AllocatorKind::ALL);
+        for old in ["memplan", "memplan-plan", "plan"] {
+            assert!(Which::from_str(old, false).is_err(), "{old}");
+        }
     }
 }

@@ -512,10 +512,7 @@ fn replay_json_reports_every_allocator() {
         .iter()
         .map(|r| r["allocator"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        names,
-        ["torch", "torch-expandable", "memplan", "memplan-plan"]
-    );
+    assert_eq!(names, ["torch", "torch-expandable", "online", "guided"]);
     for r in results {
         assert_eq!(r["peak_allocated"], 4194304 + 1048576);
         assert!(r["peak_reserved"].as_u64().unwrap() >= 4194304 + 1048576);
@@ -604,7 +601,7 @@ fn replay_of_the_decomfl_snapshot_matches_pytorch() {
     };
     // PyTorch's own peak reserved for this run, reproduced by the model from the pickle.
     assert_eq!(peak("torch"), 1_897_922_560);
-    assert!(peak("memplan") < peak("torch"));
+    assert!(peak("online") < peak("torch"));
 }
 
 #[test]
@@ -684,7 +681,7 @@ fn plan_trace_writes_a_plan_that_replay_serves_without_misses() {
         "replay",
         trace.to_str().unwrap(),
         "--allocator",
-        "memplan-plan",
+        "guided",
         "--plan",
         out.to_str().unwrap(),
         "--json",
@@ -692,7 +689,7 @@ fn plan_trace_writes_a_plan_that_replay_serves_without_misses() {
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     let r = &report["results"][0];
-    assert_eq!(r["allocator"], "memplan-plan");
+    assert_eq!(r["allocator"], "guided");
     assert_eq!(r["plan"]["hits"], 10);
     assert_eq!(r["plan"]["misses"], 0);
 }
@@ -715,7 +712,7 @@ fn a_corrupt_or_truncated_plan_is_an_error() {
             "replay",
             trace.to_str().unwrap(),
             "--allocator",
-            "memplan-plan",
+            "guided",
             "--plan",
             out.to_str().unwrap(),
         ])

@@ -1,9 +1,20 @@
-//! The crate's one error type.
+//! [`Error`]: what can be wrong with a packing problem or an allocation trace — building a
+//! [`Problem`](crate::pack::Problem), packing it, validating a [`Trace`](crate::trace::Trace),
+//! deriving its lifetimes and building a [`Plan`](crate::plan::Plan) from it.
+//!
+//! It is not the crate's only error type: each other concept has its own, named after it —
+//! [`AllocError`](crate::allocator::AllocError) and [`SetupError`](crate::allocator::SetupError)
+//! (allocators), [`PlanFileError`](crate::plan::PlanFileError) (the plan's file format),
+//! [`RematError`](crate::remat::RematError), [`ProgramError`](crate::remat::sim::ProgramError) and
+//! [`SimError`](crate::remat::sim::SimError) (rematerialization),
+//! [`ChunkError`](crate::chunk::ChunkError), [`ShardError`](crate::shard::ShardError),
+//! [`EstimateError`](crate::estimate::EstimateError) and
+//! [`CheckError`](crate::check::CheckError) (a failed oracle).
 
 use alloc::string::String;
 use core::fmt;
 
-/// Everything that can go wrong in `memplan-core`.
+/// What can be wrong with a packing problem or an allocation trace (see the [module](self)).
 ///
 /// Every variant names what it is about (a buffer's id or index, a value) so a caller can
 /// report it without re-deriving context.

@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 extern crate alloc;
-#[cfg(test)]
+#[cfg(any(test, feature = "std"))]
 extern crate std;
 
 pub mod allocator;
@@ -11,15 +11,17 @@ pub mod check;
 pub mod chunk;
 pub mod error;
 pub mod estimate;
-pub mod evict;
-mod internal;
-pub mod interval;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod lifetime;
+pub mod pack;
 pub mod plan;
+pub mod remat;
 pub mod shard;
 pub mod trace;
+pub mod units;
 
 pub use error::{Error, Result};
-pub use interval::{
-    Budget, Buffer, Placement, Problem, Solution, SolveOptions, greedy_by_size, pack,
+pub use pack::{
+    Budget, Buffer, PackOptions, PlacedBuffer, Problem, Solution, greedy_by_size, pack,
 };

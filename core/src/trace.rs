@@ -16,7 +16,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::error::{Error, Result};
-use crate::interval::Buffer;
+use crate::pack::Buffer;
 
 /// A structural marker in a trace.
 #[derive(Debug, Clone, PartialEq, Eq)]

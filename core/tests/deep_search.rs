@@ -1,7 +1,7 @@
 //! A large connected problem must not overflow a 2 MiB thread stack: the exact search recurses
 //! once per buffer it places, so the packer bounds the leaves it searches.
 
-use memplan_core::{Budget, Buffer, Problem, SolveOptions, check, pack};
+use memplan_core::{Budget, Buffer, PackOptions, Problem, check, pack};
 
 /// `n` buffers in one time component: each starts before the previous one ends.
 fn chain(n: u64) -> Problem {
@@ -29,7 +29,7 @@ fn pack_on_small_stack(p: Problem) {
     let solution = std::thread::Builder::new()
         .stack_size(2 << 20)
         .spawn(move || {
-            let options = SolveOptions {
+            let options = PackOptions {
                 capacity: None,
                 budget: Budget {
                     max_nodes: Some(200_000),

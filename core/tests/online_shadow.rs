@@ -1,4 +1,5 @@
-//! The `memplan` online allocator against an independent shadow model.
+//! The `online` allocator against the independent shadow model
+//! [`memplan_core::fuzzing::online::Shadow`] (the one the `online` fuzz target drives too).
 //!
 //! The shadow keeps its own map of live `[addr, addr + rounded)` ranges (panicking on any
 //! overlap), its own byte accounting, and its own idea of the mapped range. From those alone it
@@ -8,195 +9,26 @@
 //! allocator's stats, mapped range and free blocks must equal the shadow's; since the shadow's
 //! gaps are maximal, that also proves every free block is coalesced.
 //!
-//! Operations are decoded bytecode-style (`op % 8`): allocations of sizes from 0 bytes to
-//! 32 MiB, frees of live addresses, frees of bogus ones (never allocated, interior, already
-//! freed, out of range), and trims. Unit tests below cover coalescing orders, growth, trim and
-//! capacity by hand.
-
-use std::collections::BTreeMap;
-use std::ops::Range;
+//! The property test decodes operations bytecode-style (`op % 8`): allocations of sizes from
+//! 0 bytes to 32 MiB, frees of live addresses, frees of bogus ones (never allocated, interior,
+//! already freed, out of range), and trims. Unit tests below cover coalescing orders, growth,
+//! trim and capacity by hand.
 
 use memplan_core::allocator::online::{ALIGN, DEFAULT_BASE, OnlineAllocator, OnlineConfig};
-use memplan_core::allocator::{Addr, AllocError, AllocStats, Allocator};
+use memplan_core::allocator::{Addr, AllocError, AllocStats, Allocator, SetupError};
+use memplan_core::fuzzing::online::Shadow;
 use proptest::prelude::*;
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
 
 // ---------------------------------------------------------------------------------------------
-// Shadow model
-
-/// What the allocator should be, written without looking at its internals.
-struct Shadow {
-    base: Addr,
-    page: u64,
-    capacity: Option<u64>,
-    /// Live allocations: start -> (end of the rounded range, requested bytes).
-    live: BTreeMap<Addr, (Addr, u64)>,
-    /// Bytes mapped from `base`.
-    mapped: u64,
-    /// The stats the allocator must report.
-    stats: AllocStats,
-    /// Addresses freed at some point (possibly live again since).
-    freed: Vec<Addr>,
-}
-
-/// Bytes a request takes: a whole number of 512-byte granules, at least one.
-fn granules(size: u64) -> u64 {
-    size.div_ceil(512).max(1) * 512
-}
-
-impl Shadow {
-    fn new(c: &OnlineConfig) -> Self {
-        Shadow {
-            base: c.base,
-            page: c.page_size,
-            capacity: c.capacity,
-            live: BTreeMap::new(),
-            mapped: 0,
-            stats: AllocStats::default(),
-            freed: Vec::new(),
-        }
-    }
-
-    fn end(&self) -> Addr {
-        self.base + self.mapped
-    }
-
-    /// Maximal free gaps of the mapped range, in address order.
-    fn gaps(&self) -> Vec<Range<Addr>> {
-        let mut out = Vec::new();
-        let mut cursor = self.base;
-        for (&a, &(e, _)) in &self.live {
-            if a > cursor {
-                out.push(cursor..a);
-            }
-            cursor = e;
-        }
-        if cursor < self.end() {
-            out.push(cursor..self.end());
-        }
-        out
-    }
-
-    /// Where a request of `size` must go and the mapped size after it, or `None` for OOM.
-    fn predict_alloc(&self, size: u64) -> Option<(Addr, u64)> {
-        let r = granules(size);
-        let gaps = self.gaps();
-        if let Some(g) = gaps
-            .iter()
-            .filter(|g| g.end - g.start >= r)
-            .min_by_key(|g| (g.end - g.start, g.start))
-        {
-            return Some((g.start, self.mapped));
-        }
-        let (start, have) = match gaps.last() {
-            Some(g) if g.end == self.end() => (g.start, g.end - g.start),
-            _ => (self.end(), 0),
-        };
-        let grown = self.mapped + (r - have).div_ceil(self.page) * self.page;
-        if self.capacity.is_some_and(|c| grown > c) {
-            return None;
-        }
-        Some((start, grown))
-    }
-
-    /// Records a live allocation, panicking if it overlaps one or leaves the mapped range.
-    fn insert(&mut self, addr: Addr, size: u64) {
-        let end = addr + granules(size);
-        assert!(addr % 512 == 0, "{addr:#x} is not 512-aligned");
-        assert!(
-            addr >= self.base && end <= self.end(),
-            "{addr:#x}..{end:#x} outside the mapped range"
-        );
-        if let Some((&pa, &(pe, _))) = self.live.range(..=addr).next_back() {
-            assert!(pe <= addr, "{addr:#x} overlaps live {pa:#x}..{pe:#x}");
-        }
-        if let Some((&na, _)) = self.live.range(addr..).next() {
-            assert!(end <= na, "{addr:#x}..{end:#x} overlaps live {na:#x}");
-        }
-        self.live.insert(addr, (end, size));
-        self.stats.allocated += size;
-        self.stats.peak_allocated = self.stats.peak_allocated.max(self.stats.allocated);
-    }
-
-    fn set_mapped(&mut self, mapped: u64) {
-        self.mapped = mapped;
-        self.stats.reserved = mapped;
-        self.stats.peak_reserved = self.stats.peak_reserved.max(mapped);
-        self.stats.segments = u64::from(mapped > 0);
-    }
-
-    /// Checks the allocator against the shadow.
-    fn check(&self, a: &OnlineAllocator) {
-        assert_eq!(a.stats(), self.stats, "stats");
-        assert_eq!(a.mapped_range(), self.base..self.end(), "mapped range");
-        assert_eq!(
-            a.free_blocks().collect::<Vec<_>>(),
-            self.gaps(),
-            "free blocks"
-        );
-    }
-}
-
-/// Allocates through both and compares.
-fn do_alloc(a: &mut OnlineAllocator, s: &mut Shadow, size: u64, stream: u32) {
-    let got = a.alloc(size, stream);
-    match s.predict_alloc(size) {
-        Some((addr, mapped)) => {
-            assert_eq!(got, Ok(addr), "alloc({size})");
-            if mapped != s.mapped {
-                s.stats.reservations += 1;
-                s.set_mapped(mapped);
-            }
-            s.insert(addr, size);
-        }
-        None => assert_eq!(
-            got,
-            Err(AllocError::OutOfMemory {
-                size,
-                reserved: s.mapped
-            }),
-            "alloc({size}) should not fit capacity {:?}",
-            s.capacity
-        ),
-    }
-    s.check(a);
-}
-
-/// Frees through both: live addresses succeed, anything else is refused with no change.
-fn do_free(a: &mut OnlineAllocator, s: &mut Shadow, addr: Addr) {
-    let got = a.free(addr);
-    match s.live.remove(&addr) {
-        Some((_, size)) => {
-            assert_eq!(got, Ok(()), "free({addr:#x})");
-            s.stats.allocated -= size;
-            s.freed.push(addr);
-        }
-        None => assert_eq!(got, Err(AllocError::UnknownAddress { addr })),
-    }
-    s.check(a);
-}
-
-/// Trims through both.
-fn do_trim(a: &mut OnlineAllocator, s: &mut Shadow) {
-    let released = a.trim();
-    let keep = match s.gaps().last() {
-        Some(g) if g.end == s.end() => (g.start - s.base).div_ceil(s.page) * s.page,
-        _ => s.mapped,
-    };
-    assert_eq!(released, s.mapped - keep, "trim");
-    s.set_mapped(keep);
-    s.check(a);
-}
-
-// ---------------------------------------------------------------------------------------------
 // Property test
 
 fn run(config: OnlineConfig, ops: &[(u8, u64, u64)]) {
-    let mut a = OnlineAllocator::new(config);
-    let mut s = Shadow::new(&config);
-    s.check(&a);
+    let mut a = OnlineAllocator::new(config).unwrap();
+    let mut s = Shadow::new(config);
+    s.compare(&a);
     for &(op, x, y) in ops {
         match op % 8 {
             0..=3 => {
@@ -208,43 +40,37 @@ fn run(config: OnlineConfig, ops: &[(u8, u64, u64)]) {
                     4 => 1 + y % (32 * MIB),
                     _ => (1 + y % 64) * ALIGN,
                 };
-                do_alloc(&mut a, &mut s, size, ((x >> 8) % 4) as u32);
+                s.alloc(&mut a, size, ((x >> 8) % 4) as u32);
             }
             4 | 5 => {
-                let i = (y % (s.live.len() as u64).max(1)) as usize;
-                let addr = s.live.keys().nth(i).copied().unwrap_or(s.base);
-                do_free(&mut a, &mut s, addr);
+                let i = (y % (s.live().len() as u64).max(1)) as usize;
+                let addr = s.live().nth(i).map_or(s.base(), |l| l.start);
+                s.free(&mut a, addr);
             }
             6 => {
                 let addr = match y % 5 {
                     // Anywhere near the range, aligned or not.
-                    0 => (s.base + x % (s.mapped + 2 * MIB)).saturating_sub(MIB),
+                    0 => (s.base() + x % (s.mapped() + 2 * MIB)).saturating_sub(MIB),
                     // Inside a live block (its second granule, or its start + 1).
-                    1 => s.live.iter().next().map_or(s.base + 1, |(&a, &(e, _))| {
-                        if e - a > ALIGN { a + ALIGN } else { a + 1 }
+                    1 => s.live().next().map_or(s.base() + 1, |l| {
+                        if l.end - l.start > ALIGN {
+                            l.start + ALIGN
+                        } else {
+                            l.start + 1
+                        }
                     }),
                     // Freed before (a double free unless it was reused).
-                    2 if !s.freed.is_empty() => s.freed[(x % s.freed.len() as u64) as usize],
+                    2 if !s.freed().is_empty() => s.freed()[(x % s.freed().len() as u64) as usize],
                     3 => s.end(),
                     _ => [0, u64::MAX, 1][(x % 3) as usize],
                 };
-                do_free(&mut a, &mut s, addr);
+                s.free(&mut a, addr);
             }
-            _ => do_trim(&mut a, &mut s),
+            _ => s.trim(&mut a),
         }
     }
     // Free everything, trim, and nothing is left.
-    let live: Vec<Addr> = s.live.keys().copied().collect();
-    for addr in live {
-        do_free(&mut a, &mut s, addr);
-    }
-    assert!(
-        a.free_blocks().count() <= 1,
-        "all free must coalesce into one block"
-    );
-    do_trim(&mut a, &mut s);
-    assert_eq!(a.stats().reserved, 0);
-    assert_eq!(a.stats().segments, 0);
+    s.finish(&mut a);
 }
 
 fn config_strategy() -> impl Strategy<Value = OnlineConfig> {
@@ -304,7 +130,7 @@ fn coalesces_in_every_free_order() {
     ];
     for order in orders {
         // A, B, C fill one 4 KiB page exactly, D lives on, so the tail stays out of the way.
-        let mut a = OnlineAllocator::new(config(4 * KIB, None));
+        let mut a = OnlineAllocator::new(config(4 * KIB, None)).unwrap();
         let abc = [
             a.alloc(1000, 0).unwrap(),
             a.alloc(512, 1).unwrap(),
@@ -328,7 +154,7 @@ fn coalesces_in_every_free_order() {
 
 #[test]
 fn best_fit_takes_the_smallest_hole() {
-    let mut a = OnlineAllocator::new(config(64 * KIB, None));
+    let mut a = OnlineAllocator::new(config(64 * KIB, None)).unwrap();
     let x: Vec<Addr> = [4 * KIB, 512, 2 * KIB, 512, 8 * KIB, 512]
         .iter()
         .map(|&n| a.alloc(n, 0).unwrap())
@@ -449,5 +275,34 @@ fn bogus_frees_are_refused() {
         assert_eq!(a.free(addr), Err(AllocError::UnknownAddress { addr }));
         assert_eq!(a.stats(), before);
     }
-    assert_eq!(a.name(), "memplan");
+    assert_eq!(a.name(), "online");
+}
+
+#[test]
+fn new_refuses_bad_page_layouts_without_panicking() {
+    let bad = |base: Addr, page_size: u64| {
+        let c = OnlineConfig {
+            base,
+            page_size,
+            capacity: None,
+        };
+        assert_eq!(
+            OnlineAllocator::new(c).err(),
+            Some(SetupError::BadPageSize { base, page_size }),
+            "base {base:#x}, page size {page_size}"
+        );
+    };
+    for page in [0, 1, 256, 511, 513, 3000, 1 << 41, 1 << 63, u64::MAX] {
+        bad(DEFAULT_BASE, page);
+    }
+    bad(DEFAULT_BASE + 4 * KIB, 64 * KIB);
+    bad(1, ALIGN);
+    for page in [ALIGN, 4 * KIB, 2 * MIB, 1 << 40] {
+        let c = config(page, None);
+        assert_eq!(OnlineAllocator::new(c).map(|a| *a.config()), Ok(c));
+    }
+    let message = OnlineAllocator::new(config(3000, None))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("power of two"), "{message}");
 }

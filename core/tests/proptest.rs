@@ -3,7 +3,7 @@
 //! - the verifier itself, on hand-made plans (each rule, and the touching cases that are *not*
 //!   overlaps);
 //! - oracle: on tiny instances (n <= 7), an unlimited search equals the brute-force optimum of
-//!   `fuzz/src/oracle.rs` and says so;
+//!   `memplan_core::fuzzing::oracle` and says so;
 //! - laws that hold under any budget: plans verify, the reported numbers are true, the node
 //!   budget holds, capacities are honoured or refused consistently;
 //! - metamorphic relations: shuffling, removing a buffer, scaling sizes;
@@ -12,14 +12,11 @@
 //! Instances come in adversarial shapes (equal sizes, nested, one huge buffer, all alive at
 //! one moment, chains, twins) as well as at random.
 
-#[path = "../../fuzz/src/oracle.rs"]
-mod oracle;
-
 use memplan_core::check::{CheckError, verify};
+use memplan_core::fuzzing::oracle::{naive_max_load, optimal_peak};
 use memplan_core::{
-    Budget, Buffer, Error, Placement, Problem, Solution, SolveOptions, greedy_by_size, pack,
+    Budget, Buffer, Error, PackOptions, PlacedBuffer, Problem, Solution, greedy_by_size, pack,
 };
-use oracle::{naive_max_load, optimal_peak};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -175,8 +172,8 @@ fn problem(buffers: &[Buffer]) -> Problem {
     Problem::from_buffers(buffers.iter().cloned()).expect("generated instances are valid")
 }
 
-fn options(capacity: Option<u64>, max_nodes: Option<u64>) -> SolveOptions<'static> {
-    SolveOptions {
+fn options(capacity: Option<u64>, max_nodes: Option<u64>) -> PackOptions<'static> {
+    PackOptions {
         capacity,
         budget: Budget {
             max_nodes,
@@ -224,8 +221,8 @@ fn config(cases: u32) -> ProptestConfig {
 // ---------------------------------------------------------------------------------------------
 // The verifier
 
-fn place(b: &Buffer, offset: u64) -> Placement {
-    Placement {
+fn place(b: &Buffer, offset: u64) -> PlacedBuffer {
+    PlacedBuffer {
         id: b.id.clone(),
         lower: b.lower,
         upper: b.upper,
@@ -243,7 +240,7 @@ fn three() -> Vec<Buffer> {
     ]
 }
 
-fn good_plan(input: &[Buffer]) -> Vec<Placement> {
+fn good_plan(input: &[Buffer]) -> Vec<PlacedBuffer> {
     vec![
         place(&input[0], 0),
         place(&input[1], 4),
@@ -632,7 +629,7 @@ proptest! {
     fn stopping_at_once_still_gives_a_sound_plan(bs in any_instance(40)) {
         let p = problem(&bs);
         let mut stop = || true;
-        let s = pack(&p, SolveOptions {
+        let s = pack(&p, PackOptions {
             capacity: None,
             budget: Budget { max_nodes: None, stop: Some(&mut stop) },
         }).expect("no capacity");
@@ -687,7 +684,7 @@ proptest! {
         let q = problem(&shuffled);
         // The same plan, permuted, is valid for the shuffled input...
         let placements = s.placements(&p);
-        let permuted: Vec<Placement> = perm.iter().map(|&i| placements[i].clone()).collect();
+        let permuted: Vec<PlacedBuffer> = perm.iter().map(|&i| placements[i].clone()).collect();
         prop_assert_eq!(verify(q.buffers(), &permuted, Some(s.peak)), Ok(()));
         // ... so the packer must find a plan within the same peak.
         match pack(&q, options(Some(s.peak), None)) {
@@ -743,7 +740,7 @@ proptest! {
         prop_assert_eq!(&a, &b);
         // A stop function that never fires changes nothing.
         let mut never = || false;
-        let c = pack(&problem(&bs), SolveOptions {
+        let c = pack(&problem(&bs), PackOptions {
             capacity: cap,
             budget: Budget { max_nodes: Some(m), stop: Some(&mut never) },
         });

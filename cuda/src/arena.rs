@@ -32,7 +32,7 @@ use memplan_core::allocator::{Addr, Allocator};
 
 use crate::backend::{Backend, DevPtr, EventHandle, StreamHandle};
 use crate::error::{Error, Result, invalid};
-use crate::vmm::ExpandableSegment;
+use crate::vmm::{ExpandableSegment, page_table};
 
 /// One live allocation.
 #[derive(Debug, Clone, Copy)]
@@ -98,18 +98,26 @@ impl<A: Allocator, B: Backend> DeviceArena<A, B> {
     /// virtual address space; maps nothing yet.
     ///
     /// # Errors
-    /// `window == 0`; backend errors.
+    /// `window == 0`; a window whose page tables host memory cannot hold; backend errors.
     pub fn new(mut backend: B, alloc: A, sim_base: Addr, window: u64) -> Result<Self> {
         let segment = ExpandableSegment::new(&mut backend, window)?;
-        let pages = usize::try_from(segment.va_size() / segment.page_size())
-            .map_err(|_| Error::Overflow)?;
+        let refs = usize::try_from(segment.va_size() / segment.page_size())
+            .map_err(|_| Error::Overflow)
+            .and_then(|pages| page_table(pages, segment.va_size()));
+        let refs = match refs {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = segment.release(&mut backend);
+                return Err(e);
+            }
+        };
         Ok(DeviceArena {
             backend,
             alloc,
             sim_base,
             segment: Some(segment),
             live: BTreeMap::new(),
-            refs: vec![0; pages],
+            refs,
             pending: VecDeque::new(),
             spare_events: Vec::new(),
             stats: ArenaStats::default(),

@@ -1,14 +1,14 @@
-//! [`execute`]: runs a chunk placement plan from [`memplan_core::chunk::plan_placement`] on
+//! [`execute`]: runs a chunk placement from [`memplan_core::chunk::place`] on
 //! any [`Backend`], moving real bytes between device memory, pinned host buffers and a disk
 //! file with a [`TierStore`], and checking them.
 //!
-//! # How a plan is run
-//! Every chunk starts where the plan says (host or NVMe), filled with a deterministic byte
+//! # How a placement is run
+//! Every chunk starts where the placement says (host or NVMe), filled with a deterministic byte
 //! pattern ([`fill_pattern`]). Then, moment by moment:
 //!
 //! 1. finished transfers are collected: a chunk that left the device frees its device memory,
 //!    and a chunk that reached the host has its bytes checked;
-//! 2. the plan's moves of the moment run in order. A move to the device allocates the chunk's
+//! 2. the placement's moves of the moment run in order. A move to the device allocates the chunk's
 //!    memory with [`Backend::mem_alloc`] (when the budget is full because offloads are still
 //!    in flight, it waits for them first: their memory is freed only once their copies are
 //!    done) and uploads asynchronously; a move off the device downloads after the compute
@@ -25,14 +25,14 @@
 //! cannot pass). `Full` synchronizes after each fetch, so its timing means nothing. After the
 //! timed run every chunk is checked once more wherever it is.
 //!
-//! Bytes moved are counted per tier pair from the moves executed; they equal the plan's
+//! Bytes moved are counted per tier pair from the moves executed; they equal the placement's
 //! `bytes` when the run succeeds (the executor checks each move's `from` against where the
 //! chunk really is, and fails on any mismatch).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use memplan_core::chunk::{ChunkId, PlacementPlan, Schedule, Tier as PlanTier};
+use memplan_core::chunk::{ChunkId, Placement, Schedule};
 
 use crate::backend::{Backend, DevPtr, EventHandle, StreamHandle};
 use crate::copy::Direction;
@@ -53,7 +53,7 @@ pub enum Verify {
 /// Options of [`execute`].
 #[derive(Debug, Clone, Copy)]
 pub struct ExecOptions<'a> {
-    /// File for the NVMe tier (created, removed afterwards); required when the plan uses it.
+    /// File for the NVMe tier (created, removed afterwards); required when the placement uses it.
     pub disk_path: Option<&'a Path>,
     /// What to check.
     pub verify: Verify,
@@ -62,7 +62,7 @@ pub struct ExecOptions<'a> {
 /// What [`execute`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecReport {
-    /// Bytes moved, `bytes[from][to]` by [`PlanTier`] index (device, host, NVMe).
+    /// Bytes moved, `bytes[from][to]` by [`Tier`] index (device, host, NVMe).
     pub bytes: [[u64; 3]; 3],
     /// Moves executed.
     pub moves: u64,
@@ -112,44 +112,28 @@ fn pattern(chunk: u32, version: u32, len: u64) -> Result<Vec<u8>> {
     Ok(v)
 }
 
-fn to_store(t: PlanTier) -> Tier {
-    match t {
-        PlanTier::Device => Tier::Device,
-        PlanTier::Host => Tier::Host,
-        PlanTier::Nvme => Tier::Disk,
-    }
-}
-
-fn tier_name(t: Tier) -> &'static str {
-    match t {
-        Tier::Device => "device",
-        Tier::Host => "host",
-        Tier::Disk => "nvme",
-    }
-}
-
-/// Checks the plan against the sizes and schedule before anything is allocated.
-fn validate(sizes: &[u64], schedule: &Schedule, plan: &PlacementPlan) -> Result<bool> {
+/// Checks the placement against the sizes and schedule before anything is allocated.
+fn validate(sizes: &[u64], schedule: &Schedule, placement: &Placement) -> Result<bool> {
     if sizes.is_empty() {
         return Err(invalid("no chunks to execute"));
     }
     if let Some(c) = sizes.iter().position(|&s| s == 0) {
         return Err(invalid(format!("chunk {c} has 0 bytes")));
     }
-    if plan.initial.len() != sizes.len() {
+    if placement.initial.len() != sizes.len() {
         return Err(invalid(format!(
             "the plan places {} chunks but {} chunk sizes were given",
-            plan.initial.len(),
+            placement.initial.len(),
             sizes.len()
         )));
     }
-    if let Some(c) = plan.initial.iter().position(|&t| t == PlanTier::Device) {
+    if let Some(c) = placement.initial.iter().position(|&t| t == Tier::Device) {
         return Err(invalid(format!("the plan starts chunk {c} on the device")));
     }
     let moments = schedule.moments.len();
-    let mut uses_nvme = plan.initial.contains(&PlanTier::Nvme);
+    let mut uses_nvme = placement.initial.contains(&Tier::Nvme);
     let mut last = 0u32;
-    for (i, mv) in plan.moves.iter().enumerate() {
+    for (i, mv) in placement.moves.iter().enumerate() {
         let size = sizes.get(mv.chunk.index()).ok_or_else(|| {
             invalid(format!(
                 "move {i} names chunk {}, which has no size",
@@ -172,7 +156,7 @@ fn validate(sizes: &[u64], schedule: &Schedule, plan: &PlacementPlan) -> Result<
             return Err(invalid(format!("move {i} goes from a tier to itself")));
         }
         last = mv.moment;
-        uses_nvme |= mv.to == PlanTier::Nvme || mv.from == PlanTier::Nvme;
+        uses_nvme |= mv.to == Tier::Nvme || mv.from == Tier::Nvme;
     }
     for (m, moment) in schedule.moments.iter().enumerate() {
         if let Some(c) = moment.accesses.iter().find(|c| c.index() >= sizes.len()) {
@@ -299,9 +283,8 @@ impl<B: Backend + ?Sized> Exec<'_, B> {
         self.b.stream_synchronize(self.compute)
     }
 
-    fn run_move(&mut self, i: usize, chunk: ChunkId, from: PlanTier, to: PlanTier) -> Result<()> {
+    fn run_move(&mut self, i: usize, chunk: ChunkId, from: Tier, to: Tier) -> Result<()> {
         let c = u64::from(chunk.0);
-        let (from, to) = (to_store(from), to_store(to));
         let mut at = self.store.tier_of(c);
         if matches!(at, Some((_, true))) {
             at = Some((self.wait(c)?, false));
@@ -309,8 +292,8 @@ impl<B: Backend + ?Sized> Exec<'_, B> {
         if at != Some((from, false)) {
             return Err(invalid(format!(
                 "move {i}: the plan moves chunk {c} from the {} but it is on the {}",
-                tier_name(from),
-                at.map_or("nowhere", |(t, _)| tier_name(t))
+                from.name(),
+                at.map_or("nowhere", |(t, _)| t.name())
             )));
         }
         let size = self.sizes[c as usize];
@@ -330,7 +313,7 @@ impl<B: Backend + ?Sized> Exec<'_, B> {
                     self.full_check_device(c)?;
                 }
             }
-            (Tier::Device, Tier::Disk) => {
+            (Tier::Device, Tier::Nvme) => {
                 self.store
                     .move_chunk(self.b, c, to, None, Some(self.compute))?;
                 // Synchronous: its device memory is free now.
@@ -343,7 +326,7 @@ impl<B: Backend + ?Sized> Exec<'_, B> {
                 self.store
                     .move_chunk(self.b, c, to, None, Some(self.compute))?;
             }
-            (Tier::Disk, Tier::Host) => {
+            (Tier::Nvme, Tier::Host) => {
                 self.store.move_chunk(self.b, c, to, None, None)?;
                 self.check_host(c)?;
             }
@@ -361,7 +344,7 @@ impl<B: Backend + ?Sized> Exec<'_, B> {
     }
 
     /// Final check of every chunk, wherever it is (not timed; may move NVMe chunks to the
-    /// host, outside the plan's counters).
+    /// host, outside the placement's counters).
     fn check_all(&mut self) -> Result<()> {
         for c in 0..self.sizes.len() as u64 {
             match self.wait(c)? {
@@ -373,7 +356,7 @@ impl<B: Backend + ?Sized> Exec<'_, B> {
                     self.check(c, &bytes, "device")?;
                 }
                 Tier::Host => self.check_host(c)?,
-                Tier::Disk => {
+                Tier::Nvme => {
                     self.store.move_chunk(self.b, c, Tier::Host, None, None)?;
                     self.check_host(c)?;
                 }
@@ -397,7 +380,8 @@ impl<B: Backend + ?Sized> Exec<'_, B> {
     }
 }
 
-/// Runs `plan` (made by `plan_placement(sizes, schedule, ..)`) on `backend`. See the
+/// Runs `placement` (made by `place(sizes, schedule, ..)`, or the placement of
+/// [`memplan_core::chunk::place_training`]) on `backend`. See the
 /// [module docs](self).
 ///
 /// `compute(backend, moment, stream)` queues moment `moment`'s work on the compute `stream`
@@ -405,7 +389,7 @@ impl<B: Backend + ?Sized> Exec<'_, B> {
 /// moves, with the moment's chunks on the device (or their uploads ordered before it).
 ///
 /// # Errors
-/// A plan that does not match `sizes` or `schedule` (move sizes, chunk ids, moment order, a
+/// A placement that does not match `sizes` or `schedule` (move sizes, chunk ids, moment order, a
 /// move whose `from` is not where the chunk is, a chunk accessed while not on the device);
 /// NVMe moves without [`ExecOptions::disk_path`]; a chunk whose bytes differ from its
 /// pattern (which chunk, where, which byte); backend, out-of-memory and I/O errors. On an
@@ -414,7 +398,7 @@ pub fn execute<B, F>(
     backend: &mut B,
     sizes: &[u64],
     schedule: &Schedule,
-    plan: &PlacementPlan,
+    placement: &Placement,
     options: &ExecOptions<'_>,
     mut compute: F,
 ) -> Result<ExecReport>
@@ -422,7 +406,7 @@ where
     B: Backend + ?Sized,
     F: FnMut(&mut B, u32, StreamHandle) -> Result<()>,
 {
-    let uses_nvme = validate(sizes, schedule, plan)?;
+    let uses_nvme = validate(sizes, schedule, placement)?;
     let max = sizes.iter().copied().max().unwrap_or(0);
     let disk = match (uses_nvme, options.disk_path) {
         (true, None) => {
@@ -458,11 +442,11 @@ where
             disk_direct,
         },
     };
-    for (c, &t) in plan.initial.iter().enumerate() {
+    for (c, &t) in placement.initial.iter().enumerate() {
         let data = pattern(c as u32, 0, sizes[c])?;
         x.store.insert_host(x.b, c as u64, &data)?;
-        if t == PlanTier::Nvme {
-            x.store.move_chunk(x.b, c as u64, Tier::Disk, None, None)?;
+        if t == Tier::Nvme {
+            x.store.move_chunk(x.b, c as u64, Tier::Nvme, None, None)?;
         }
     }
     let start = x.event_on(compute_stream)?;
@@ -471,7 +455,7 @@ where
         let m32 = m as u32;
         let moved = x.store.poll(x.b)?;
         x.done(moved)?;
-        while let Some(mv) = plan.moves.get(next).filter(|mv| mv.moment == m32) {
+        while let Some(mv) = placement.moves.get(next).filter(|mv| mv.moment == m32) {
             x.run_move(next, mv.chunk, mv.from, mv.to)?;
             x.report.bytes[mv.from as usize][mv.to as usize] += mv.bytes;
             x.report.moves += 1;
@@ -489,7 +473,7 @@ where
                 other => {
                     return Err(invalid(format!(
                         "moment {m} accesses chunk {c}, which is on the {} and not the device",
-                        other.map_or("nowhere", |(t, _)| tier_name(t))
+                        other.map_or("nowhere", |(t, _)| t.name())
                     )));
                 }
             }
@@ -505,10 +489,10 @@ where
             x.device_bytes -= moment.non_model;
         }
     }
-    if next != plan.moves.len() {
+    if next != placement.moves.len() {
         return Err(invalid(format!(
             "{} moves are left after the last moment",
-            plan.moves.len() - next
+            placement.moves.len() - next
         )));
     }
     // End of the timed run: after the compute and both copy streams.

@@ -1,17 +1,19 @@
-//! [`TierStore`]: where each chunk's bytes live — device, pinned host, or disk — and the moves
-//! between tiers, executed with the [`CopyEngine`], a [`PinnedPool`] and a [`DiskTier`].
+//! [`TierStore`]: where each chunk's bytes live — device, pinned host, or NVMe (a [`DiskTier`]
+//! file) — and the moves between tiers, executed with the [`CopyEngine`], a [`PinnedPool`]
+//! and a [`DiskTier`]. The tiers are core's [`Tier`] (`Device`, `Host`, `Nvme`), the one enum
+//! the placement ([`memplan_core::chunk::place`]) and this store share.
 //!
 //! Built to be driven by a move schedule (`(chunk, from tier, to tier)` steps): each
 //! [`TierStore::move_chunk`] call is one step. Device↔host moves are asynchronous (the chunk is
 //! *moving* until [`TierStore::poll`] or [`TierStore::sync`] sees the transfer complete);
-//! host↔disk moves are synchronous `pwrite`/`pread`; device↔disk goes through a pinned host
+//! host↔NVMe moves are synchronous `pwrite`/`pread`; device↔NVMe goes through a pinned host
 //! buffer. Device memory is owned by the caller (an arena): a chunk moved *to* the device
 //! names its destination, and a chunk moved *off* the device reports its old pointer in
 //! [`Moved::released_device`] once the copy is done, for the caller to free.
 //!
 //! ```text
-//!   Device(ptr) --d2h (async)--> Host(buf) --pwrite--> Disk(slot)
-//!   Device(ptr) <--h2d (async)-- Host(buf) <--pread--- Disk(slot)
+//!   Device(ptr) --d2h (async)--> Host(buf) --pwrite--> Nvme(slot)
+//!   Device(ptr) <--h2d (async)-- Host(buf) <--pread--- Nvme(slot)
 //! ```
 //!
 //! Chunks may be shorter than `chunk_bytes` ([`TierStore::insert_host`] with fewer bytes, e.g.
@@ -30,22 +32,13 @@ use crate::disk::{DiskSlot, DiskTier};
 use crate::error::{Error, Result, invalid};
 use crate::pinned::{PinnedBuf, PinnedPool};
 
-/// A memory tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Tier {
-    /// Device memory.
-    Device,
-    /// Page-locked host memory.
-    Host,
-    /// The disk (NVMe) tier.
-    Disk,
-}
+pub use memplan_core::chunk::Tier;
 
 #[derive(Debug)]
 enum Place {
     Device(DevPtr),
     Host(PinnedBuf),
-    Disk(DiskSlot),
+    Nvme(DiskSlot),
     /// A device↔host transfer is in flight; `dev` is the device pointer read or written.
     Moving {
         id: TransferId,
@@ -80,10 +73,10 @@ pub struct TierStore {
 
 impl TierStore {
     /// A store for chunks of `chunk_bytes`, with up to `host_buffers` pinned buffers and an
-    /// optional disk tier (whose slots must hold a chunk).
+    /// optional NVMe tier (a [`DiskTier`], whose slots must hold a chunk).
     ///
     /// # Errors
-    /// `chunk_bytes == 0`; a disk tier with slots of another size; backend errors.
+    /// `chunk_bytes == 0`; an NVMe tier with slots of another size; backend errors.
     pub fn new<B: Backend + ?Sized>(
         backend: &mut B,
         chunk_bytes: u64,
@@ -122,7 +115,7 @@ impl TierStore {
         &self.engine
     }
 
-    /// The disk tier, if any (to check [`DiskTier::is_direct`]).
+    /// The NVMe tier's file, if any (to check [`DiskTier::is_direct`]).
     pub fn disk(&self) -> Option<&DiskTier> {
         self.disk.as_ref()
     }
@@ -180,7 +173,7 @@ impl TierStore {
         self.chunks.get(&chunk).map(|p| match p {
             Place::Device(_) => (Tier::Device, false),
             Place::Host(_) => (Tier::Host, false),
-            Place::Disk(_) => (Tier::Disk, false),
+            Place::Nvme(_) => (Tier::Nvme, false),
             Place::Moving { to, .. } => (*to, true),
         })
     }
@@ -204,7 +197,7 @@ impl TierStore {
     fn disk_mut(&mut self) -> Result<&mut DiskTier> {
         self.disk
             .as_mut()
-            .ok_or_else(|| invalid("a move to or from the disk tier, which this store lacks"))
+            .ok_or_else(|| invalid("a move to or from the NVMe tier, which this store lacks"))
     }
 
     /// One schedule step: moves `chunk` to tier `to`. `device_dst` is required when `to` is
@@ -213,10 +206,10 @@ impl TierStore {
     /// (then the chunk is moving until [`TierStore::poll`]/[`TierStore::sync`]).
     ///
     /// # Errors
-    /// An unknown or moving chunk; a missing `device_dst`; no disk tier; out of pinned
+    /// An unknown or moving chunk; a missing `device_dst`; no NVMe tier; out of pinned
     /// buffers; backend or I/O errors (the chunk then stays where it was).
     ///
-    /// A device→disk move completes synchronously and reports no [`Moved`]: the chunk's
+    /// A device→NVMe move completes synchronously and reports no [`Moved`]: the chunk's
     /// device memory (its [`TierStore::device_ptr`] before the call) is free once it returns.
     pub fn move_chunk<B: Backend + ?Sized>(
         &mut self,
@@ -268,13 +261,13 @@ impl TierStore {
                     }
                 }
             }
-            (Tier::Host, Tier::Disk) => {
+            (Tier::Host, Tier::Nvme) => {
                 let Some(Place::Host(buf)) = self.chunks.remove(&chunk) else {
                     unreachable!("tier_of said Host")
                 };
                 match self.disk_mut().and_then(|d| d.write(buf.as_slice())) {
                     Ok(slot) => {
-                        self.chunks.insert(chunk, Place::Disk(slot));
+                        self.chunks.insert(chunk, Place::Nvme(slot));
                         self.pool.release(buf)?;
                         Ok(None)
                     }
@@ -284,10 +277,10 @@ impl TierStore {
                     }
                 }
             }
-            (Tier::Disk, Tier::Host) => {
+            (Tier::Nvme, Tier::Host) => {
                 let mut buf = self.pool.acquire(backend)?;
-                let Some(Place::Disk(slot)) = self.chunks.get(&chunk) else {
-                    unreachable!("tier_of said Disk")
+                let Some(Place::Nvme(slot)) = self.chunks.get(&chunk) else {
+                    unreachable!("tier_of said Nvme")
                 };
                 let slot = DiskSlot::clone_index(slot);
                 let r = self
@@ -300,18 +293,18 @@ impl TierStore {
                 self.chunks.insert(chunk, Place::Host(buf));
                 Ok(None)
             }
-            (Tier::Device, Tier::Disk) => {
+            (Tier::Device, Tier::Nvme) => {
                 if self.disk.is_none() {
-                    return Err(invalid("a move to the disk tier, which this store lacks"));
+                    return Err(invalid("a move to the NVMe tier, which this store lacks"));
                 }
                 let id = self.move_chunk(backend, chunk, Tier::Host, None, after)?;
                 if let Some(id) = id {
                     let c = self.engine.wait(backend, id)?;
                     self.complete(c)?;
                 }
-                self.move_chunk(backend, chunk, Tier::Disk, None, None)
+                self.move_chunk(backend, chunk, Tier::Nvme, None, None)
             }
-            (Tier::Disk, Tier::Device) => {
+            (Tier::Nvme, Tier::Device) => {
                 self.move_chunk(backend, chunk, Tier::Host, None, None)?;
                 self.move_chunk(backend, chunk, Tier::Device, device_dst, after)
             }
@@ -414,7 +407,7 @@ impl TierStore {
         done.into_iter().map(|c| self.complete(c)).collect()
     }
 
-    /// Forgets `chunk`, giving its host buffer or disk slot back; returns its device pointer
+    /// Forgets `chunk`, giving its host buffer or NVMe slot back; returns its device pointer
     /// if it was on the device.
     ///
     /// # Errors
@@ -426,7 +419,7 @@ impl TierStore {
         match self.chunks.remove(&chunk) {
             Some(Place::Device(p)) => Ok(Some(p)),
             Some(Place::Host(b)) => self.pool.release(b).map(|()| None),
-            Some(Place::Disk(s)) => self.disk_mut()?.free(s).map(|()| None),
+            Some(Place::Nvme(s)) => self.disk_mut()?.free(s).map(|()| None),
             Some(m @ Place::Moving { .. }) => {
                 self.chunks.insert(chunk, m);
                 Err(invalid(format!("remove of chunk {chunk}, moving")))

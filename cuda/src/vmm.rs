@@ -30,6 +30,19 @@ fn round_up(x: u64, a: u64) -> Result<u64> {
         .ok_or(Error::Overflow)
 }
 
+/// A table of `n` entries of `T::default()` for a range of `bytes`, or an error (not an abort)
+/// when host memory cannot hold it: the range's size is the caller's input.
+pub(crate) fn page_table<T: Clone + Default>(n: usize, bytes: u64) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        invalid(format!(
+            "a range of {bytes} bytes has {n} pages, too many to keep a table of in host memory"
+        ))
+    })?;
+    v.resize(n, T::default());
+    Ok(v)
+}
+
 /// One reserved virtual range whose pages are mapped on demand. See the [module docs](self).
 ///
 /// Invariants: `pages.len() * page == va_size`; `mapped` counts the `Some` entries; each
@@ -47,7 +60,8 @@ impl ExpandableSegment {
     /// Reserves `va_bytes` (rounded up to whole pages) of virtual address space.
     ///
     /// # Errors
-    /// `va_bytes == 0`; the backend's errors.
+    /// `va_bytes == 0`; a range whose page table (one entry per page) host memory cannot
+    /// hold; the backend's errors.
     pub fn new<B: Backend + ?Sized>(backend: &mut B, va_bytes: u64) -> Result<Self> {
         if va_bytes == 0 {
             return Err(invalid("a segment of 0 bytes"));
@@ -55,12 +69,13 @@ impl ExpandableSegment {
         let page = backend.granularity()?;
         let va_size = round_up(va_bytes, page)?;
         let n = usize::try_from(va_size / page).map_err(|_| Error::Overflow)?;
+        let pages = page_table(n, va_size)?;
         let base = backend.va_reserve(va_size)?;
         Ok(ExpandableSegment {
             base,
             va_size,
             page,
-            pages: vec![None; n],
+            pages,
             mapped: 0,
         })
     }

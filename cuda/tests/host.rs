@@ -5,7 +5,8 @@ mod common;
 use memplan_core::allocator::OnlineAllocator;
 use memplan_core::allocator::online::{DEFAULT_BASE, OnlineConfig};
 use memplan_cuda::{
-    Backend, CopyEngine, DeviceArena, HostBackend, HostConfig, PinnedPool, StreamHandle,
+    Backend, CopyEngine, DeviceArena, DiskTier, ExpandableSegment, HostBackend, HostConfig,
+    PinnedPool, StreamHandle, Tier, TierStore,
 };
 use proptest::prelude::*;
 
@@ -129,6 +130,47 @@ fn copies_overlap_compute() {
     assert_eq!(pool.trim(&mut b).unwrap(), 2);
 }
 
+/// The constructors return errors for bad input instead of panicking or aborting: a zero
+/// size, a size past `u64`, a window too large for its page table in host memory (an abort
+/// in the allocator before), a disk tier whose slots do not hold a chunk.
+#[test]
+fn constructors_reject_bad_input() {
+    let mut b = host(1 << 20, 512);
+    assert!(ExpandableSegment::new(&mut b, 0).is_err());
+    // 2^54 pages of 512 bytes: a page table of 2^58 bytes, more than any address space.
+    let e = ExpandableSegment::new(&mut b, 1 << 63).unwrap_err();
+    assert!(e.to_string().contains("too many"), "{e}");
+    assert!(b.mappings().is_empty());
+    let alloc = || OnlineAllocator::with_capacity(1 << 20);
+    assert!(DeviceArena::new(host(1 << 20, 512), alloc(), DEFAULT_BASE, 0).is_err());
+    assert!(DeviceArena::new(host(1 << 20, 512), alloc(), DEFAULT_BASE, 1 << 63).is_err());
+    assert!(DeviceArena::new(host(1 << 20, 512), alloc(), DEFAULT_BASE, 1 << 20).is_ok());
+    assert!(PinnedPool::new(0, 4).is_err());
+    assert!(
+        PinnedPool::new(u64::MAX, 4).is_err(),
+        "rounding up overflows"
+    );
+    let dir = std::env::temp_dir().join(format!("memplan-host-ctors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    assert!(DiskTier::create(dir.join("zero.bin"), 0).is_err());
+    assert!(DiskTier::create(dir.join("huge.bin"), u64::MAX).is_err());
+    assert!(TierStore::new(&mut b, 0, 4, None).is_err());
+    let disk = DiskTier::create(dir.join("small.bin"), 4096).unwrap();
+    assert!(TierStore::new(&mut b, 8192, 4, Some(disk)).is_err());
+    let disk = DiskTier::create(dir.join("fits.bin"), 8192).unwrap();
+    assert!(TierStore::new(&mut b, 8192, 4, Some(disk)).is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(CopyEngine::new(&mut b).is_ok());
+}
+
+/// The executor's tiers are core's placement tiers: one enum, `Nvme` included.
+#[test]
+fn tiers_are_cores() {
+    let t: memplan_core::chunk::Tier = Tier::Nvme;
+    assert_eq!(t.name(), "nvme");
+    assert_eq!(Tier::ALL, memplan_core::chunk::Tier::ALL);
+}
+
 /// A block freed on one stream is not handed out again until that stream's queued work is
 /// done.
 #[test]
@@ -140,7 +182,8 @@ fn cross_stream_free_waits_for_the_stream() {
             base: DEFAULT_BASE,
             page_size: 4096,
             capacity: Some(1 << 20),
-        }),
+        })
+        .expect("a valid page layout"),
         DEFAULT_BASE,
         1 << 20,
     )

@@ -1,18 +1,15 @@
-//! Executing chunk placement plans (`memplan_core::chunk`) on the Host backend: every plan
+//! Executing chunk placements (`memplan_core::chunk`) on the Host backend: every placement
 //! runs with real bytes through device memory, pinned buffers and an NVMe file, every chunk is
-//! checked after each round trip, the bytes moved equal the plan's, and prefetches overlap the
-//! simulated compute.
+//! checked after each round trip, the bytes moved equal the placement's, and prefetches
+//! overlap the simulated compute.
 
 use core::ptr::NonNull;
 use std::path::PathBuf;
 
-use memplan_core::chunk::{
-    Layout, PlacementOptions, PlacementPlan, Policy, Schedule, Tensor, Tier as PlanTier,
-    plan_placement,
-};
+use memplan_core::chunk::{Layout, Placement, PlacementOptions, Policy, Schedule, Tensor, place};
 use memplan_cuda::{
     Backend, DevPtr, EventHandle, ExecOptions, ExecReport, HostBackend, HostConfig, PhysHandle,
-    StreamHandle, Verify, execute, fill_pattern,
+    StreamHandle, Tier, Verify, execute, fill_pattern,
 };
 
 /// Compute time of every moment, simulated ns.
@@ -43,7 +40,7 @@ fn scratch(name: &str) -> PathBuf {
 struct Case {
     sizes: Vec<u64>,
     schedule: Schedule,
-    plan: PlacementPlan,
+    plan: Placement,
     device: u64,
 }
 
@@ -56,9 +53,11 @@ fn case(device: u64, host: u64, nvme: u64, policy: Policy, prefetch: bool, non_m
             if l.is_some() { non_model } else { 0 }
         },
     )
-    .repeat(2);
+    .unwrap()
+    .repeat(2)
+    .unwrap();
     let sizes = layout.chunk_sizes();
-    let plan = plan_placement(
+    let plan = place(
         &sizes,
         &schedule,
         PlacementOptions {
@@ -104,8 +103,8 @@ fn run(c: &Case, verify: Verify, name: &str) -> (ExecReport, HostBackend) {
 }
 
 fn to_device(bytes: &[[u64; 3]; 3]) -> u64 {
-    bytes[PlanTier::Host as usize][PlanTier::Device as usize]
-        + bytes[PlanTier::Nvme as usize][PlanTier::Device as usize]
+    bytes[Tier::Host as usize][Tier::Device as usize]
+        + bytes[Tier::Nvme as usize][Tier::Device as usize]
 }
 
 #[test]
@@ -138,20 +137,12 @@ fn every_plan_runs_with_its_bytes_checked() {
                         assert_eq!(b.used(), 0, "{name}: all device memory given back");
                         // Every chunk is checked at least once at the end; every return to
                         // the host, and with Full every arrival on the device, adds one.
-                        let back_to_host = c
-                            .plan
-                            .moves
-                            .iter()
-                            .filter(|m| m.to == PlanTier::Host)
-                            .count() as u64;
+                        let back_to_host =
+                            c.plan.moves.iter().filter(|m| m.to == Tier::Host).count() as u64;
                         let mut min_checks = c.sizes.len() as u64 + back_to_host;
                         if verify == Verify::Full {
-                            min_checks += c
-                                .plan
-                                .moves
-                                .iter()
-                                .filter(|m| m.to == PlanTier::Device)
-                                .count() as u64;
+                            min_checks +=
+                                c.plan.moves.iter().filter(|m| m.to == Tier::Device).count() as u64;
                         } else {
                             // Nothing but the plan's fetches is uploaded.
                             assert_eq!(b.stats().h2d_bytes, to_device(&r.bytes), "{name}");
@@ -234,9 +225,9 @@ fn bad_plans_are_errors() {
     let i = plan
         .moves
         .iter()
-        .position(|m| m.from == PlanTier::Host)
+        .position(|m| m.from == Tier::Host)
         .unwrap();
-    plan.moves[i].from = PlanTier::Nvme;
+    plan.moves[i].from = Tier::Nvme;
     let e = execute(&mut b, &c.sizes, &c.schedule, &plan, &opts, nothing).unwrap_err();
     assert!(e.to_string().contains("from the nvme"), "{e}");
     // A moment accessing a chunk the plan never fetched.

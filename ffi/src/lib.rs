@@ -15,9 +15,9 @@ mod ffi;
 
 mod allocator;
 mod error;
-mod evict;
 mod offload;
-mod planner;
+mod packer;
+mod remat;
 mod torch;
 mod version;
 
@@ -28,15 +28,6 @@ pub use allocator::{
     mp_allocator_trim, mp_plan_counters,
 };
 pub use error::{mp_result, mp_result_message};
-pub use evict::{
-    MP_REMAT_COMPUTE, MP_REMAT_CONSTANT, MP_REMAT_EVICT, MP_REMAT_FETCH, MP_REMAT_HEURISTIC_DTR,
-    MP_REMAT_HEURISTIC_DTR_EQ, MP_REMAT_HEURISTIC_DTR_LOCAL, MP_REMAT_HEURISTIC_LARGEST,
-    MP_REMAT_HEURISTIC_LRU, MP_REMAT_HEURISTIC_MEMPLAN, MP_REMAT_HEURISTIC_MSPS, MP_REMAT_OFFLOAD,
-    MP_REMAT_RECOMPUTE, mp_remat, mp_remat_access, mp_remat_action, mp_remat_actions,
-    mp_remat_counters, mp_remat_free, mp_remat_is_resident, mp_remat_make_room,
-    mp_remat_materialize, mp_remat_new, mp_remat_pin, mp_remat_register, mp_remat_release,
-    mp_remat_set_swap_bandwidth, mp_remat_stats, mp_remat_unpin,
-};
 pub use offload::{
     MP_OFFLOAD_CPU, MP_OFFLOAD_CPU_OPTIMIZER, MP_OFFLOAD_NONE, MP_OFFLOAD_NVME, MP_POLICY_BELADY,
     MP_POLICY_LRU, MP_RECOMPUTE_FULL, MP_RECOMPUTE_NONE, MP_RECOMPUTE_SELECTIVE, MP_TIER_DEVICE,
@@ -47,11 +38,20 @@ pub use offload::{
     mp_shard_layout_owners, mp_shard_layout_shard_of, mp_shard_options, mp_shard_piece,
     mp_state_bytes,
 };
-pub use planner::{
+pub use packer::{
     MP_SOLVE_CAPACITY, MP_SOLVE_MAX_NODES, MP_SOLVE_TIME_LIMIT, mp_planner, mp_planner_add_buffer,
     mp_planner_best_peak, mp_planner_free, mp_planner_is_optimal, mp_planner_is_proven_infeasible,
     mp_planner_last_error, mp_planner_len, mp_planner_max_load, mp_planner_new, mp_planner_nodes,
     mp_planner_offset, mp_planner_peak, mp_planner_solve, mp_solve_options,
+};
+pub use remat::{
+    MP_REMAT_COMPUTE, MP_REMAT_CONSTANT, MP_REMAT_EVICT, MP_REMAT_FETCH, MP_REMAT_HEURISTIC_DTR,
+    MP_REMAT_HEURISTIC_DTR_EQ, MP_REMAT_HEURISTIC_DTR_LOCAL, MP_REMAT_HEURISTIC_LARGEST,
+    MP_REMAT_HEURISTIC_LRU, MP_REMAT_HEURISTIC_MEMPLAN, MP_REMAT_HEURISTIC_MSPS, MP_REMAT_OFFLOAD,
+    MP_REMAT_RECOMPUTE, mp_remat, mp_remat_access, mp_remat_action, mp_remat_actions,
+    mp_remat_counters, mp_remat_free, mp_remat_is_resident, mp_remat_make_room,
+    mp_remat_materialize, mp_remat_new, mp_remat_pin, mp_remat_register, mp_remat_release,
+    mp_remat_set_swap_bandwidth, mp_remat_stats, mp_remat_unpin,
 };
 pub use torch::{mp_torch_free, mp_torch_last_error, mp_torch_malloc};
 pub use version::mp_version;

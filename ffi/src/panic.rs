@@ -7,7 +7,7 @@
 //! error codes, not soundness.
 //!
 //! Functions that mutate a planner also catch panics one level further in
-//! (`planner::mutate`), where the handle is known, so that they can mark it poisoned and record
+//! (`packer::mutate`), where the handle is known, so that they can mark it poisoned and record
 //! the panic message; see doc/DESIGN.md, "Panic policy".
 
 use core::ffi::c_char;
@@ -41,7 +41,7 @@ impl PanicOrDefault for *const c_char {
 /// what the NULL-check macros rely on.
 ///
 /// `AssertUnwindSafe` is justified because nothing observed after a caught panic can be in a
-/// broken state: planners are poisoned by `planner::mutate` before this boundary is reached,
+/// broken state: planners are poisoned by `packer::mutate` before this boundary is reached,
 /// and the other bodies only read.
 macro_rules! ffi_panic_boundary {
     ( $($body:tt)* ) => {

@@ -7,8 +7,8 @@
 //! | variable | values | default |
 //! |---|---|---|
 //! | `MEMPLAN_BACKEND` | `cuda` (the driver), `host` (simulated device, for tests) | `cuda` |
-//! | `MEMPLAN_ALLOCATOR` | `memplan` (online best fit), `torch` (PyTorch's caching allocator model), `torch-expandable`, `plan` (plan-guided) | `memplan` |
-//! | `MEMPLAN_PLAN` | path of a plan file (`memplan plan …`), for `plan` | — |
+//! | `MEMPLAN_ALLOCATOR` | an allocator of `memplan_core::allocator::registry`: `online` (memplan's online best fit), `torch` (PyTorch's caching allocator model), `torch-expandable`, `guided` (plan-guided) | `online` |
+//! | `MEMPLAN_PLAN` | path of a plan file (`memplan plan-trace …`), for `guided` | — |
 //! | `MEMPLAN_CAPACITY` | bytes the allocator may use | 90 % of free device memory (`cuda`), 1 GiB (`host`) |
 //!
 //! A configuration error (bad value, no driver, unreadable plan) makes every `mp_torch_malloc`
@@ -22,12 +22,8 @@
 use core::ffi::{c_char, c_void};
 use std::sync::Mutex;
 
-use memplan_core::allocator::online::{DEFAULT_BASE, DEFAULT_PAGE_SIZE};
-use memplan_core::allocator::torch::SIMULATED_BASE;
-use memplan_core::allocator::{
-    Addr, AllocError, AllocStats, Allocator, OnlineAllocator, PlannedAllocator, PlannedConfig,
-    TorchConfig, TorchExpandableModel, TorchModel,
-};
+use memplan_core::allocator::Addr;
+use memplan_core::allocator::registry::{self, AllocatorKind, BoxedAllocator, Settings};
 use memplan_core::plan::Plan;
 use memplan_cuda::{Backend, CudaBackend, DeviceArena, HostBackend, HostConfig, StreamHandle};
 
@@ -40,35 +36,11 @@ impl PanicOrDefault for *mut c_void {
     }
 }
 
-/// Any core allocator, boxed.
-struct DynAlloc(Box<dyn Allocator + Send>);
-
-impl core::fmt::Debug for DynAlloc {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "DynAlloc({})", self.0.name())
-    }
-}
-
-impl Allocator for DynAlloc {
-    fn alloc(&mut self, size: u64, stream: u32) -> Result<Addr, AllocError> {
-        self.0.alloc(size, stream)
-    }
-    fn free(&mut self, addr: Addr) -> Result<(), AllocError> {
-        self.0.free(addr)
-    }
-    fn stats(&self) -> AllocStats {
-        self.0.stats()
-    }
-    fn name(&self) -> &'static str {
-        self.0.name()
-    }
-}
-
-/// The arena on either backend.
+/// The arena on either backend, over any allocator of the registry.
 #[derive(Debug)]
 enum Arena {
-    Host(Box<DeviceArena<DynAlloc, HostBackend>>),
-    Cuda(Box<DeviceArena<DynAlloc, CudaBackend>>),
+    Host(Box<DeviceArena<BoxedAllocator, HostBackend>>),
+    Cuda(Box<DeviceArena<BoxedAllocator, CudaBackend>>),
 }
 
 macro_rules! on_arena {
@@ -96,7 +68,7 @@ static STATE: Mutex<Option<State>> = Mutex::new(None);
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Config {
     backend: String,
-    allocator: String,
+    allocator: AllocatorKind,
     plan: Option<String>,
     capacity: Option<u64>,
 }
@@ -113,9 +85,15 @@ impl Config {
                     .ok_or_else(|| format!("MEMPLAN_CAPACITY={v:?} is not a positive integer"))?,
             ),
         };
+        let allocator = match get("MEMPLAN_ALLOCATOR") {
+            None => AllocatorKind::Online,
+            Some(v) => v
+                .parse::<AllocatorKind>()
+                .map_err(|e| format!("MEMPLAN_ALLOCATOR: {e}"))?,
+        };
         Ok(Config {
             backend: get("MEMPLAN_BACKEND").unwrap_or_else(|| "cuda".into()),
-            allocator: get("MEMPLAN_ALLOCATOR").unwrap_or_else(|| "memplan".into()),
+            allocator,
             plan: get("MEMPLAN_PLAN"),
             capacity,
         })
@@ -123,57 +101,30 @@ impl Config {
 }
 
 /// The allocator, its address base and the window it needs, for `capacity` bytes.
-fn make_allocator(cfg: &Config, capacity: u64) -> Result<(DynAlloc, Addr, u64), String> {
-    let cap_pages = capacity.div_ceil(DEFAULT_PAGE_SIZE) * DEFAULT_PAGE_SIZE;
-    match cfg.allocator.as_str() {
-        "memplan" => Ok((
-            DynAlloc(Box::new(OnlineAllocator::with_capacity(capacity))),
-            DEFAULT_BASE,
-            cap_pages,
-        )),
-        // The torch models never reuse a segment address once freed, so their addresses run
-        // ahead of their footprint: give them 4x the capacity of (unmapped) address space.
-        "torch" | "torch-expandable" => {
-            let tc = TorchConfig {
-                capacity: Some(capacity),
-                ..TorchConfig::default()
-            };
-            let a: Box<dyn Allocator + Send> = if cfg.allocator == "torch" {
-                Box::new(TorchModel::new(tc))
-            } else {
-                Box::new(TorchExpandableModel::new(tc))
-            };
-            let window = cap_pages.checked_mul(4).ok_or("capacity too large")?;
-            Ok((DynAlloc(a), SIMULATED_BASE, window))
+fn make_allocator(cfg: &Config, capacity: u64) -> Result<(BoxedAllocator, Addr, u64), String> {
+    let kind = cfg.allocator;
+    let plan = match (kind, cfg.plan.as_deref()) {
+        (AllocatorKind::Guided, None) => {
+            return Err(format!("MEMPLAN_ALLOCATOR={kind} needs MEMPLAN_PLAN"));
         }
-        "plan" => {
-            let path = cfg
-                .plan
-                .as_deref()
-                .ok_or("MEMPLAN_ALLOCATOR=plan needs MEMPLAN_PLAN")?;
+        (AllocatorKind::Guided, Some(path)) => {
             let bytes = std::fs::read(path).map_err(|e| format!("MEMPLAN_PLAN={path}: {e}"))?;
             let plan = Plan::from_bytes(&bytes).map_err(|e| format!("MEMPLAN_PLAN={path}: {e}"))?;
-            // One arena that grows (by misses) up to the capacity: the window is the capacity.
-            let a = PlannedAllocator::new(
-                plan,
-                PlannedConfig {
-                    base: DEFAULT_BASE,
-                    page_size: DEFAULT_PAGE_SIZE,
-                    capacity: Some(capacity),
-                    replan: true,
-                },
-            )
-            .map_err(|e| format!("MEMPLAN_PLAN={path}: {e}"))?;
-            Ok((
-                DynAlloc(Box::new(a)),
-                DEFAULT_BASE,
-                cap_pages.max(DEFAULT_PAGE_SIZE),
-            ))
+            Some(plan)
         }
-        other => Err(format!(
-            "MEMPLAN_ALLOCATOR={other:?}: expected memplan, torch, torch-expandable or plan"
-        )),
-    }
+        _ => None,
+    };
+    let settings = Settings {
+        capacity: Some(capacity),
+        plan,
+        ..Settings::default()
+    };
+    let (base, window) = kind
+        .address_window(&settings)
+        .ok_or("MEMPLAN_CAPACITY too large")?;
+    let a =
+        registry::build(kind, &settings).map_err(|e| format!("MEMPLAN_ALLOCATOR={kind}: {e}"))?;
+    Ok((a, base, window))
 }
 
 fn make_arena(cfg: &Config, device: i32) -> Result<Arena, String> {
@@ -362,14 +313,16 @@ mod tests {
     fn config_defaults_and_errors() {
         let c = cfg(&[]).unwrap();
         assert_eq!(
-            (c.backend.as_str(), c.allocator.as_str(), c.capacity),
-            ("cuda", "memplan", None)
+            (c.backend.as_str(), c.allocator, c.capacity),
+            ("cuda", AllocatorKind::Online, None)
         );
         assert!(cfg(&[("MEMPLAN_CAPACITY", "lots")]).is_err());
         assert!(cfg(&[("MEMPLAN_CAPACITY", "0")]).is_err());
-        let bad = cfg(&[("MEMPLAN_BACKEND", "host"), ("MEMPLAN_ALLOCATOR", "nope")]).unwrap();
-        assert!(make_arena(&bad, 0).is_err());
-        let no_plan = cfg(&[("MEMPLAN_BACKEND", "host"), ("MEMPLAN_ALLOCATOR", "plan")]).unwrap();
+        for old in ["nope", "memplan", "plan"] {
+            let e = cfg(&[("MEMPLAN_BACKEND", "host"), ("MEMPLAN_ALLOCATOR", old)]).unwrap_err();
+            assert!(e.contains("torch, torch-expandable, online, guided"), "{e}");
+        }
+        let no_plan = cfg(&[("MEMPLAN_BACKEND", "host"), ("MEMPLAN_ALLOCATOR", "guided")]).unwrap();
         assert!(
             make_arena(&no_plan, 0)
                 .unwrap_err()
@@ -377,7 +330,7 @@ mod tests {
         );
         let missing = cfg(&[
             ("MEMPLAN_BACKEND", "host"),
-            ("MEMPLAN_ALLOCATOR", "plan"),
+            ("MEMPLAN_ALLOCATOR", "guided"),
             ("MEMPLAN_PLAN", "/nonexistent/x.plan"),
         ])
         .unwrap();
@@ -388,7 +341,7 @@ mod tests {
 
     #[test]
     fn every_allocator_serves_host_arenas() {
-        for name in ["memplan", "torch", "torch-expandable"] {
+        for name in ["online", "torch", "torch-expandable"] {
             let c = cfg(&[
                 ("MEMPLAN_BACKEND", "host"),
                 ("MEMPLAN_ALLOCATOR", name),
@@ -437,7 +390,7 @@ mod tests {
     }
 
     #[test]
-    fn plan_allocator_from_a_plan_file() {
+    fn guided_allocator_from_a_plan_file() {
         use memplan_core::plan::Slot;
         let slot = |size, offset, start, end| Slot {
             size,
@@ -455,7 +408,7 @@ mod tests {
         std::fs::write(&path, plan.to_bytes()).unwrap();
         let c = cfg(&[
             ("MEMPLAN_BACKEND", "host"),
-            ("MEMPLAN_ALLOCATOR", "plan"),
+            ("MEMPLAN_ALLOCATOR", "guided"),
             ("MEMPLAN_PLAN", path.to_str().unwrap()),
             ("MEMPLAN_CAPACITY", "16777216"),
         ])
@@ -470,6 +423,6 @@ mod tests {
         let y = a.alloc(4096, StreamHandle::DEFAULT).unwrap();
         // Served from the plan: the planned offsets, at the window's base.
         assert_eq!((x - base, y - base), (0, 4096));
-        assert_eq!(a.allocator().name(), "memplan-plan");
+        assert_eq!(a.allocator().name(), "guided");
     }
 }

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| memplan_fuzz::online::check(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| memplan_core::fuzzing::online::check(data));

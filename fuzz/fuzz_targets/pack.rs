@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| memplan_fuzz::pack::check(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| memplan_core::fuzzing::pack::check(data));

@@ -66,7 +66,7 @@ const MAX_TIME_MS: u64 = 2;
 /// Byte that fills out-parameters and string buffers before a call, to see what was written.
 const SENTINEL: u8 = 0xA5;
 
-use crate::reader::Reader;
+use memplan_core::fuzzing::reader::Reader;
 
 /// Checks what every call returns: a defined code, and never `MP_RESULT_PANIC` (a panic
 /// inside memplan, caught at the boundary).

@@ -1,6 +1,7 @@
 //! Allocator throughput on real traces: ns per alloc/free of memplan's online allocator, of
 //! the plan-guided allocator (plan made from the trace itself beforehand, not timed; every
-//! request is then a hit) and of the PyTorch caching-allocator model, against `offset-allocator` (a well-kept Rust port
+//! request is then a hit) and of the PyTorch caching-allocator model (each made by the
+//! allocator registry), against `offset-allocator` (a well-kept Rust port
 //! of Sebastian Aaltonen's O(1) OffsetAllocator) as the reference, replaying the same
 //! sequence in the same run. Ratios matter, not absolute times (machines are noisy).
 //!
@@ -12,12 +13,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
-use memplan_core::allocator::{
-    Allocator, OnlineAllocator, OnlineConfig, PlanOptions, PlannedAllocator, PlannedConfig,
-    TorchConfig, TorchModel, build_plan,
-};
-use memplan_core::lifetime::analyze;
-use memplan_core::plan::Plan;
+use memplan_core::allocator::Allocator;
+use memplan_core::allocator::registry::{self, AllocatorKind, Settings};
+use memplan_core::plan::{Plan, PlanOptions};
 use memplan_core::trace::TraceBuilder;
 
 /// One operation of a replay: `Some(size)` allocates block `id`, `None` frees it.
@@ -75,7 +73,9 @@ fn plan_of(ops: &[Op]) -> Plan {
         }
     }
     let t = b.finish();
-    build_plan(&analyze(&t), t.len(), &PlanOptions::default()).expect("plannable trace")
+    Plan::from_trace(&t, &PlanOptions::default())
+        .expect("plannable trace")
+        .plan
 }
 
 /// Replays `ops` through a memplan-core allocator; returns ns per op.
@@ -138,7 +138,7 @@ fn main() {
         return;
     }
     println!(
-        "| trace | ops | memplan ns/op | memplan-plan ns/op | torch model ns/op | offset-allocator ns/op | memplan / offset | memplan-plan / offset | torch / offset |"
+        "| trace | ops | online ns/op | guided ns/op | torch model ns/op | offset-allocator ns/op | online / offset | guided / offset | torch / offset |"
     );
     println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (name, ops) in [("decomfl_opt", decomfl(&dir)), ("kineto hta", kineto(&dir))] {
@@ -146,19 +146,20 @@ fn main() {
             println!("| {name} | (not readable) | | | | | | | |");
             continue;
         };
-        let plan = plan_of(&ops);
+        let settings = Settings {
+            plan: Some(plan_of(&ops)),
+            ..Settings::default()
+        };
+        let build = |kind| registry::build(kind, &settings).expect("a valid plan");
         // Best of 5 runs each, interleaved.
         let (mut m, mut p, mut t, mut o) = (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
         for _ in 0..5 {
-            m = m.min(run_core(
-                &ops,
-                &mut OnlineAllocator::new(OnlineConfig::default()),
-            ));
-            let mut planned = PlannedAllocator::new(plan.clone(), PlannedConfig::default())
-                .expect("a valid plan");
-            p = p.min(run_core(&ops, &mut planned));
-            assert_eq!(planned.misses(), 0, "{name}: the plan of the trace itself");
-            t = t.min(run_core(&ops, &mut TorchModel::new(TorchConfig::default())));
+            m = m.min(run_core(&ops, build(AllocatorKind::Online).as_mut()));
+            let mut guided = build(AllocatorKind::Guided);
+            p = p.min(run_core(&ops, guided.as_mut()));
+            let misses = guided.guided_counters().map(|c| c.misses);
+            assert_eq!(misses, Some(0), "{name}: the plan of the trace itself");
+            t = t.min(run_core(&ops, build(AllocatorKind::Torch).as_mut()));
             o = o.min(run_offset(&ops));
         }
         println!(

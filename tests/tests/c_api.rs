@@ -417,7 +417,7 @@ fn c11_torch_allocator_through_dlopen() {
     let output = Command::new(&exe)
         .arg(&lib)
         .env("MEMPLAN_BACKEND", "host")
-        .env("MEMPLAN_ALLOCATOR", "memplan")
+        .env("MEMPLAN_ALLOCATOR", "online")
         .env("MEMPLAN_CAPACITY", "67108864")
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));

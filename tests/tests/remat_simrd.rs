@@ -1,4 +1,4 @@
-//! Agreement of memplan's rematerialization simulator (`memplan_core::evict::sim`) with
+//! Agreement of memplan's rematerialization simulator (`memplan_core::remat::sim`) with
 //! `simrd`'s own results (`shared/traces/external/dtr-simrd-logs/simrd-results.jsonl`): for
 //! every log, heuristic and budget ratio, the same outcome (pass / OOM / thrash), the final
 //! clock within 0.1 % (in fact equal), and the same number of evictions.
@@ -15,8 +15,8 @@ mod dtr;
 
 use std::collections::BTreeMap;
 
-use memplan_core::evict::Heuristic;
-use memplan_core::evict::sim::{self, Outcome, RunOptions};
+use memplan_core::remat::Heuristic;
+use memplan_core::remat::sim::{self, RunOptions, Verdict};
 use serde_json::Value;
 
 const DIR: &str = concat!(
@@ -85,9 +85,9 @@ fn simrd_agreement() {
             )
             .expect("run");
             let want = match r["result"].as_str().unwrap() {
-                "pass" => Outcome::Pass,
-                "OOM" => Outcome::Oom,
-                "thrashed" => Outcome::Thrash,
+                "pass" => Verdict::Pass,
+                "OOM" => Verdict::Oom,
+                "thrashed" => Verdict::Thrash,
                 other => panic!("unknown result {other}"),
             };
             let clock = r["clock"].as_u64().unwrap();
@@ -148,7 +148,7 @@ fn memplan_heuristic_beats_simrds() {
                 },
             )
             .expect("run");
-            let clock = (got.outcome == Outcome::Pass).then_some(got.stats.clock);
+            let clock = (got.outcome == Verdict::Pass).then_some(got.stats.clock);
             mine.insert(ratio.to_string(), clock);
         }
         assert_eq!(mine.len(), 10, "{model}");

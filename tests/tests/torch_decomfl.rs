@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use memplan_core::allocator::{Allocator, TorchConfig, TorchExpandableModel, TorchModel};
+use memplan_core::allocator::{Allocator, TorchAllocator, TorchConfig, TorchExpandableAllocator};
 
 struct Event {
     idx: u64,
@@ -57,7 +57,7 @@ fn decomfl_opt_replays_exactly() {
         .filter(|e| e.action == "segment_alloc")
         .map(|e| (e.addr, e.size))
         .collect();
-    let mut model = TorchModel::new(TorchConfig::default())
+    let mut model = TorchAllocator::new(TorchConfig::default())
         .with_segment_addresses(segments.iter().map(|&(a, _)| a));
 
     let (mut allocs, mut frees, mut matched) = (0u64, 0u64, 0u64);
@@ -147,8 +147,8 @@ fn decomfl_opt_replays_with_expandable_segments() {
         return;
     }
     let events = read_events(&path);
-    let mut plain = TorchModel::new(TorchConfig::default());
-    let mut expandable = TorchExpandableModel::new(TorchConfig::default());
+    let mut plain = TorchAllocator::new(TorchConfig::default());
+    let mut expandable = TorchExpandableAllocator::new(TorchConfig::default());
     assert_eq!(replay(&mut plain, &events), 7_946);
     assert_eq!(replay(&mut expandable, &events), 7_946);
     let (p, x) = (plain.stats(), expandable.stats());

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use memplan_core::check::verify;
-use memplan_core::{Budget, Buffer, Error, Placement, Problem, SolveOptions, pack};
+use memplan_core::{Budget, Buffer, Error, PackOptions, PlacedBuffer, Problem, pack};
 
 fn traces_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces/external")
@@ -32,7 +32,7 @@ fn node_budget(n: usize) -> u64 {
 /// A trace read from CSV: the problem, and the plan in its `offset` column if it has one.
 struct Trace {
     problem: Problem,
-    given: Option<Vec<Placement>>,
+    given: Option<Vec<PlacedBuffer>>,
 }
 
 /// Reads a trace; `Ok(None)` when the file is not one (its header lacks a column).
@@ -66,7 +66,7 @@ fn read_trace(path: &Path) -> Result<Option<Trace>, String> {
         };
         let b = Buffer::new(field(ci)?, num(cl)?, num(cu)?, num(cs)?);
         if let (Some(co), Some(given)) = (co, given.as_mut()) {
-            given.push(Placement {
+            given.push(PlacedBuffer {
                 id: b.id.clone(),
                 lower: b.lower,
                 upper: b.upper,
@@ -101,8 +101,8 @@ fn csv_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn options(capacity: Option<u64>, max_nodes: u64) -> SolveOptions<'static> {
-    SolveOptions {
+fn options(capacity: Option<u64>, max_nodes: u64) -> PackOptions<'static> {
+    PackOptions {
         capacity,
         budget: Budget {
             max_nodes: Some(max_nodes),

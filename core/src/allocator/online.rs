@@ -1,4 +1,4 @@
-//! memplan's own online allocator for device memory (allocator name `"memplan"`).
+//! memplan's own online allocator for device memory (allocator name `"online"`).
 //!
 //! # Design
 //!
@@ -59,21 +59,17 @@
 use alloc::collections::{BTreeMap, BTreeSet};
 use core::ops::Range;
 
-use super::{Addr, AllocError, AllocStats, Allocator};
-
-/// Alignment and rounding granule of every allocation, in bytes.
-pub const ALIGN: u64 = 512;
-
-/// Default start of the virtual range (page-aligned for any page size up to 1 TiB).
-pub const DEFAULT_BASE: Addr = 0x7f00_0000_0000;
-
-/// Default page size: 2 MiB, CUDA's granularity for mapped device memory.
-pub const DEFAULT_PAGE_SIZE: u64 = 2 << 20;
+use super::interface::{Addr, AllocError, AllocStats, Allocator};
+use super::layout::rounded as rounded_size;
+pub use super::layout::{ALIGN, DEFAULT_BASE, DEFAULT_PAGE_SIZE};
+use super::setup::{SetupError, check_page_layout};
+use crate::units::round_up;
 
 /// How an [`OnlineAllocator`] reserves memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OnlineConfig {
-    /// Start of the virtual range. Must be a multiple of `page_size`.
+    /// Start of the virtual range. Must be a multiple of `page_size`
+    /// ([`OnlineAllocator::new`] refuses it otherwise).
     pub base: Addr,
     /// Granule of mapping and unmapping. Must be a power of two and at least [`ALIGN`].
     pub page_size: u64,
@@ -138,39 +134,38 @@ pub struct OnlineAllocator {
 impl Default for OnlineAllocator {
     /// An allocator with [`OnlineConfig::default`].
     fn default() -> Self {
-        OnlineAllocator::new(OnlineConfig::default())
+        OnlineAllocator::with_capacity_opt(None)
     }
-}
-
-/// `x` rounded up to a multiple of the power of two `granule`; `None` on overflow.
-fn round_up(x: u64, granule: u64) -> Option<u64> {
-    debug_assert!(granule.is_power_of_two());
-    Some(x.checked_add(granule - 1)? & !(granule - 1))
-}
-
-/// Bytes a request of `size` takes: `size` rounded up to [`ALIGN`], and [`ALIGN`] for 0.
-fn rounded_size(size: u64) -> Option<u64> {
-    round_up(size.max(1), ALIGN)
 }
 
 impl OnlineAllocator {
     /// An empty allocator: nothing mapped yet.
     ///
-    /// # Panics
-    /// If `config.page_size` is not a power of two at least [`ALIGN`], or `config.base` is not
-    /// a multiple of it.
-    pub fn new(config: OnlineConfig) -> Self {
-        assert!(
-            config.page_size.is_power_of_two() && config.page_size >= ALIGN,
-            "page size {} must be a power of two >= {ALIGN}",
-            config.page_size
-        );
-        assert!(
-            config.base % config.page_size == 0,
-            "base {:#x} must be a multiple of the page size {}",
-            config.base,
-            config.page_size
-        );
+    /// # Errors
+    /// [`SetupError::BadPageSize`] when `config.page_size` is not a power of two at least
+    /// [`ALIGN`], or `config.base` is not a multiple of it.
+    pub fn new(config: OnlineConfig) -> Result<Self, SetupError> {
+        check_page_layout(config.base, config.page_size)?;
+        Ok(OnlineAllocator::new_unchecked(config))
+    }
+
+    /// An allocator with the default base and page size (a valid layout, so this cannot
+    /// fail) and the given capacity in bytes.
+    pub fn with_capacity(capacity: u64) -> Self {
+        OnlineAllocator::with_capacity_opt(Some(capacity))
+    }
+
+    /// [`OnlineConfig::default`] with `capacity`.
+    fn with_capacity_opt(capacity: Option<u64>) -> Self {
+        OnlineAllocator::new_unchecked(OnlineConfig {
+            capacity,
+            ..OnlineConfig::default()
+        })
+    }
+
+    /// An empty allocator for a `config` whose page layout is valid.
+    fn new_unchecked(config: OnlineConfig) -> Self {
+        debug_assert_eq!(check_page_layout(config.base, config.page_size), Ok(()));
         OnlineAllocator {
             config,
             blocks: BTreeMap::new(),
@@ -178,14 +173,6 @@ impl OnlineAllocator {
             mapped: 0,
             stats: AllocStats::default(),
         }
-    }
-
-    /// An allocator with the default base and page size and the given capacity in bytes.
-    pub fn with_capacity(capacity: u64) -> Self {
-        OnlineAllocator::new(OnlineConfig {
-            capacity: Some(capacity),
-            ..OnlineConfig::default()
-        })
     }
 
     /// The configuration.
@@ -383,6 +370,32 @@ impl OnlineAllocator {
         assert_eq!(s.segments, u64::from(self.mapped > 0), "segments");
         assert!(s.peak_allocated >= s.allocated && s.peak_reserved >= s.reserved);
     }
+
+    /// The bytes a request of `size` takes (its block): `size` rounded up to [`ALIGN`],
+    /// [`ALIGN`] for 0; `None` when that overflows `u64`.
+    pub fn block_size(&self, size: u64) -> Option<u64> {
+        rounded_size(size)
+    }
+
+    /// The live allocations in address order: each one's block (`addr..addr + block_size`)
+    /// and its requested size.
+    ///
+    /// # Complexity
+    /// O(n) to iterate, n = number of blocks.
+    pub fn allocations(&self) -> impl Iterator<Item = (Range<Addr>, u64)> + '_ {
+        self.blocks
+            .iter()
+            .filter_map(|(&a, b)| b.requested.map(|n| (a..a + b.size, n)))
+    }
+
+    /// The largest range this allocator can ever map: from `base`, as many whole pages as
+    /// the capacity (without one, the address space) allows. [`Self::mapped_range`] is
+    /// always a prefix of it, so every block lies inside it.
+    pub fn mappable_range(&self) -> Range<Addr> {
+        let c = &self.config;
+        let room = c.capacity.unwrap_or(u64::MAX).min(u64::MAX - c.base);
+        c.base..c.base + room / c.page_size * c.page_size
+    }
 }
 
 impl Allocator for OnlineAllocator {
@@ -480,8 +493,13 @@ impl Allocator for OnlineAllocator {
         self.stats
     }
 
-    /// `"memplan"`.
+    /// `"online"`.
     fn name(&self) -> &'static str {
-        "memplan"
+        "online"
+    }
+
+    /// [`OnlineAllocator::trim`].
+    fn trim(&mut self) -> u64 {
+        OnlineAllocator::trim(self)
     }
 }

@@ -1,9 +1,12 @@
-//! Tests of `chunk`: layout laws, the size search against brute force, chunk states, and the
-//! placement planner against a shadow simulation of its moves.
+//! Tests of `chunk`: layout laws, the size search against brute force, chunk states, the
+//! placement against a shadow simulation of its moves, and the training recipe against the
+//! steps it chains.
 
 use super::*;
 use alloc::format;
 use alloc::string::ToString;
+use alloc::vec;
+use alloc::vec::Vec;
 use proptest::prelude::*;
 
 fn t(name: &str, numel: u64, first: u64, last: u64) -> Tensor {
@@ -16,12 +19,12 @@ fn t(name: &str, numel: u64, first: u64, last: u64) -> Tensor {
     }
 }
 
-/// Replays `plan` independently and checks every invariant promised by `plan_placement`.
+/// Replays `placement` independently and checks every invariant promised by `place`.
 fn shadow_check(
     sizes: &[u64],
     schedule: &Schedule,
     o: &PlacementOptions,
-    plan: &PlacementPlan,
+    placement: &Placement,
 ) -> Result<(), alloc::string::String> {
     let cap = |tier: Tier, m: u32| match tier {
         Tier::Device => o
@@ -30,7 +33,7 @@ fn shadow_check(
         Tier::Host => o.host,
         Tier::Nvme => o.nvme,
     };
-    let mut at = plan.initial.clone();
+    let mut at = placement.initial.clone();
     if at.len() != sizes.len() {
         return Err("initial placement has the wrong length".into());
     }
@@ -50,8 +53,8 @@ fn shadow_check(
     let (mut fetched, mut prefetched) = (0, 0);
     let mut i = 0;
     for m in 0..schedule.moments.len() as u32 {
-        while i < plan.moves.len() && plan.moves[i].moment == m {
-            let mv = plan.moves[i];
+        while i < placement.moves.len() && placement.moves[i].moment == m {
+            let mv = placement.moves[i];
             let c = mv.chunk.index();
             if at[c] != mv.from || mv.from == mv.to || mv.bytes != sizes[c] {
                 return Err(format!(
@@ -93,14 +96,17 @@ fn shadow_check(
                 return Err(format!("moment {m} needs chunk {} not on the device", c.0));
             }
         }
-        if plan.device_bytes[m as usize] != load[0] {
+        if placement.device_bytes[m as usize] != load[0] {
             return Err(format!("device_bytes[{m}] is wrong"));
         }
     }
-    if i != plan.moves.len() {
+    if i != placement.moves.len() {
         return Err("moves out of moment order or past the end".into());
     }
-    if bytes != plan.bytes || fetched != plan.fetched || prefetched != plan.prefetched {
+    if bytes != placement.bytes
+        || fetched != placement.fetched
+        || prefetched != placement.prefetched
+    {
         return Err("byte counters disagree with the moves".into());
     }
     Ok(())
@@ -118,28 +124,28 @@ fn layout_packs_in_order_of_use() {
     assert_eq!(l.positions(), 2);
     assert_eq!(
         l.slot(1),
-        Some(Slot {
+        Some(TensorSlot {
             position: 0,
             offset: 0
         })
     );
     assert_eq!(
         l.slot(0),
-        Some(Slot {
+        Some(TensorSlot {
             position: 0,
             offset: 50
         })
     );
     assert_eq!(
         l.slot(2),
-        Some(Slot {
+        Some(TensorSlot {
             position: 1,
             offset: 0
         })
     );
     assert_eq!(
         l.slot(3),
-        Some(Slot {
+        Some(TensorSlot {
             position: 1,
             offset: 40
         })
@@ -214,7 +220,8 @@ fn belady_golden_vector_patrickstar() {
             },
         ],
     }
-    .repeat(2);
+    .repeat(2)
+    .unwrap();
     let o = PlacementOptions {
         device: 15,
         host: 100,
@@ -222,9 +229,9 @@ fn belady_golden_vector_patrickstar() {
         policy: Policy::Belady,
         prefetch: false,
     };
-    let plan = plan_placement(&[10, 10], &sched, o).unwrap();
-    shadow_check(&[10, 10], &sched, &o, &plan).unwrap();
-    let evicted: Vec<u32> = plan
+    let placement = place(&[10, 10], &sched, o).unwrap();
+    shadow_check(&[10, 10], &sched, &o, &placement).unwrap();
+    let evicted: Vec<u32> = placement
         .moves
         .iter()
         .filter(|m| m.from == Tier::Device)
@@ -242,7 +249,7 @@ fn training_schedule_matches_chunk_states() {
         t("d", 10, 2, 3),
     ];
     let l = Layout::new(&ts, 80).unwrap();
-    let s = Schedule::training(&l, &ts, |m| m.map_or(7, |m| m * 10));
+    let s = Schedule::training(&l, &ts, |m| m.map_or(7, |m| m * 10)).unwrap();
     let model: Vec<&Moment> = s.moments.iter().filter(|m| m.label.is_some()).collect();
     assert_eq!(model.len(), 6);
     for mo in &model {
@@ -250,7 +257,9 @@ fn training_schedule_matches_chunk_states() {
         assert_eq!(mo.non_model, m * 10);
         for p in 0..l.positions() {
             let state = chunk_state(l.members(p).iter().map(|&i| tensor_state_at(&ts[i], m)));
-            let accessed = mo.accesses.contains(&ChunkId::new(p, StateKind::ParamFp16));
+            let accessed = mo
+                .accesses
+                .contains(&ChunkId::new(p, StateKind::ParamFp16).unwrap());
             assert_eq!(
                 state == ChunkState::Compute,
                 accessed,
@@ -282,7 +291,7 @@ fn tiers_too_small_are_errors() {
         policy: Policy::Lru,
         prefetch: true,
     };
-    let e = plan_placement(&[10, 10], &sched, o).unwrap_err();
+    let e = place(&[10, 10], &sched, o).unwrap_err();
     assert_eq!(
         e,
         ChunkError::WorkingSetTooLarge {
@@ -295,15 +304,15 @@ fn tiers_too_small_are_errors() {
     o.device = 25;
     o.host = 15;
     o.nvme = 4;
-    let e = plan_placement(&[10, 10], &sched, o).unwrap_err();
+    let e = place(&[10, 10], &sched, o).unwrap_err();
     assert_eq!(e, ChunkError::OffDeviceTooSmall { need: 30, have: 19 });
     o.nvme = 14;
     assert_eq!(
-        plan_placement(&[10, 10], &sched, o).unwrap_err(),
+        place(&[10, 10], &sched, o).unwrap_err(),
         ChunkError::OffDeviceTooSmall { need: 30, have: 29 }
     );
     o.nvme = 15;
-    plan_placement(&[10, 10], &sched, o).unwrap();
+    place(&[10, 10], &sched, o).unwrap();
     let bad = Schedule {
         moments: vec![Moment {
             accesses: vec![ChunkId(9)],
@@ -312,12 +321,129 @@ fn tiers_too_small_are_errors() {
         }],
     };
     assert_eq!(
-        plan_placement(&[10, 10], &bad, o).unwrap_err(),
+        place(&[10, 10], &bad, o).unwrap_err(),
         ChunkError::UnknownChunk {
             chunk: 9,
             moment: 0
         }
     );
+}
+
+/// Bad inputs to the constructors are errors, not panics.
+#[test]
+fn constructors_reject_bad_input() {
+    assert_eq!(
+        ChunkId::new(u32::MAX / 4 + 1, StateKind::ParamFp16),
+        Err(ChunkError::Overflow { what: "chunk id" })
+    );
+    assert_eq!(
+        ChunkId::new(u32::MAX / 4, StateKind::Variance),
+        Ok(ChunkId(u32::MAX))
+    );
+    let ts = [t("a", 5, 0, 3), t("b", 5, 1, 2)];
+    let l = Layout::new(&ts, 10).unwrap();
+    assert_eq!(
+        Schedule::training(&l, &ts[..1], |_| 0).unwrap_err(),
+        ChunkError::LayoutMismatch {
+            layout: 2,
+            tensors: 1
+        }
+    );
+    let more = [t("a", 5, 0, 3), t("b", 5, 1, 2), t("c", 5, 1, 2)];
+    assert!(Schedule::training(&l, &more, |_| 0).is_err());
+    let one = Schedule::training(&l, &ts, |_| 0).unwrap();
+    assert_eq!(
+        one.repeat(u64::MAX).unwrap_err(),
+        ChunkError::Overflow { what: "moments" }
+    );
+    let n = u64::from(u32::MAX) / one.moments.len() as u64 + 1;
+    assert!(one.repeat(n).is_err());
+    assert_eq!(one.repeat(0).unwrap(), Schedule::default());
+    assert_eq!(one.repeat(3).unwrap().moments.len(), 3 * one.moments.len());
+    // An empty schedule repeated any number of times is empty, at once.
+    assert_eq!(
+        Schedule::default().repeat(u64::MAX).unwrap(),
+        Schedule::default()
+    );
+    // Messages of hand-made errors with inconsistent amounts do not underflow.
+    let odd = ChunkError::TensorTooLarge {
+        tensor: "x".to_string(),
+        numel: 1,
+        chunk_numel: 2,
+    };
+    assert!(odd.to_string().contains("by 0 elements"));
+    let odd = ChunkError::WorkingSetTooLarge {
+        moment: 0,
+        need: 1,
+        have: 2,
+    };
+    assert!(odd.to_string().contains("short by 0 bytes"));
+}
+
+fn training_options(chunk_numel: Option<u64>, iterations: u64) -> TrainingOptions {
+    TrainingOptions {
+        chunk_numel,
+        non_model: 3,
+        iterations,
+        placement: PlacementOptions {
+            device: 200,
+            host: 1000,
+            nvme: 0,
+            policy: Policy::Belady,
+            prefetch: true,
+        },
+    }
+}
+
+/// The recipe checks its options before the tensors, and reports absurd sizes as errors.
+#[test]
+fn training_recipe_errors() {
+    let ts = [t("a", 50, 0, 5), t("b", 30, 1, 4), t("c", 40, 2, 3)];
+    assert_eq!(
+        place_training(&ts, &training_options(Some(80), 0)).unwrap_err(),
+        ChunkError::ZeroIterations
+    );
+    assert_eq!(
+        place_training(&[], &training_options(None, 0)).unwrap_err(),
+        ChunkError::ZeroIterations
+    );
+    assert_eq!(
+        place_training(&[], &training_options(None, 1)).unwrap_err(),
+        ChunkError::EmptyModel
+    );
+    assert_eq!(
+        place_training(&ts, &training_options(Some(0), 1)).unwrap_err(),
+        ChunkError::ZeroChunkSize
+    );
+    assert_eq!(
+        place_training(&ts, &training_options(Some(u64::MAX), 1)).unwrap_err(),
+        ChunkError::Overflow {
+            what: "chunk bytes"
+        }
+    );
+    assert!(matches!(
+        place_training(&ts, &training_options(Some(40), 1)).unwrap_err(),
+        ChunkError::TensorTooLarge { numel: 50, .. }
+    ));
+    assert_eq!(
+        place_training(&ts, &training_options(Some(80), u64::MAX)).unwrap_err(),
+        ChunkError::Overflow { what: "moments" }
+    );
+    let mut o = training_options(Some(80), 2);
+    o.non_model = u64::MAX;
+    assert!(matches!(
+        place_training(&ts, &o).unwrap_err(),
+        ChunkError::WorkingSetTooLarge { have: 0, .. }
+    ));
+    o.non_model = 0;
+    o.placement.device = 2000;
+    o.placement.host = 3000;
+    place_training(&ts, &o).unwrap();
+    o.placement.host = 10;
+    assert!(matches!(
+        place_training(&ts, &o).unwrap_err(),
+        ChunkError::OffDeviceTooSmall { .. }
+    ));
 }
 
 fn tensors_strategy() -> impl Strategy<Value = Vec<Tensor>> {
@@ -400,9 +526,9 @@ proptest! {
         prop_assert_eq!(got.positions, u64::from(Layout::new(&ts, c).unwrap().positions()));
     }
 
-    /// Both policies, with and without prefetch: the shadow replay accepts the plan (moves from
+    /// Both policies, with and without prefetch: the shadow replay accepts the placement (moves from
     /// where the chunk is, capacities never exceeded, every access on the device), or the
-    /// planner reports an error that the inputs really have.
+    /// `place` reports an error that the inputs really have.
     #[test]
     fn placement_passes_shadow_check(
         (sizes, sched) in schedule_strategy(),
@@ -411,13 +537,13 @@ proptest! {
     ) {
         let policy = if lru { Policy::Lru } else { Policy::Belady };
         let o = PlacementOptions { device, host, nvme, policy, prefetch };
-        match plan_placement(&sizes, &sched, o) {
-            Ok(plan) => {
-                if let Err(e) = shadow_check(&sizes, &sched, &o, &plan) {
+        match place(&sizes, &sched, o) {
+            Ok(placement) => {
+                if let Err(e) = shadow_check(&sizes, &sched, &o, &placement) {
                     return Err(TestCaseError::fail(e));
                 }
-                prop_assert!(plan.prefetched <= plan.fetched);
-                prop_assert_eq!(&plan, &plan_placement(&sizes, &sched, o).unwrap());
+                prop_assert!(placement.prefetched <= placement.fetched);
+                prop_assert_eq!(&placement, &place(&sizes, &sched, o).unwrap());
             }
             Err(ChunkError::WorkingSetTooLarge { moment, need, have }) => {
                 let m = &sched.moments[moment as usize];
@@ -436,6 +562,55 @@ proptest! {
         }
     }
 
+    /// The recipe is the chain of its steps: the same layout, size choice, schedule and
+    /// placement (or the same error) as calling search, layout, training schedule, repeat and
+    /// place by hand; its counts agree with its parts, and the last iteration's bytes are a
+    /// part of all bytes (all of them for one iteration).
+    #[test]
+    fn training_recipe_is_the_steps(
+        ts in tensors_strategy(), fixed in prop::option::of(60u64..120),
+        iterations in 1u64..4, non_model in 0u64..40,
+        device in 0u64..4000, host in 0u64..12000, nvme in 0u64..6000,
+        lru in any::<bool>(), prefetch in any::<bool>(),
+    ) {
+        let policy = if lru { Policy::Lru } else { Policy::Belady };
+        let placement = PlacementOptions { device, host, nvme, policy, prefetch };
+        let o = TrainingOptions { chunk_numel: fixed, non_model, iterations, placement };
+        let by_hand = (|| {
+            let biggest = ts.iter().map(|x| x.numel).max().unwrap();
+            let choice = match fixed {
+                Some(_) => None,
+                None => Some(search_chunk_size(&ts, biggest, 2 * biggest)?),
+            };
+            let layout = Layout::new(&ts, fixed.unwrap_or_else(|| choice.unwrap().chunk_numel))?;
+            let one = Schedule::training(&layout, &ts, |_| non_model)?;
+            let schedule = one.repeat(iterations)?;
+            let placed = place(&layout.chunk_sizes(), &schedule, placement)?;
+            Ok::<_, ChunkError>((layout, choice, one, schedule, placed))
+        })();
+        match (place_training(&ts, &o), by_hand) {
+            (Ok(r), Ok((layout, choice, one, schedule, placed))) => {
+                prop_assert_eq!(r.layout(), &layout);
+                prop_assert_eq!(r.size_choice(), choice);
+                prop_assert_eq!(r.schedule(), &schedule);
+                prop_assert_eq!(r.placement(), &placed);
+                prop_assert_eq!(r.chunk_sizes(), layout.chunk_sizes());
+                prop_assert_eq!(r.iterations(), iterations);
+                prop_assert_eq!(r.moments_per_iteration(), one.moments.len());
+                prop_assert_eq!(r.moments(), iterations * one.moments.len() as u64);
+                let last = r.last_iteration_bytes();
+                for (a, b) in last.iter().flatten().zip(placed.bytes.iter().flatten()) {
+                    prop_assert!(a <= b);
+                }
+                if iterations == 1 {
+                    prop_assert_eq!(last, placed.bytes);
+                }
+            }
+            (Err(a), Err(b)) => prop_assert_eq!(a, b),
+            (a, b) => return Err(TestCaseError::fail(format!("recipe {a:?}, steps {b:?}"))),
+        }
+    }
+
     /// Without prefetch and with one chunk size, Belady is optimal for device fetches, so it
     /// never fetches more to the device than LRU (a law for uniform sizes, demand paging).
     #[test]
@@ -445,8 +620,8 @@ proptest! {
         let sizes: Vec<u64> = sizes.iter().map(|_| 10).collect();
         let sched = Schedule { moments: sched.moments.into_iter().map(|mut m| { m.non_model = 0; m }).collect() };
         let o = |policy| PlacementOptions { device: 10 * k.max(3), host: 1000, nvme: 0, policy, prefetch: false };
-        let b = plan_placement(&sizes, &sched, o(Policy::Belady)).unwrap();
-        let l = plan_placement(&sizes, &sched, o(Policy::Lru)).unwrap();
+        let b = place(&sizes, &sched, o(Policy::Belady)).unwrap();
+        let l = place(&sizes, &sched, o(Policy::Lru)).unwrap();
         prop_assert!(b.fetched <= l.fetched, "belady {} lru {}", b.fetched, l.fetched);
     }
 }

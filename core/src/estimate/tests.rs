@@ -213,6 +213,38 @@ fn offload_moves_states_off_the_gpu() {
     );
 }
 
+/// Sizes whose exact products pass `u128` are overflow errors, not panics (debug) or wrapped
+/// figures (release).
+#[test]
+fn absurd_sizes_are_errors() {
+    let m = u64::MAX;
+    for recompute in [Recompute::None, Recompute::Selective, Recompute::Full] {
+        for sp in [false, true] {
+            assert_eq!(layer_activations(m, m, m, m, m, sp, recompute), None);
+            assert_eq!(layer_activations(m, 1, 1, 1, 1, sp, recompute), None);
+        }
+    }
+    // s·s·a·b overflows u128 though s·b·h does not.
+    assert_eq!(
+        layer_activations(1 << 40, 1 << 20, 1, 1 << 30, 1, true, Recompute::None),
+        None
+    );
+    assert_eq!(
+        estimate(&EstimateInput {
+            seq: m,
+            micro_batch: m,
+            hidden: 1 << 20,
+            heads: 1 << 20,
+            ..base()
+        }),
+        Err(EstimateError::Overflow {
+            what: "activations"
+        })
+    );
+    let hand_made = EstimateError::HeadsNotDivisible { heads: 7, tp: 0 };
+    assert!(hand_made.to_string().contains("7 left over"));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, max_shrink_iters: 0, ..ProptestConfig::default() })]
 

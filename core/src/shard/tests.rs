@@ -72,6 +72,16 @@ fn bad_options_are_errors() {
         l.shard_of(2),
         Err(ShardError::NoSuchRank { rank: 2, world: 2 })
     );
+    // A shard past the group was an overflow panic (debug) or a wrong range (release).
+    let big = ShardLayout::new(&[u64::MAX / 64], opts(2, 2, 1, 1)).unwrap();
+    assert_eq!(
+        big.shard_range(u32::MAX),
+        Err(ShardError::NoSuchShard {
+            shard: u32::MAX,
+            group: 2
+        })
+    );
+    assert_eq!(big.shard_range(1).unwrap().end, big.padded_numel());
 }
 
 proptest! {
@@ -116,8 +126,13 @@ proptest! {
                 seen[r as usize] += 1;
                 prop_assert_eq!(l.shard_of(r).unwrap(), sh);
             }
-            prop_assert_eq!(l.shard_range(sh).end - l.shard_range(sh).start, s);
+            let r = l.shard_range(sh).unwrap();
+            prop_assert_eq!((r.start, r.end - r.start), (u64::from(sh) * s, s));
         }
+        prop_assert_eq!(
+            l.shard_range(group),
+            Err(ShardError::NoSuchShard { shard: group, group })
+        );
         prop_assert!(seen.iter().all(|&k| k == 1));
     }
 }

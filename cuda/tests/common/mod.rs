@@ -46,7 +46,8 @@ pub fn arena_round_trip<B: Backend>(backend: B, budget: u64) {
         base: DEFAULT_BASE,
         page_size: g,
         capacity: Some(cap),
-    });
+    })
+    .expect("a valid page layout");
     let mut arena = DeviceArena::new(backend, alloc, DEFAULT_BASE, cap).unwrap();
     let sizes = [1u64, 700, g / 2, g, 3 * g + 5, 0, 4096];
     let mut live = Vec::new();
@@ -127,8 +128,8 @@ pub fn chunk_through_tiers<B: Backend>(mut b: B, dir: &std::path::Path) {
     assert_eq!(moved.len(), 1);
     assert_eq!(moved[0].released_device, Some(dev));
     assert_eq!(ts.host_bytes(7).unwrap(), &data[..]);
-    ts.move_chunk(&mut b, 7, Tier::Disk, None, None).unwrap();
-    assert_eq!(ts.tier_of(7), Some((Tier::Disk, false)));
+    ts.move_chunk(&mut b, 7, Tier::Nvme, None, None).unwrap();
+    assert_eq!(ts.tier_of(7), Some((Tier::Nvme, false)));
     ts.move_chunk(&mut b, 7, Tier::Host, None, None).unwrap();
     assert_eq!(ts.host_bytes(7).unwrap(), &data[..]);
     assert!(
@@ -142,7 +143,7 @@ pub fn chunk_through_tiers<B: Backend>(mut b: B, dir: &std::path::Path) {
     assert_eq!(read(&mut b, dev2, n as usize), data);
     // Straight to disk and back to the first buffer.
     write(&mut b, dev, &pattern(0, n as usize));
-    ts.move_chunk(&mut b, 7, Tier::Disk, None, None).unwrap();
+    ts.move_chunk(&mut b, 7, Tier::Nvme, None, None).unwrap();
     ts.move_chunk(&mut b, 7, Tier::Device, Some(dev), None)
         .unwrap();
     ts.sync(&mut b).unwrap();
@@ -179,10 +180,13 @@ pub fn allocator_name<A: Allocator>(a: &A) -> &'static str {
     a.name()
 }
 
-/// A chunk placement plan (toy 8-layer fp16 model, LRU, part of it on NVMe) executed on
-/// `backend` with every chunk checked on every arrival; the bytes moved equal the plan's.
+/// A chunk placement (toy 8-layer fp16 model, LRU, part of it on NVMe, made by core's
+/// training recipe) executed on `backend` with every chunk checked on every arrival; the bytes
+/// moved equal the placement's.
 pub fn execute_plan<B: Backend>(mut backend: B, dir: &std::path::Path) {
-    use memplan_core::chunk::{Layout, PlacementOptions, Policy, Schedule, Tensor};
+    use memplan_core::chunk::{
+        Layout, PlacementOptions, Policy, Tensor, TrainingOptions, place_training,
+    };
     let tensors: Vec<Tensor> = (0..8u64)
         .map(|i| Tensor {
             name: format!("t{i}"),
@@ -193,32 +197,40 @@ pub fn execute_plan<B: Backend>(mut backend: B, dir: &std::path::Path) {
         })
         .collect();
     let layout = Layout::new(&tensors, 8192).unwrap();
-    let schedule = Schedule::training(&layout, &tensors, |_| 0).repeat(2);
-    let sizes = layout.chunk_sizes();
     let total = layout.total_bytes().unwrap();
     let per_position = total / u64::from(layout.positions());
-    let plan = memplan_core::chunk::plan_placement(
-        &sizes,
-        &schedule,
-        PlacementOptions {
-            device: 2 * per_position,
-            host: total / 3,
-            nvme: total,
-            policy: Policy::Lru,
-            prefetch: true,
+    let trained = place_training(
+        &tensors,
+        &TrainingOptions {
+            chunk_numel: Some(8192),
+            non_model: 0,
+            iterations: 2,
+            placement: PlacementOptions {
+                device: 2 * per_position,
+                host: total / 3,
+                nvme: total,
+                policy: Policy::Lru,
+                prefetch: true,
+            },
         },
     )
     .unwrap();
+    assert_eq!(trained.layout(), &layout);
+    let (sizes, schedule, plan) = (
+        trained.chunk_sizes(),
+        trained.schedule(),
+        trained.placement(),
+    );
     assert!(
         plan.bytes[1][2] + plan.bytes[0][2] > 0,
-        "the plan uses NVMe"
+        "the placement uses NVMe"
     );
     let path = dir.join("execute.nvme");
     let r = memplan_cuda::execute(
         &mut backend,
         &sizes,
-        &schedule,
-        &plan,
+        schedule,
+        plan,
         &memplan_cuda::ExecOptions {
             disk_path: Some(&path),
             verify: memplan_cuda::Verify::Full,

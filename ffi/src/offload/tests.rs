@@ -207,3 +207,118 @@ fn chunk_plan_round_trip_and_errors() {
         );
     }
 }
+
+/// `mp_chunk_plan_new` is core's training recipe: the same chunk size (searched when 0), moment
+/// count and moves as `chunk::place_training` for the same tensors and options; its argument
+/// checks keep their order (policy, then iterations, then the tensors).
+#[test]
+fn chunk_plan_is_cores_recipe() {
+    use memplan_core::chunk::{self, TrainingOptions};
+    let tensors: Vec<mp_chunk_tensor> = (0..10u64)
+        .map(|i| mp_chunk_tensor {
+            numel: 60 + 13 * (i % 4),
+            dtype_bytes: 2,
+            first_use: i,
+            last_use: 19 - i,
+        })
+        .collect();
+    let o = mp_chunk_options {
+        chunk_numel: 0,
+        gpu_bytes: 3_000,
+        host_bytes: 3_000,
+        nvme_bytes: 20_000,
+        non_model_bytes: 100,
+        policy: MP_POLICY_LRU,
+        prefetch: 1,
+        iterations: 3,
+    };
+    let core_tensors: Vec<chunk::Tensor> = tensors
+        .iter()
+        .enumerate()
+        .map(|(i, t)| chunk::Tensor {
+            name: format!("tensor {i}"),
+            numel: t.numel,
+            dtype_bytes: t.dtype_bytes,
+            first_use: t.first_use,
+            last_use: t.last_use,
+        })
+        .collect();
+    let want = chunk::place_training(
+        &core_tensors,
+        &TrainingOptions {
+            chunk_numel: None,
+            non_model: 100,
+            iterations: 3,
+            placement: chunk::PlacementOptions {
+                device: 3_000,
+                host: 3_000,
+                nvme: 20_000,
+                policy: chunk::Policy::Lru,
+                prefetch: true,
+            },
+        },
+    )
+    .unwrap();
+    assert!(want.placement().bytes[1][2] > 0, "a case that uses NVMe");
+    let mut plan = ptr::null_mut();
+    // SAFETY: valid pointers; the plan is freed once below.
+    unsafe {
+        assert_eq!(
+            mp_chunk_plan_new(tensors.as_ptr(), tensors.len(), &o, &mut plan),
+            mp_result::Ok
+        );
+        let mut s = mp_chunk_summary::default();
+        assert_eq!(mp_chunk_plan_summary(plan, &mut s), mp_result::Ok);
+        assert_eq!(
+            s.chunk_numel,
+            want.size_choice().map(|c| c.chunk_numel).unwrap()
+        );
+        assert_eq!(s.positions, u64::from(want.layout().positions()));
+        assert_eq!(s.moments, want.moments());
+        assert_eq!(s.bytes, want.placement().bytes);
+        assert_eq!(s.moves, want.placement().moves.len() as u64);
+        for (i, w) in want.placement().moves.iter().enumerate() {
+            let mut m = mp_chunk_move::default();
+            assert_eq!(mp_chunk_plan_move(plan, i, &mut m), mp_result::Ok);
+            assert_eq!(
+                (m.chunk, m.from, m.to, m.moment, m.bytes, m.prefetch != 0),
+                (
+                    w.chunk.0,
+                    w.from as u32,
+                    w.to as u32,
+                    u64::from(w.moment),
+                    w.bytes,
+                    w.prefetch
+                )
+            );
+        }
+        mp_chunk_plan_free(plan);
+
+        // 0 iterations is an invalid argument, checked before the tensors (one of 0 elements
+        // would be MP_RESULT_ZERO_SIZE); an unknown policy before both.
+        let mut zero = tensors.clone();
+        zero[3].numel = 0;
+        let no_iterations = mp_chunk_options { iterations: 0, ..o };
+        assert_eq!(
+            mp_chunk_plan_new(zero.as_ptr(), zero.len(), &no_iterations, &mut plan),
+            mp_result::InvalidArgument
+        );
+        assert_eq!(
+            mp_chunk_plan_new(zero.as_ptr(), zero.len(), &o, &mut plan),
+            mp_result::ZeroSize
+        );
+        let bad_policy = mp_chunk_options { policy: 7, ..o };
+        assert_eq!(
+            mp_chunk_plan_new(tensors.as_ptr(), tensors.len(), &bad_policy, &mut plan),
+            mp_result::InvalidArgument
+        );
+        let absurd = mp_chunk_options {
+            chunk_numel: u64::MAX,
+            ..o
+        };
+        assert_eq!(
+            mp_chunk_plan_new(tensors.as_ptr(), tensors.len(), &absurd, &mut plan),
+            mp_result::Overflow
+        );
+    }
+}

@@ -35,7 +35,7 @@ use core::ffi::{c_char, c_int, c_void};
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use memplan_core::{Budget, Buffer, Error, Problem, SolveOptions, check, pack};
+use memplan_core::{Budget, Buffer, Error, Problem, PackOptions, check, pack};
 
 #[link(name = "c")]
 unsafe extern "C" {
@@ -143,7 +143,7 @@ fn run() -> Result<(), c_int> {
     if p.max_load() != 11 {
         return Err(3);
     }
-    let s = pack(&p, SolveOptions::default()).map_err(|_| 4)?;
+    let s = pack(&p, PackOptions::default()).map_err(|_| 4)?;
     check::verify(p.buffers(), &s.placements(&p), Some(s.peak)).map_err(|_| 5)?;
     // `d` (alive throughout) at 0, two 4-byte buffers above it at every moment.
     if s.peak != 11 || !s.optimal || s.offsets.len() != 4 {
@@ -151,7 +151,7 @@ fn run() -> Result<(), c_int> {
     }
     // A capacity below the max load is refused, as a value.
     let mut never = || false;
-    let tight = SolveOptions {
+    let tight = PackOptions {
         capacity: Some(10),
         budget: Budget {
             max_nodes: Some(100),
@@ -174,7 +174,7 @@ fn run() -> Result<(), c_int> {
         })
         .collect();
     let p = Problem::from_buffers(many).map_err(|_| 8)?;
-    let opts = SolveOptions {
+    let opts = PackOptions {
         capacity: None,
         budget: Budget {
             max_nodes: Some(1_000),
