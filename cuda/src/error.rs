@@ -103,3 +103,9 @@ pub type Result<T, E = Error> = core::result::Result<T, E>;
 pub(crate) fn invalid(what: impl Into<String>) -> Error {
     Error::InvalidArgument { what: what.into() }
 }
+
+/// `x` rounded up to a multiple of `granule` (core's [`memplan_core::units::round_up`]), or
+/// [`Error::Overflow`] when that does not fit in `u64` (or `granule` is 0).
+pub(crate) fn round_up(x: u64, granule: u64) -> Result<u64> {
+    memplan_core::units::round_up(x, granule).ok_or(Error::Overflow)
+}

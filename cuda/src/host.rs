@@ -38,7 +38,7 @@ use std::collections::BTreeMap;
 use crate::backend::{
     Backend, BackendKind, DevPtr, EventHandle, MemInfo, PhysHandle, StreamHandle,
 };
-use crate::error::{Error, Result, invalid};
+use crate::error::{Error, Result, invalid, round_up};
 
 /// The first simulated device address.
 pub const HOST_VA_BASE: DevPtr = 0x2000_0000_0000;
@@ -176,12 +176,6 @@ impl Default for HostBackend {
     }
 }
 
-fn align_up(x: u64, a: u64) -> Result<u64> {
-    x.checked_add(a - 1)
-        .map(|y| y & !(a - 1))
-        .ok_or(Error::Overflow)
-}
-
 impl HostBackend {
     /// An empty device with these settings.
     ///
@@ -268,7 +262,7 @@ impl HostBackend {
     }
 
     fn fresh_va(&mut self, bytes: u64, align: u64) -> Result<DevPtr> {
-        let base = align_up(self.next_va, align)?;
+        let base = round_up(self.next_va, align)?;
         // Leave one unused granule between ranges so an overrun is never silently valid.
         let end = base
             .checked_add(bytes)

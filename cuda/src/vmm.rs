@@ -22,13 +22,7 @@
 use std::collections::BTreeMap;
 
 use crate::backend::{Backend, DevPtr, PhysHandle};
-use crate::error::{Error, Result, invalid};
-
-fn round_up(x: u64, a: u64) -> Result<u64> {
-    x.checked_add(a - 1)
-        .map(|y| y / a * a)
-        .ok_or(Error::Overflow)
-}
+use crate::error::{Error, Result, invalid, round_up};
 
 /// A table of `n` entries of `T::default()` for a range of `bytes`, or an error (not an abort)
 /// when host memory cannot hold it: the range's size is the caller's input.

@@ -62,7 +62,7 @@ fn cuda_backend_over_the_fake_driver() {
         eprintln!("note: a real libcuda is present; the fake is still loaded first in the child");
     }
     let Some(dir) = fake_lib_dir() else {
-        eprintln!("SKIP: cannot run cargo to build the fake driver");
+        memplan_tests::require::skip_or_fail("cargo, to build the fake driver");
         return;
     };
     let exe = std::env::current_exe().unwrap();
