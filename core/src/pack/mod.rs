@@ -9,7 +9,7 @@
 //! # The algorithm
 //!
 //! [`pack`] = decompose → greedy heuristics per leaf → exact search on the worst leaf →
-//! insurance (design notes and measurements: `doc/PLANNER.md`):
+//! insurance (design notes and measurements: `doc/PACKER.md`):
 //! 1. **Decompose** (`decompose.rs`). Split the buffers into groups that never live at the
 //!    same time (independent), and inside each group stack the buffers that live through the
 //!    whole group at its bottom (any plan can be rearranged so). What is left are *leaves*,

@@ -7,7 +7,7 @@
 //! hitting its limit is a proof either way. Minimising bisects on the cap between the proven
 //! lower bound and the best peak; fitting a capacity asks at the capacity, and once the
 //! instance shows itself hard also spends nodes lowering the best peak, so that a miss
-//! reports a useful one. Design notes: `doc/PLANNER.md`.
+//! reports a useful one. Design notes: `doc/PACKER.md`.
 //!
 //! Invariants of an [`Improvement`]: `proven_lb` is at least the caller's bound and no plan
 //! of the leaf peaks below it; `offsets`, when present, is a plan of the leaf whose peak is
