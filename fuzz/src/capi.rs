@@ -1,5 +1,5 @@
 //! The `capi` fuzz case: bytes → a sequence of calls into memplan's C API → checks against a
-//! model of the planner.
+//! model of the packer.
 //!
 //! The exported `mp_*` functions are called from Rust exactly as C calls them: raw pointers,
 //! NULL and misaligned ones included. This file uses only the `memplan` crate (memplan-ffi)
@@ -8,15 +8,15 @@
 //!
 //! # What is checked
 //! - Every return code is a defined `mp_result`, never `MP_RESULT_PANIC`, and is exactly the
-//!   one the header documents for the call, predicted from a model of the planner (the
-//!   buffers added, the outcome of the last solve). Out-parameters are written only on
+//!   one the header documents for the call, predicted from a model of the packer (the
+//!   buffers added, the outcome of the last pack). Out-parameters are written only on
 //!   success.
-//! - After `MP_RESULT_OK` from `mp_planner_solve`, every offset is read back and the plan is
+//! - After `MP_RESULT_OK` from `mp_packer_pack`, every offset is read back and the plan is
 //!   verified here, independently of core: offsets aligned, no two buffers alive at the same
 //!   time share a byte, peak == max(offset + size), peak within the capacity, and the other
 //!   readers (`best_peak`, `max_load`, `is_optimal`, `nodes`, ...) agree with it. The plan stays
-//!   readable, unchanged, until the next successful add or solve.
-//! - `mp_result_message` and `mp_planner_last_error` follow the documented `snprintf`-style
+//!   readable, unchanged, until the next successful add or pack.
+//! - `mp_result_message` and `mp_packer_last_error` follow the documented `snprintf`-style
 //!   rule for every buffer length: at most `len - 1` bytes, the longest prefix that ends on a
 //!   UTF-8 character boundary, then a NUL, nothing past `len`; `*out_n` is the full length.
 //!
@@ -29,20 +29,20 @@
 //!                      empty, multi-byte UTF-8, invalid UTF-8), lifetime (small, empty or
 //!                      reversed, at u64::MAX), size (small, 0, 2^40.., near u64::MAX),
 //!                      alignment (0, 1, small or any power of two, not a power of two)
-//!   6     add (bad)    as 0, then one pointer problem: NULL planner, NULL id, NULL or
+//!   6     add (bad)    as 0, then one pointer problem: NULL packer, NULL id, NULL or
 //!                      misaligned out_index, id_len above PTRDIFF_MAX
-//!   7-9   solve        flags (bit 7: add an unknown bit), max_nodes, time limit, capacity
-//!   10    solve (bad)  NULL planner, misaligned options, or NULL options (empty planner only)
+//!   7-9   pack        flags (bit 7: add an unknown bit), max_nodes, time limit, capacity
+//!   10    pack (bad)  NULL packer, misaligned options, or NULL options (empty packer only)
 //!   11    offset       pointer kinds, index (in range, len, len + k, SIZE_MAX)
 //!   12    read         pointer kinds, one of len/max_load/peak/is_optimal/nodes/best_peak/
 //!                      is_proven_infeasible
 //!   13    message      mp_result_message: code, buffer length, buffer/out-pointer mode
-//!   14    last error   mp_planner_last_error: buffer length, buffer/out-pointer mode
-//!   15    renew        mp_planner_new with bad out-pointers, mp_version, then free the
-//!                      planner and make a new one
+//!   14    last error   mp_packer_last_error: buffer length, buffer/out-pointer mode
+//!   15    renew        mp_packer_new with bad out-pointers, mp_version, then free the
+//!                      packer and make a new one
 //! ```
-//! Solves never run unbounded: unless the options carry a time limit of at most 2 ms,
-//! `MP_SOLVE_MAX_NODES` is forced on (at most 2000 nodes).
+//! Packs never run unbounded: unless the options carry a time limit of at most 2 ms,
+//! `MP_PACK_MAX_NODES` is forced on (at most 2000 nodes).
 
 use core::ffi::{CStr, c_char};
 use core::marker::PhantomData;
@@ -50,16 +50,16 @@ use core::mem::{align_of, size_of};
 use core::ptr::{null, null_mut};
 
 use memplan::{
-    MP_SOLVE_CAPACITY, MP_SOLVE_MAX_NODES, MP_SOLVE_TIME_LIMIT, mp_planner, mp_planner_add_buffer,
-    mp_planner_best_peak, mp_planner_free, mp_planner_is_optimal, mp_planner_is_proven_infeasible,
-    mp_planner_last_error, mp_planner_len, mp_planner_max_load, mp_planner_new, mp_planner_nodes,
-    mp_planner_offset, mp_planner_peak, mp_planner_solve, mp_result, mp_result_message,
-    mp_solve_options, mp_version,
+    MP_PACK_CAPACITY, MP_PACK_MAX_NODES, MP_PACK_TIME_LIMIT, mp_packer, mp_packer_add_buffer,
+    mp_packer_best_peak, mp_packer_free, mp_packer_is_optimal, mp_packer_is_proven_infeasible,
+    mp_packer_last_error, mp_packer_len, mp_packer_max_load, mp_packer_new, mp_packer_nodes,
+    mp_packer_offset, mp_packer_peak, mp_packer_pack, mp_result, mp_result_message,
+    mp_pack_options, mp_version,
 };
 
 /// Most ops decoded from one input.
 pub const MAX_OPS: usize = 64;
-/// Largest `max_nodes` a solve is given.
+/// Largest `max_nodes` a pack is given.
 const MAX_NODES: u64 = 2000;
 /// Largest time limit (ms) that counts as a bound on its own.
 const MAX_TIME_MS: u64 = 2;
@@ -84,7 +84,7 @@ fn code(rc: mp_result) -> mp_result {
         | mp_result::Overflow
         | mp_result::InvalidUtf8
         | mp_result::CapacityExceeded
-        | mp_result::NotSolved
+        | mp_result::NotPacked
         | mp_result::IndexOutOfRange
         | mp_result::Poisoned
         | mp_result::OtherError
@@ -108,23 +108,23 @@ enum OutKind {
     Misaligned,
 }
 
-/// The pointers of one call: whether the planner handle is NULL, and where the out-parameter
+/// The pointers of one call: whether the packer handle is NULL, and where the out-parameter
 /// points. Decoded from one byte, mostly all valid.
 #[derive(Debug, Clone, Copy)]
 struct Ptrs {
-    planner_null: bool,
+    packer_null: bool,
     out: OutKind,
 }
 
 impl Ptrs {
     fn decode(b: u8) -> Ptrs {
-        let (planner_null, out) = match b % 16 {
+        let (packer_null, out) = match b % 16 {
             0 => (true, OutKind::Valid),
             1 => (false, OutKind::Null),
             2 => (false, OutKind::Misaligned),
             _ => (false, OutKind::Valid),
         };
-        Ptrs { planner_null, out }
+        Ptrs { packer_null, out }
     }
 }
 
@@ -184,9 +184,9 @@ impl<T> Slot<T> {
     }
 
     /// The code that the pointer kinds alone force, checked before anything else: NULL
-    /// planner or out-pointer, then a misaligned out-pointer.
-    fn pointer_failure(&self, planner_null: bool) -> Option<mp_result> {
-        if planner_null || self.kind == OutKind::Null {
+    /// packer or out-pointer, then a misaligned out-pointer.
+    fn pointer_failure(&self, packer_null: bool) -> Option<mp_result> {
+        if packer_null || self.kind == OutKind::Null {
             Some(mp_result::NullParameter)
         } else if self.misaligned() {
             Some(mp_result::InvalidArgument)
@@ -223,7 +223,7 @@ impl Slot<bool> {
     }
 }
 
-/// A value read through one of the `mp_planner_*` reader functions.
+/// A value read through one of the `mp_packer_*` reader functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Value {
     U64(u64),
@@ -264,7 +264,7 @@ impl ModelBuffer {
     }
 }
 
-/// A plan read back after a successful solve.
+/// A plan read back after a successful pack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Plan {
     offsets: Vec<u64>,
@@ -273,20 +273,20 @@ struct Plan {
     nodes: u64,
 }
 
-/// What the last solve left readable.
+/// What the last pack left readable.
 #[derive(Debug, Clone)]
 enum Outcome {
-    Unsolved,
-    Solved(Plan),
+    Unpacked,
+    Packed(Plan),
     OverCapacity { best_peak: u64, proven: bool },
 }
 
-/// What `mp_planner_last_error` must say.
+/// What `mp_packer_last_error` must say.
 #[derive(Debug, Clone)]
 enum LastError {
-    /// Empty: no add/solve yet, or the last one succeeded.
+    /// Empty: no add/pack yet, or the last one succeeded.
     Empty,
-    /// The last add/solve failed: some detail, naming `names` when set, and equal to `text`
+    /// The last add/pack failed: some detail, naming `names` when set, and equal to `text`
     /// once it has been read (reader failures do not change it).
     Failed {
         names: Option<String>,
@@ -294,7 +294,7 @@ enum LastError {
     },
 }
 
-/// The expected state of the planner.
+/// The expected state of the packer.
 #[derive(Debug)]
 struct Model {
     buffers: Vec<ModelBuffer>,
@@ -302,9 +302,9 @@ struct Model {
     total: u128,
     outcome: Outcome,
     last_error: LastError,
-    /// The options and plan of the last deterministic (no time limit) successful solve since
+    /// The options and plan of the last deterministic (no time limit) successful pack since
     /// the last successful add: the same options must give the same plan.
-    last_plan: Option<(mp_solve_options, Plan)>,
+    last_plan: Option<(mp_pack_options, Plan)>,
     /// Numbers fresh ids.
     next_id: u32,
 }
@@ -314,7 +314,7 @@ impl Model {
         Model {
             buffers: Vec::new(),
             total: 0,
-            outcome: Outcome::Unsolved,
+            outcome: Outcome::Unpacked,
             last_error: LastError::Empty,
             last_plan: None,
             next_id: 0,
@@ -344,38 +344,38 @@ impl Model {
     }
 }
 
-/// The live planner handle and its model.
+/// The live packer handle and its model.
 struct Session {
-    planner: *mut mp_planner,
+    packer: *mut mp_packer,
     model: Model,
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        // SAFETY: `planner` is NULL or a live planner from `mp_planner_new`, freed only here and
+        // SAFETY: `packer` is NULL or a live packer from `mp_packer_new`, freed only here and
         // in `renew` (which replaces it right away).
-        unsafe { mp_planner_free(self.planner) };
+        unsafe { mp_packer_free(self.packer) };
     }
 }
 
 impl Session {
     fn new() -> Session {
-        let mut planner = null_mut();
-        // SAFETY: `&mut planner` is a valid, aligned out-pointer.
-        let rc = code(unsafe { mp_planner_new(&mut planner) });
-        assert_eq!(rc, mp_result::Ok, "mp_planner_new");
-        assert!(!planner.is_null(), "mp_planner_new returned NULL");
+        let mut packer = null_mut();
+        // SAFETY: `&mut packer` is a valid, aligned out-pointer.
+        let rc = code(unsafe { mp_packer_new(&mut packer) });
+        assert_eq!(rc, mp_result::Ok, "mp_packer_new");
+        assert!(!packer.is_null(), "mp_packer_new returned NULL");
         Session {
-            planner,
+            packer,
             model: Model::new(),
         }
     }
 
-    fn planner(&self, null: bool) -> *mut mp_planner {
-        if null { null_mut() } else { self.planner }
+    fn packer(&self, null: bool) -> *mut mp_packer {
+        if null { null_mut() } else { self.packer }
     }
 
-    /// Ops 0-6: `mp_planner_add_buffer`.
+    /// Ops 0-6: `mp_packer_add_buffer`.
     fn add(&mut self, r: &mut Reader<'_>, bad: bool) {
         let id = self.decode_id(r);
         let (lower, upper) = match r.byte() % 16 {
@@ -406,7 +406,7 @@ impl Session {
             14 => [3, 6, 12, 1 << 63 | 1, u64::MAX][usize::from(r.byte() % 5)],
             _ => 1,
         };
-        // 0 NULL planner, 1 NULL id, 2 NULL out_index, 3 misaligned out_index, 4 huge id_len.
+        // 0 NULL packer, 1 NULL id, 2 NULL out_index, 3 misaligned out_index, 4 huge id_len.
         let problem = if bad { Some(r.byte() % 5) } else { None };
 
         let mut out = Slot::<usize>::new(match problem {
@@ -424,12 +424,12 @@ impl Session {
         } else {
             id.len()
         };
-        let planner = self.planner(problem == Some(0));
+        let packer = self.packer(problem == Some(0));
 
         let m = &self.model;
         let alignment1 = alignment.max(1);
         let text = core::str::from_utf8(&id).ok();
-        let expected = if planner.is_null() || id_ptr.is_null() || out.kind == OutKind::Null {
+        let expected = if packer.is_null() || id_ptr.is_null() || out.kind == OutKind::Null {
             mp_result::NullParameter
         } else if out.misaligned() || id_len > isize::MAX as usize {
             mp_result::InvalidArgument
@@ -451,14 +451,14 @@ impl Session {
             mp_result::Ok
         };
 
-        // SAFETY: `planner` is NULL or the live planner. `id_ptr` is NULL or points to `id`,
+        // SAFETY: `packer` is NULL or the live packer. `id_ptr` is NULL or points to `id`,
         // valid for reads of `id.len()` bytes; `id_len` is `id.len()` except in the one case
         // where it exceeds PTRDIFF_MAX, which the function documents that it refuses
         // (`MP_RESULT_INVALID_ARGUMENT`) before reading `id`. `out.ptr()` is NULL or points into
         // `out.storage` with room for one `usize`; a misaligned one is refused before any write.
         let rc = code(unsafe {
-            mp_planner_add_buffer(
-                planner,
+            mp_packer_add_buffer(
+                packer,
                 id_ptr,
                 id_len,
                 lower,
@@ -471,15 +471,15 @@ impl Session {
         assert_eq!(
             rc,
             expected,
-            "mp_planner_add_buffer(id {id:?}, id_len {id_len}, [{lower}, {upper}), size {size}, \
+            "mp_packer_add_buffer(id {id:?}, id_len {id_len}, [{lower}, {upper}), size {size}, \
              alignment {alignment}, problem {problem:?}) with {} buffers",
             m.buffers.len()
         );
 
         if rc != mp_result::Ok {
             assert!(out.untouched(), "out_index written on failure {rc:?}");
-            if !planner.is_null() {
-                // The planner is unchanged (an earlier plan stays readable); the detail names
+            if !packer.is_null() {
+                // The packer is unchanged (an earlier plan stays readable); the detail names
                 // the id for core's errors, when the id is plain enough to find in it.
                 let core_error = matches!(
                     rc,
@@ -510,7 +510,7 @@ impl Session {
             size,
             alignment: alignment1,
         });
-        m.outcome = Outcome::Unsolved;
+        m.outcome = Outcome::Unpacked;
         m.last_error = LastError::Empty;
         m.last_plan = None;
     }
@@ -554,8 +554,8 @@ impl Session {
         }
     }
 
-    /// Ops 7-9: `mp_planner_solve` with arbitrary (bounded) options.
-    fn solve(&mut self, r: &mut Reader<'_>) {
+    /// Ops 7-9: `mp_packer_pack` with arbitrary (bounded) options.
+    fn pack(&mut self, r: &mut Reader<'_>) {
         let f = r.byte();
         let mut flags = u32::from(f & 7);
         let unknown = if f & 0x80 != 0 {
@@ -577,106 +577,106 @@ impl Session {
             6 => u64::from(r.u16()),
             _ => max_load.saturating_add(max_load / 8),
         };
-        let time_bound = flags & MP_SOLVE_TIME_LIMIT != 0 && time_limit_ms <= MAX_TIME_MS;
+        let time_bound = flags & MP_PACK_TIME_LIMIT != 0 && time_limit_ms <= MAX_TIME_MS;
         if !time_bound {
-            flags |= MP_SOLVE_MAX_NODES;
+            flags |= MP_PACK_MAX_NODES;
         }
-        let options = mp_solve_options {
+        let options = mp_pack_options {
             flags: flags | unknown,
             capacity,
             max_nodes,
             time_limit_ms,
         };
-        // SAFETY: the planner is live; `&options` is aligned and valid for one read.
-        let rc = code(unsafe { mp_planner_solve(self.planner, &options) });
-        self.after_solve(rc, Some(options));
+        // SAFETY: the packer is live; `&options` is aligned and valid for one read.
+        let rc = code(unsafe { mp_packer_pack(self.packer, &options) });
+        self.after_pack(rc, Some(options));
     }
 
-    /// Op 10: `mp_planner_solve` with a NULL planner, misaligned options or NULL options.
-    fn solve_bad(&mut self, r: &mut Reader<'_>) {
+    /// Op 10: `mp_packer_pack` with a NULL packer, misaligned options or NULL options.
+    fn pack_bad(&mut self, r: &mut Reader<'_>) {
         match r.byte() % 3 {
             0 => {
-                let options = mp_solve_options {
-                    flags: MP_SOLVE_MAX_NODES,
+                let options = mp_pack_options {
+                    flags: MP_PACK_MAX_NODES,
                     max_nodes: 0,
-                    ..mp_solve_options::default()
+                    ..mp_pack_options::default()
                 };
-                // SAFETY: NULL is allowed for the planner; `&options` is valid for one read.
-                let rc = code(unsafe { mp_planner_solve(null_mut(), &options) });
-                assert_eq!(rc, mp_result::NullParameter, "solve on a NULL planner");
+                // SAFETY: NULL is allowed for the packer; `&options` is valid for one read.
+                let rc = code(unsafe { mp_packer_pack(null_mut(), &options) });
+                assert_eq!(rc, mp_result::NullParameter, "pack on a NULL packer");
             }
             1 => {
-                // Valid for reads of a whole `mp_solve_options` from byte 4 on, which is not
+                // Valid for reads of a whole `mp_pack_options` from byte 4 on, which is not
                 // 8-aligned: the function must refuse it before reading.
                 let storage = [0u64; 6];
                 let options = storage
                     .as_ptr()
                     .cast::<u8>()
                     .wrapping_add(4)
-                    .cast::<mp_solve_options>();
-                // SAFETY: the planner is live; `options` is non-NULL and points to
-                // `size_of::<mp_solve_options>()` readable bytes inside `storage` (only its
+                    .cast::<mp_pack_options>();
+                // SAFETY: the packer is live; `options` is non-NULL and points to
+                // `size_of::<mp_pack_options>()` readable bytes inside `storage` (only its
                 // alignment is wrong, which the function documents that it refuses).
-                let rc = code(unsafe { mp_planner_solve(self.planner, options) });
+                let rc = code(unsafe { mp_packer_pack(self.packer, options) });
                 assert_eq!(
                     rc,
                     mp_result::InvalidArgument,
-                    "solve with misaligned options"
+                    "pack with misaligned options"
                 );
-                self.after_solve(rc, None);
+                self.after_pack(rc, None);
             }
             _ => {
-                // NULL options mean no limits: only bounded on an empty planner.
+                // NULL options mean no limits: only bounded on an empty packer.
                 if !self.model.buffers.is_empty() {
                     return;
                 }
-                // SAFETY: the planner is live; NULL options are allowed (defaults).
-                let rc = code(unsafe { mp_planner_solve(self.planner, null()) });
+                // SAFETY: the packer is live; NULL options are allowed (defaults).
+                let rc = code(unsafe { mp_packer_pack(self.packer, null()) });
                 assert_eq!(
                     rc,
                     mp_result::Ok,
-                    "solve of an empty planner with NULL options"
+                    "pack of an empty packer with NULL options"
                 );
-                self.after_solve(rc, Some(mp_solve_options::default()));
+                self.after_pack(rc, Some(mp_pack_options::default()));
             }
         }
     }
 
-    /// Checks a solve's code against the options and updates the model; after
+    /// Checks a pack's code against the options and updates the model; after
     /// `MP_RESULT_OK`, reads the plan back and verifies it. `options` is `None` when the
     /// function could not read them.
-    fn after_solve(&mut self, rc: mp_result, options: Option<mp_solve_options>) {
+    fn after_pack(&mut self, rc: mp_result, options: Option<mp_pack_options>) {
         let max_load = self.model.max_load();
         let total = u64::try_from(self.model.total).expect("total fits u64");
-        let known = MP_SOLVE_CAPACITY | MP_SOLVE_MAX_NODES | MP_SOLVE_TIME_LIMIT;
+        let known = MP_PACK_CAPACITY | MP_PACK_MAX_NODES | MP_PACK_TIME_LIMIT;
         let opts = match options {
             Some(o) if o.flags & !known == 0 => o,
             _ => {
-                assert_eq!(rc, mp_result::InvalidArgument, "solve with {options:?}");
-                self.model.outcome = Outcome::Unsolved;
+                assert_eq!(rc, mp_result::InvalidArgument, "pack with {options:?}");
+                self.model.outcome = Outcome::Unpacked;
                 self.model.failed(None);
                 return;
             }
         };
-        let capacity = (opts.flags & MP_SOLVE_CAPACITY != 0).then_some(opts.capacity);
+        let capacity = (opts.flags & MP_PACK_CAPACITY != 0).then_some(opts.capacity);
         match capacity {
             Some(c) if max_load > c => assert_eq!(
                 rc,
                 mp_result::CapacityExceeded,
-                "solve with capacity {c} below the max load {max_load}"
+                "pack with capacity {c} below the max load {max_load}"
             ),
             // Stacking every buffer (with its alignment slack) fits in `total`; the
             // heuristics never do worse.
             Some(c) if c >= total => assert_eq!(
                 rc,
                 mp_result::Ok,
-                "solve with capacity {c} >= the stacked size {total}"
+                "pack with capacity {c} >= the stacked size {total}"
             ),
             Some(_) => assert!(
                 matches!(rc, mp_result::Ok | mp_result::CapacityExceeded),
-                "solve returned {rc:?}"
+                "pack returned {rc:?}"
             ),
-            None => assert_eq!(rc, mp_result::Ok, "solve without a capacity"),
+            None => assert_eq!(rc, mp_result::Ok, "pack without a capacity"),
         }
 
         if rc == mp_result::CapacityExceeded {
@@ -699,25 +699,25 @@ impl Session {
 
         // MP_RESULT_OK: read the plan back and verify it here.
         let plan = self.verify_plan(&opts, capacity);
-        let deterministic = opts.flags & MP_SOLVE_TIME_LIMIT == 0;
+        let deterministic = opts.flags & MP_PACK_TIME_LIMIT == 0;
         if deterministic {
             if let Some((prev_opts, prev)) = &self.model.last_plan {
                 if *prev_opts == opts {
-                    assert_eq!(*prev, plan, "the same solve gave another plan");
+                    assert_eq!(*prev, plan, "the same pack gave another plan");
                 }
             }
             self.model.last_plan = Some((opts, plan.clone()));
         }
-        self.model.outcome = Outcome::Solved(plan);
+        self.model.outcome = Outcome::Packed(plan);
         self.model.last_error = LastError::Empty;
     }
 
     /// Reads every offset and the other values of a fresh plan and checks them independently.
-    fn verify_plan(&mut self, opts: &mp_solve_options, capacity: Option<u64>) -> Plan {
+    fn verify_plan(&mut self, opts: &mp_pack_options, capacity: Option<u64>) -> Plan {
         let n = self.model.buffers.len();
         let max_load = self.model.max_load();
-        assert_eq!(self.read_ok(0), Value::Usize(n), "mp_planner_len");
-        assert_eq!(self.read_ok(1), Value::U64(max_load), "mp_planner_max_load");
+        assert_eq!(self.read_ok(0), Value::Usize(n), "mp_packer_len");
+        assert_eq!(self.read_ok(1), Value::U64(max_load), "mp_packer_max_load");
 
         let offsets: Vec<u64> = (0..n).map(|i| self.offset_ok(i)).collect();
         let bufs = &self.model.buffers;
@@ -747,7 +747,7 @@ impl Session {
         }
 
         let reported_peak = self.read_ok(2).expect_u64();
-        assert_eq!(reported_peak, peak, "mp_planner_peak vs max(offset + size)");
+        assert_eq!(reported_peak, peak, "mp_packer_peak vs max(offset + size)");
         assert!(
             peak >= max_load,
             "peak {peak} below the max load {max_load}"
@@ -761,24 +761,24 @@ impl Session {
             "peak == max load but not optimal"
         );
         let nodes = self.read_ok(4).expect_u64();
-        if opts.flags & MP_SOLVE_MAX_NODES != 0 {
+        if opts.flags & MP_PACK_MAX_NODES != 0 {
             assert!(
                 nodes <= opts.max_nodes,
                 "{nodes} nodes, max_nodes {}",
                 opts.max_nodes
             );
         }
-        if opts.flags & MP_SOLVE_TIME_LIMIT != 0 && opts.time_limit_ms == 0 {
+        if opts.flags & MP_PACK_TIME_LIMIT != 0 && opts.time_limit_ms == 0 {
             assert_eq!(nodes, 0, "time limit 0 means heuristics only");
         }
-        assert_eq!(self.read_ok(5), Value::U64(peak), "mp_planner_best_peak");
+        assert_eq!(self.read_ok(5), Value::U64(peak), "mp_packer_best_peak");
         assert_eq!(self.read_ok(6), Value::Bool(false), "is_proven_infeasible");
 
         // Past the end: out of range, not a read past the plan.
         for index in [n, n + 1, usize::MAX] {
             let mut out = Slot::<u64>::new(OutKind::Valid);
-            // SAFETY: the planner is live; `out.ptr()` is aligned and valid for one `u64`.
-            let rc = code(unsafe { mp_planner_offset(self.planner, index, out.ptr()) });
+            // SAFETY: the packer is live; `out.ptr()` is aligned and valid for one `u64`.
+            let rc = code(unsafe { mp_packer_offset(self.packer, index, out.ptr()) });
             assert_eq!(rc, mp_result::IndexOutOfRange, "offset {index} of {n}");
             assert!(out.untouched());
         }
@@ -790,20 +790,20 @@ impl Session {
         }
     }
 
-    /// `mp_planner_offset(index)` with valid pointers, which must succeed.
+    /// `mp_packer_offset(index)` with valid pointers, which must succeed.
     fn offset_ok(&self, index: usize) -> u64 {
         let mut out = Slot::<u64>::new(OutKind::Valid);
-        // SAFETY: the planner is live; `out.ptr()` is aligned and valid for one `u64` write.
-        let rc = code(unsafe { mp_planner_offset(self.planner, index, out.ptr()) });
+        // SAFETY: the packer is live; `out.ptr()` is aligned and valid for one `u64` write.
+        let rc = code(unsafe { mp_packer_offset(self.packer, index, out.ptr()) });
         assert_eq!(
             rc,
             mp_result::Ok,
-            "mp_planner_offset({index}) after a successful solve"
+            "mp_packer_offset({index}) after a successful pack"
         );
         out.value()
     }
 
-    /// Op 11: `mp_planner_offset` with any index and pointer kinds.
+    /// Op 11: `mp_packer_offset` with any index and pointer kinds.
     fn offset(&mut self, r: &mut Reader<'_>) {
         let ptrs = Ptrs::decode(r.byte());
         let n = self.model.buffers.len();
@@ -814,33 +814,33 @@ impl Session {
             _ => usize::MAX,
         };
         let mut out = Slot::<u64>::new(ptrs.out);
-        let planner = self.planner(ptrs.planner_null);
-        // SAFETY: `planner` is NULL or live; `out.ptr()` is NULL or points into `out.storage`
+        let packer = self.packer(ptrs.packer_null);
+        // SAFETY: `packer` is NULL or live; `out.ptr()` is NULL or points into `out.storage`
         // with room for one `u64` (a misaligned one is refused before any write).
-        let rc = code(unsafe { mp_planner_offset(planner, index, out.ptr()) });
-        let expected = match (out.pointer_failure(ptrs.planner_null), &self.model.outcome) {
+        let rc = code(unsafe { mp_packer_offset(packer, index, out.ptr()) });
+        let expected = match (out.pointer_failure(ptrs.packer_null), &self.model.outcome) {
             (Some(c), _) => Err(c),
-            (None, Outcome::Solved(plan)) => match plan.offsets.get(index) {
+            (None, Outcome::Packed(plan)) => match plan.offsets.get(index) {
                 Some(&o) => Ok(o),
                 None => Err(mp_result::IndexOutOfRange),
             },
             (None, _) if index >= n => {
                 // Not documented which of the two comes first.
                 assert!(
-                    matches!(rc, mp_result::NotSolved | mp_result::IndexOutOfRange),
-                    "mp_planner_offset({index}) of {n} unsolved: {rc:?}"
+                    matches!(rc, mp_result::NotPacked | mp_result::IndexOutOfRange),
+                    "mp_packer_offset({index}) of {n} unpacked: {rc:?}"
                 );
                 Err(rc)
             }
-            (None, _) => Err(mp_result::NotSolved),
+            (None, _) => Err(mp_result::NotPacked),
         };
         match expected {
             Ok(o) => {
-                assert_eq!(rc, mp_result::Ok, "mp_planner_offset({index}) of {n}");
-                assert_eq!(out.value(), o, "offset {index} changed since the solve");
+                assert_eq!(rc, mp_result::Ok, "mp_packer_offset({index}) of {n}");
+                assert_eq!(out.value(), o, "offset {index} changed since the pack");
             }
             Err(c) => {
-                assert_eq!(rc, c, "mp_planner_offset({index}) of {n}, {ptrs:?}");
+                assert_eq!(rc, c, "mp_packer_offset({index}) of {n}, {ptrs:?}");
                 assert!(out.untouched(), "out_offset written on failure");
             }
         }
@@ -850,31 +850,31 @@ impl Session {
     /// 3 is_optimal, 4 nodes, 5 best_peak, 6 is_proven_infeasible.
     fn expected_read(&self, which: u8) -> Result<Value, mp_result> {
         let m = &self.model;
-        let not_solved = Err(mp_result::NotSolved);
+        let not_packed = Err(mp_result::NotPacked);
         match (which, &m.outcome) {
             (0, _) => Ok(Value::Usize(m.buffers.len())),
             (1, _) => Ok(Value::U64(m.max_load())),
-            (2, Outcome::Solved(p)) | (5, Outcome::Solved(p)) => Ok(Value::U64(p.peak)),
-            (3, Outcome::Solved(p)) => Ok(Value::Bool(p.optimal)),
-            (4, Outcome::Solved(p)) => Ok(Value::U64(p.nodes)),
+            (2, Outcome::Packed(p)) | (5, Outcome::Packed(p)) => Ok(Value::U64(p.peak)),
+            (3, Outcome::Packed(p)) => Ok(Value::Bool(p.optimal)),
+            (4, Outcome::Packed(p)) => Ok(Value::U64(p.nodes)),
             (5, Outcome::OverCapacity { best_peak, .. }) => Ok(Value::U64(*best_peak)),
-            (6, Outcome::Solved(_)) => Ok(Value::Bool(false)),
+            (6, Outcome::Packed(_)) => Ok(Value::Bool(false)),
             (6, Outcome::OverCapacity { proven, .. }) => Ok(Value::Bool(*proven)),
-            _ => not_solved,
+            _ => not_packed,
         }
     }
 
     /// Calls value reader `which` (see [`Session::expected_read`]) with the given pointers.
     fn call_read(&self, which: u8, ptrs: Ptrs) -> Result<Value, mp_result> {
-        let planner = self.planner(ptrs.planner_null);
+        let packer = self.packer(ptrs.packer_null);
         macro_rules! call {
             ($f:ident, $t:ty, $v:ident) => {{
                 let mut out = Slot::<$t>::new(ptrs.out);
-                // SAFETY: `planner` is NULL or live; `out.ptr()` is NULL or points into
+                // SAFETY: `packer` is NULL or live; `out.ptr()` is NULL or points into
                 // `out.storage` with room for one value (a misaligned one is refused before
                 // any write).
-                let rc = code(unsafe { $f(planner, out.ptr()) });
-                if let Some(c) = out.pointer_failure(ptrs.planner_null) {
+                let rc = code(unsafe { $f(packer, out.ptr()) });
+                if let Some(c) = out.pointer_failure(ptrs.packer_null) {
                     assert_eq!(rc, c, "{}({ptrs:?})", stringify!($f));
                 }
                 if rc == mp_result::Ok {
@@ -886,20 +886,20 @@ impl Session {
             }};
         }
         match which {
-            0 => call!(mp_planner_len, usize, Usize),
-            1 => call!(mp_planner_max_load, u64, U64),
-            2 => call!(mp_planner_peak, u64, U64),
-            3 => call!(mp_planner_is_optimal, bool, Bool),
-            4 => call!(mp_planner_nodes, u64, U64),
-            5 => call!(mp_planner_best_peak, u64, U64),
-            _ => call!(mp_planner_is_proven_infeasible, bool, Bool),
+            0 => call!(mp_packer_len, usize, Usize),
+            1 => call!(mp_packer_max_load, u64, U64),
+            2 => call!(mp_packer_peak, u64, U64),
+            3 => call!(mp_packer_is_optimal, bool, Bool),
+            4 => call!(mp_packer_nodes, u64, U64),
+            5 => call!(mp_packer_best_peak, u64, U64),
+            _ => call!(mp_packer_is_proven_infeasible, bool, Bool),
         }
     }
 
     /// Reader `which` with valid pointers, which must succeed.
     fn read_ok(&self, which: u8) -> Value {
         let ptrs = Ptrs {
-            planner_null: false,
+            packer_null: false,
             out: OutKind::Valid,
         };
         self.call_read(which, ptrs)
@@ -911,7 +911,7 @@ impl Session {
         let ptrs = Ptrs::decode(r.byte());
         let which = r.byte() % 7;
         let got = self.call_read(which, ptrs);
-        let pointer_failure = if ptrs.planner_null || ptrs.out == OutKind::Null {
+        let pointer_failure = if ptrs.packer_null || ptrs.out == OutKind::Null {
             Some(mp_result::NullParameter)
         } else if ptrs.out == OutKind::Misaligned && !matches!(which, 3 | 6) {
             Some(mp_result::InvalidArgument) // bools (3, 6) have alignment 1
@@ -953,15 +953,15 @@ impl Session {
         });
     }
 
-    /// Op 14: `mp_planner_last_error` into buffers of any length, checked against the model.
+    /// Op 14: `mp_packer_last_error` into buffers of any length, checked against the model.
     fn last_error(&mut self, r: &mut Reader<'_>) {
         let len = usize::from(r.byte() % 80);
         let mode = r.byte();
-        let planner = self.planner;
+        let packer = self.packer;
         let full = c_string_full(|buf, len, out_n| {
-            // SAFETY: the planner is live; `buf` is NULL with `len` 0 or valid for `len` byte
+            // SAFETY: the packer is live; `buf` is NULL with `len` 0 or valid for `len` byte
             // writes, `out_n` valid for one `usize` write.
-            unsafe { mp_planner_last_error(planner, buf, len, out_n) }
+            unsafe { mp_packer_last_error(packer, buf, len, out_n) }
         });
         match &mut self.model.last_error {
             LastError::Empty => assert!(
@@ -979,40 +979,40 @@ impl Session {
                     );
                 }
                 match text {
-                    Some(t) => assert_eq!(*t, full, "last error changed without an add/solve"),
+                    Some(t) => assert_eq!(*t, full, "last error changed without an add/pack"),
                     None => *text = Some(full.clone()),
                 }
             }
         }
         c_string_case(mode, len, &full, true, |buf, len, out_n| {
-            let planner = if mode % 8 == 7 { null() } else { planner };
-            // SAFETY: `planner` is NULL or live; `c_string_case` passes NULL or a buffer valid
+            let packer = if mode % 8 == 7 { null() } else { packer };
+            // SAFETY: `packer` is NULL or live; `c_string_case` passes NULL or a buffer valid
             // for `len` byte writes, and NULL or a pointer into its own storage for `out_n`
             // (refused if misaligned).
-            unsafe { mp_planner_last_error(planner, buf, len, out_n) }
+            unsafe { mp_packer_last_error(packer, buf, len, out_n) }
         });
     }
 
-    /// Op 15: `mp_planner_new` with bad out-pointers, `mp_version`, then a fresh planner.
+    /// Op 15: `mp_packer_new` with bad out-pointers, `mp_version`, then a fresh packer.
     fn renew(&mut self, r: &mut Reader<'_>) {
         match r.byte() % 3 {
             0 => {
                 // SAFETY: NULL is allowed (refused with MP_RESULT_NULL_PARAMETER).
-                let rc = code(unsafe { mp_planner_new(null_mut()) });
-                assert_eq!(rc, mp_result::NullParameter, "mp_planner_new(NULL)");
+                let rc = code(unsafe { mp_packer_new(null_mut()) });
+                assert_eq!(rc, mp_result::NullParameter, "mp_packer_new(NULL)");
             }
             1 => {
-                let mut out = Slot::<*mut mp_planner>::new(OutKind::Misaligned);
+                let mut out = Slot::<*mut mp_packer>::new(OutKind::Misaligned);
                 // SAFETY: `out.ptr()` points into `out.storage` with room for one pointer; it
                 // is misaligned, which the function refuses before writing.
-                let rc = code(unsafe { mp_planner_new(out.ptr()) });
-                assert_eq!(rc, mp_result::InvalidArgument, "mp_planner_new(misaligned)");
-                assert!(out.untouched(), "misaligned out_planner written");
+                let rc = code(unsafe { mp_packer_new(out.ptr()) });
+                assert_eq!(rc, mp_result::InvalidArgument, "mp_packer_new(misaligned)");
+                assert!(out.untouched(), "misaligned out_packer written");
             }
             _ => {}
         }
         // SAFETY: NULL is a documented no-op.
-        unsafe { mp_planner_free(null_mut()) };
+        unsafe { mp_packer_free(null_mut()) };
         // SAFETY: takes no arguments.
         let version = unsafe { mp_version() };
         assert!(!version.is_null(), "mp_version returned NULL");
@@ -1024,7 +1024,7 @@ impl Session {
             "mp_version {parts:?} is not MAJOR.MINOR.PATCH"
         );
         let fresh = Session::new();
-        // The old planner is dropped (freed) here.
+        // The old packer is dropped (freed) here.
         *self = fresh;
     }
 }
@@ -1050,15 +1050,15 @@ fn c_string_full(mut f: impl FnMut(*mut c_char, usize, *mut usize) -> mp_result)
     buf
 }
 
-/// Calls a string function (`mp_result_message` or `mp_planner_last_error`) once as `mode`
+/// Calls a string function (`mp_result_message` or `mp_packer_last_error`) once as `mode`
 /// says: a sizing call, a NULL buffer with `len > 0`, a NULL or misaligned `out_n`, a NULL
-/// planner (mode 7, `has_planner` only), or a buffer of `len` bytes; then checks the result
+/// packer (mode 7, `has_packer` only), or a buffer of `len` bytes; then checks the result
 /// against the documented copy rule, given the full text `full`.
 fn c_string_case(
     mode: u8,
     len: usize,
     full: &[u8],
-    has_planner: bool,
+    has_packer: bool,
     mut f: impl FnMut(*mut c_char, usize, *mut usize) -> mp_result,
 ) {
     const GUARD: usize = 16;
@@ -1075,7 +1075,7 @@ fn c_string_case(
             out_n = Slot::new(OutKind::Misaligned);
             (storage.as_mut_ptr().cast(), len, mp_result::InvalidArgument)
         }
-        7 if has_planner => (storage.as_mut_ptr().cast(), len, mp_result::NullParameter),
+        7 if has_packer => (storage.as_mut_ptr().cast(), len, mp_result::NullParameter),
         _ => (storage.as_mut_ptr().cast(), len, mp_result::Ok),
     };
     let rc = code(f(buf, len, out_n.ptr()));
@@ -1124,8 +1124,8 @@ pub fn check(data: &[u8]) {
         match r.byte() % 16 {
             0..=5 => s.add(&mut r, false),
             6 => s.add(&mut r, true),
-            7..=9 => s.solve(&mut r),
-            10 => s.solve_bad(&mut r),
+            7..=9 => s.pack(&mut r),
+            10 => s.pack_bad(&mut r),
             11 => s.offset(&mut r),
             12 => s.read(&mut r),
             13 => Session::message(&mut r),
@@ -1136,7 +1136,7 @@ pub fn check(data: &[u8]) {
     // Whatever state the ops left, the readers still agree with the model.
     for which in 0..7 {
         let ptrs = Ptrs {
-            planner_null: false,
+            packer_null: false,
             out: OutKind::Valid,
         };
         assert_eq!(

@@ -1,4 +1,4 @@
-//! The C API from C and C++: builds the programs in `tests/c/` (the planner example, the
+//! The C API from C and C++: builds the programs in `tests/c/` (the packer example, the
 //! allocator example, the double-include test) against `libmemplan.a` and
 //! the committed header `include/memplan.h`, runs them, and requires exit status 0.
 //!
@@ -181,15 +181,15 @@ fn strs(v: &[String]) -> Vec<&str> {
 }
 
 #[test]
-fn c11_plan_example() {
+fn c11_packer_example() {
     let Some(cc) = c_compiler() else {
-        eprintln!("SKIP c11_plan_example: no C compiler (set CC)");
+        eprintln!("SKIP c11_packer_example: no C compiler (set CC)");
         return;
     };
     let exe = build(
         &cc,
-        "plan_example_c11",
-        &["plan_example.c"],
+        "packer_example_c11",
+        &["packer_example.c"],
         &strs(&c_flags("c11", &["-g"])),
     );
     let stdout = run(&exe, &[], &[]);
@@ -269,23 +269,23 @@ fn run_sanitized(test: &str, exe: &str, source: &str) {
 }
 
 #[test]
-fn c11_plan_example_asan_ubsan() {
+fn c11_packer_example_asan_ubsan() {
     run_sanitized(
-        "c11_plan_example_asan_ubsan",
-        "plan_example_c11_asan",
-        "plan_example.c",
+        "c11_packer_example_asan_ubsan",
+        "packer_example_c11_asan",
+        "packer_example.c",
     );
 }
 
 #[test]
-fn cpp17_plan_example() {
+fn cpp17_packer_example() {
     let Some(cxx) = cxx_compiler() else {
-        eprintln!("SKIP cpp17_plan_example: no C++ compiler (set CXX)");
+        eprintln!("SKIP cpp17_packer_example: no C++ compiler (set CXX)");
         return;
     };
     let mut flags = vec!["-std=c++17", "-g"];
     flags.extend(WARNINGS);
-    let exe = build(&cxx, "plan_example_cpp17", &["plan_example.cpp"], &flags);
+    let exe = build(&cxx, "packer_example_cpp17", &["packer_example.cpp"], &flags);
     let stdout = run(&exe, &[], &[]);
     assert!(stdout.contains("all checks passed"), "{stdout}");
 }
@@ -335,20 +335,20 @@ fn c11_allocator_example() {
 }
 
 #[test]
-fn c11_planned_example() {
+fn c11_guided_example() {
     run_c11_example(
-        "c11_planned_example",
-        "planned_example_c11",
-        "planned_example.c",
+        "c11_guided_example",
+        "guided_example_c11",
+        "guided_example.c",
     );
 }
 
 #[test]
-fn c11_planned_example_asan_ubsan() {
+fn c11_guided_example_asan_ubsan() {
     run_sanitized(
-        "c11_planned_example_asan_ubsan",
-        "planned_example_c11_asan",
-        "planned_example.c",
+        "c11_guided_example_asan_ubsan",
+        "guided_example_c11_asan",
+        "guided_example.c",
     );
 }
 
