@@ -24,6 +24,10 @@ mod remat;
 mod torch;
 mod version;
 
+// The `capi` fuzz check (feature `fuzzing`), shared by the fuzz target and `cargo test`.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
 pub use allocator::{
     MP_ALLOCATOR_CAPACITY, MP_ALLOCATOR_MAX_PAGE_SIZE, MP_ALLOCATOR_PAGE_SIZE, mp_alloc_stats,
     mp_allocator, mp_allocator_alloc, mp_allocator_dealloc, mp_allocator_free,

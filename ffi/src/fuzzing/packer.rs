@@ -1,353 +1,12 @@
-//! The `capi` fuzz case: bytes → a sequence of calls into memplan's C API → checks against a
-//! model of the packer.
-//!
-//! The exported `mp_*` functions are called from Rust exactly as C calls them: raw pointers,
-//! NULL and misaligned ones included. This file uses only the `memplan` crate (memplan-ffi)
-//! and `std`, because `ffi/tests/fuzz_capi.rs` includes it with `#[path]` so that `cargo test`
-//! runs the same [`check`] on pseudo-random bytes.
-//!
-//! # What is checked
-//! - Every return code is a defined `mp_result`, never `MP_RESULT_PANIC`, and is exactly the
-//!   one the header documents for the call, predicted from a model of the packer (the
-//!   buffers added, the outcome of the last pack). Out-parameters are written only on
-//!   success.
-//! - After `MP_RESULT_OK` from `mp_packer_pack`, every offset is read back and the plan is
-//!   verified here, independently of core: offsets aligned, no two buffers alive at the same
-//!   time share a byte, peak == max(offset + size), peak within the capacity, and the other
-//!   readers (`best_peak`, `max_load`, `is_optimal`, `nodes`, ...) agree with it. The plan stays
-//!   readable, unchanged, until the next successful add or pack.
-//! - `mp_result_message` and `mp_packer_last_error` follow the documented `snprintf`-style
-//!   rule for every buffer length: at most `len - 1` bytes, the longest prefix that ends on a
-//!   UTF-8 character boundary, then a NUL, nothing past `len`; `*out_n` is the full length.
-//!
-//! # Encoding (bytecode style: every byte is valid; missing bytes read as 0)
-//! ```text
-//! ops until the bytes run out or MAX_OPS were read; each op is one byte (op % 16) and its
-//! arguments; most argument modes (mode % 16) give valid values, a few give invalid or extreme
-//! ones:
-//!   0-5   add          id (fresh, duplicate, raw bytes: possibly invalid UTF-8 or NULs,
-//!                      empty, multi-byte UTF-8, invalid UTF-8), lifetime (small, empty or
-//!                      reversed, at u64::MAX), size (small, 0, 2^40.., near u64::MAX),
-//!                      alignment (0, 1, small or any power of two, not a power of two)
-//!   6     add (bad)    as 0, then one pointer problem: NULL packer, NULL id, NULL or
-//!                      misaligned out_index, id_len above PTRDIFF_MAX
-//!   7-9   pack        flags (bit 7: add an unknown bit), max_nodes, time limit, capacity
-//!   10    pack (bad)  NULL packer, misaligned options, or NULL options (empty packer only)
-//!   11    offset       pointer kinds, index (in range, len, len + k, SIZE_MAX)
-//!   12    read         pointer kinds, one of len/max_load/peak/is_optimal/nodes/best_peak/
-//!                      is_proven_infeasible
-//!   13    message      mp_result_message: code, buffer length, buffer/out-pointer mode
-//!   14    last error   mp_packer_last_error: buffer length, buffer/out-pointer mode
-//!   15    renew        mp_packer_new with bad out-pointers, mp_version, then free the
-//!                      packer and make a new one
-//! ```
-//! Packs never run unbounded: unless the options carry a time limit of at most 2 ms,
-//! `MP_PACK_MAX_NODES` is forced on (at most 2000 nodes).
+//! The packer ops of the `capi` check: add, pack, offset, the readers and renew, each
+//! checked against the [`Model`].
 
-use core::ffi::{CStr, c_char};
-use core::marker::PhantomData;
-use core::mem::{align_of, size_of};
-use core::ptr::{null, null_mut};
-
-use memplan::{
-    MP_PACK_CAPACITY, MP_PACK_MAX_NODES, MP_PACK_TIME_LIMIT, mp_packer, mp_packer_add_buffer,
-    mp_packer_best_peak, mp_packer_free, mp_packer_is_optimal, mp_packer_is_proven_infeasible,
-    mp_packer_last_error, mp_packer_len, mp_packer_max_load, mp_packer_new, mp_packer_nodes,
-    mp_packer_offset, mp_packer_peak, mp_packer_pack, mp_result, mp_result_message,
-    mp_pack_options, mp_version,
-};
-
-/// Most ops decoded from one input.
-pub const MAX_OPS: usize = 64;
-/// Largest `max_nodes` a pack is given.
-const MAX_NODES: u64 = 2000;
-/// Largest time limit (ms) that counts as a bound on its own.
-const MAX_TIME_MS: u64 = 2;
-/// Byte that fills out-parameters and string buffers before a call, to see what was written.
-const SENTINEL: u8 = 0xA5;
-
-use memplan_core::fuzzing::reader::Reader;
-
-/// Checks what every call returns: a defined code, and never `MP_RESULT_PANIC` (a panic
-/// inside memplan, caught at the boundary).
-fn code(rc: mp_result) -> mp_result {
-    // The exhaustive match breaks the build when the C API gains a code this file ignores.
-    let defined = match rc {
-        mp_result::Ok
-        | mp_result::NullParameter
-        | mp_result::Panic
-        | mp_result::InvalidArgument
-        | mp_result::ZeroSize
-        | mp_result::EmptyLifetime
-        | mp_result::BadAlignment
-        | mp_result::DuplicateId
-        | mp_result::Overflow
-        | mp_result::InvalidUtf8
-        | mp_result::CapacityExceeded
-        | mp_result::NotPacked
-        | mp_result::IndexOutOfRange
-        | mp_result::Poisoned
-        | mp_result::OtherError
-        | mp_result::OutOfMemory
-        | mp_result::UnknownAddress
-        | mp_result::InvalidPlan => rc as u32 <= 17,
-    };
-    assert!(defined, "undefined mp_result {}", rc as u32);
-    assert_ne!(rc, mp_result::Panic, "the C API returned MP_RESULT_PANIC");
-    rc
-}
-
-/// Where an out-parameter points.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OutKind {
-    /// Into a properly aligned slot.
-    Valid,
-    /// NULL.
-    Null,
-    /// One byte into a slot: misaligned for any type with alignment above 1.
-    Misaligned,
-}
-
-/// The pointers of one call: whether the packer handle is NULL, and where the out-parameter
-/// points. Decoded from one byte, mostly all valid.
-#[derive(Debug, Clone, Copy)]
-struct Ptrs {
-    packer_null: bool,
-    out: OutKind,
-}
-
-impl Ptrs {
-    fn decode(b: u8) -> Ptrs {
-        let (packer_null, out) = match b % 16 {
-            0 => (true, OutKind::Valid),
-            1 => (false, OutKind::Null),
-            2 => (false, OutKind::Misaligned),
-            _ => (false, OutKind::Valid),
-        };
-        Ptrs { packer_null, out }
-    }
-}
-
-/// Storage for one out-parameter of type `T` (at most 8 bytes, alignment at most 8), placed as
-/// an [`OutKind`] says and filled with [`SENTINEL`] so that writes can be seen.
-struct Slot<T> {
-    storage: [u64; 3],
-    kind: OutKind,
-    _t: PhantomData<T>,
-}
-
-impl<T> Slot<T> {
-    fn new(kind: OutKind) -> Self {
-        assert!(size_of::<T>() <= 8 && align_of::<T>() <= 8);
-        Slot {
-            storage: [u64::from_ne_bytes([SENTINEL; 8]); 3],
-            kind,
-            _t: PhantomData,
-        }
-    }
-
-    /// Byte offset of the slot inside `storage`.
-    fn offset(&self) -> usize {
-        usize::from(self.kind == OutKind::Misaligned)
-    }
-
-    /// True when the pointer handed out is misaligned for `T` (never for bytes and `bool`).
-    fn misaligned(&self) -> bool {
-        self.kind == OutKind::Misaligned && align_of::<T>() > 1
-    }
-
-    /// The pointer to pass. Not NULL and in bounds for one `T` unless the kind says NULL.
-    fn ptr(&mut self) -> *mut T {
-        match self.kind {
-            OutKind::Null => null_mut(),
-            _ => self
-                .storage
-                .as_mut_ptr()
-                .cast::<u8>()
-                .wrapping_add(self.offset())
-                .cast::<T>(),
-        }
-    }
-
-    fn bytes(&self) -> Vec<u8> {
-        self.storage.iter().flat_map(|w| w.to_ne_bytes()).collect()
-    }
-
-    /// The `size_of::<T>()` bytes at the slot.
-    fn value_bytes(&self) -> Vec<u8> {
-        let start = self.offset();
-        self.bytes()[start..start + size_of::<T>()].to_vec()
-    }
-
-    fn untouched(&self) -> bool {
-        self.bytes().iter().all(|&b| b == SENTINEL)
-    }
-
-    /// The code that the pointer kinds alone force, checked before anything else: NULL
-    /// packer or out-pointer, then a misaligned out-pointer.
-    fn pointer_failure(&self, packer_null: bool) -> Option<mp_result> {
-        if packer_null || self.kind == OutKind::Null {
-            Some(mp_result::NullParameter)
-        } else if self.misaligned() {
-            Some(mp_result::InvalidArgument)
-        } else {
-            None
-        }
-    }
-}
-
-impl Slot<u64> {
-    fn value(&self) -> u64 {
-        let b: [u8; 8] = self.value_bytes().try_into().expect("8 bytes");
-        u64::from_ne_bytes(b)
-    }
-}
-
-impl Slot<usize> {
-    fn value(&self) -> usize {
-        let b = self
-            .value_bytes()
-            .try_into()
-            .expect("size_of::<usize>() bytes");
-        usize::from_ne_bytes(b)
-    }
-}
-
-impl Slot<bool> {
-    fn value(&self) -> bool {
-        match self.value_bytes()[0] {
-            0 => false,
-            1 => true,
-            b => panic!("bool out-parameter holds {b:#x}: not written, or not a bool"),
-        }
-    }
-}
-
-/// A value read through one of the `mp_packer_*` reader functions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Value {
-    U64(u64),
-    Usize(usize),
-    Bool(bool),
-}
-
-impl Value {
-    fn expect_u64(self) -> u64 {
-        match self {
-            Value::U64(v) => v,
-            _ => panic!("{self:?} is not a u64"),
-        }
-    }
-
-    fn expect_bool(self) -> bool {
-        match self {
-            Value::Bool(v) => v,
-            _ => panic!("{self:?} is not a bool"),
-        }
-    }
-}
-
-/// A buffer as the model remembers it.
-#[derive(Debug, Clone)]
-struct ModelBuffer {
-    id: Vec<u8>,
-    lower: u64,
-    upper: u64,
-    size: u64,
-    /// The alignment given, 0 read as 1.
-    alignment: u64,
-}
-
-impl ModelBuffer {
-    fn overlaps_in_time(&self, other: &ModelBuffer) -> bool {
-        self.lower < other.upper && other.lower < self.upper
-    }
-}
-
-/// A plan read back after a successful pack.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Plan {
-    offsets: Vec<u64>,
-    peak: u64,
-    optimal: bool,
-    nodes: u64,
-}
-
-/// What the last pack left readable.
-#[derive(Debug, Clone)]
-enum Outcome {
-    Unpacked,
-    Packed(Plan),
-    OverCapacity { best_peak: u64, proven: bool },
-}
-
-/// What `mp_packer_last_error` must say.
-#[derive(Debug, Clone)]
-enum LastError {
-    /// Empty: no add/pack yet, or the last one succeeded.
-    Empty,
-    /// The last add/pack failed: some detail, naming `names` when set, and equal to `text`
-    /// once it has been read (reader failures do not change it).
-    Failed {
-        names: Option<String>,
-        text: Option<Vec<u8>>,
-    },
-}
-
-/// The expected state of the packer.
-#[derive(Debug)]
-struct Model {
-    buffers: Vec<ModelBuffer>,
-    /// Sum of `size + alignment - 1` over the buffers (core refuses sums above `u64::MAX`).
-    total: u128,
-    outcome: Outcome,
-    last_error: LastError,
-    /// The options and plan of the last deterministic (no time limit) successful pack since
-    /// the last successful add: the same options must give the same plan.
-    last_plan: Option<(mp_pack_options, Plan)>,
-    /// Numbers fresh ids.
-    next_id: u32,
-}
-
-impl Model {
-    fn new() -> Model {
-        Model {
-            buffers: Vec::new(),
-            total: 0,
-            outcome: Outcome::Unpacked,
-            last_error: LastError::Empty,
-            last_plan: None,
-            next_id: 0,
-        }
-    }
-
-    /// The largest total size of buffers alive at one moment, computed naively.
-    fn max_load(&self) -> u64 {
-        let load = |t: u64| -> u128 {
-            self.buffers
-                .iter()
-                .filter(|b| b.lower <= t && t < b.upper)
-                .map(|b| u128::from(b.size))
-                .sum()
-        };
-        let max = self
-            .buffers
-            .iter()
-            .map(|b| load(b.lower))
-            .max()
-            .unwrap_or(0);
-        u64::try_from(max).expect("max load fits u64 (sizes are checked on add)")
-    }
-
-    fn failed(&mut self, names: Option<String>) {
-        self.last_error = LastError::Failed { names, text: None };
-    }
-}
+use super::*;
 
 /// The live packer handle and its model.
-struct Session {
-    packer: *mut mp_packer,
-    model: Model,
+pub(super) struct Session {
+    pub(super) packer: *mut mp_packer,
+    pub(super) model: Model,
 }
 
 impl Drop for Session {
@@ -359,7 +18,7 @@ impl Drop for Session {
 }
 
 impl Session {
-    fn new() -> Session {
+    pub(super) fn new() -> Session {
         let mut packer = null_mut();
         // SAFETY: `&mut packer` is a valid, aligned out-pointer.
         let rc = code(unsafe { mp_packer_new(&mut packer) });
@@ -371,12 +30,12 @@ impl Session {
         }
     }
 
-    fn packer(&self, null: bool) -> *mut mp_packer {
+    pub(super) fn packer(&self, null: bool) -> *mut mp_packer {
         if null { null_mut() } else { self.packer }
     }
 
     /// Ops 0-6: `mp_packer_add_buffer`.
-    fn add(&mut self, r: &mut Reader<'_>, bad: bool) {
+    pub(super) fn add(&mut self, r: &mut Reader<'_>, bad: bool) {
         let id = self.decode_id(r);
         let (lower, upper) = match r.byte() % 16 {
             0..=12 => {
@@ -517,7 +176,7 @@ impl Session {
 
     /// The id bytes of an add: fresh ASCII, a duplicate, raw input bytes (possibly invalid
     /// UTF-8 or with NULs), empty, fresh with multi-byte characters, or known-invalid UTF-8.
-    fn decode_id(&mut self, r: &mut Reader<'_>) -> Vec<u8> {
+    pub(super) fn decode_id(&mut self, r: &mut Reader<'_>) -> Vec<u8> {
         let m = &mut self.model;
         let fresh = |m: &mut Model, prefix: &str| {
             m.next_id += 1;
@@ -555,7 +214,7 @@ impl Session {
     }
 
     /// Ops 7-9: `mp_packer_pack` with arbitrary (bounded) options.
-    fn pack(&mut self, r: &mut Reader<'_>) {
+    pub(super) fn pack(&mut self, r: &mut Reader<'_>) {
         let f = r.byte();
         let mut flags = u32::from(f & 7);
         let unknown = if f & 0x80 != 0 {
@@ -593,7 +252,7 @@ impl Session {
     }
 
     /// Op 10: `mp_packer_pack` with a NULL packer, misaligned options or NULL options.
-    fn pack_bad(&mut self, r: &mut Reader<'_>) {
+    pub(super) fn pack_bad(&mut self, r: &mut Reader<'_>) {
         match r.byte() % 3 {
             0 => {
                 let options = mp_pack_options {
@@ -645,7 +304,7 @@ impl Session {
     /// Checks a pack's code against the options and updates the model; after
     /// `MP_RESULT_OK`, reads the plan back and verifies it. `options` is `None` when the
     /// function could not read them.
-    fn after_pack(&mut self, rc: mp_result, options: Option<mp_pack_options>) {
+    pub(super) fn after_pack(&mut self, rc: mp_result, options: Option<mp_pack_options>) {
         let max_load = self.model.max_load();
         let total = u64::try_from(self.model.total).expect("total fits u64");
         let known = MP_PACK_CAPACITY | MP_PACK_MAX_NODES | MP_PACK_TIME_LIMIT;
@@ -713,7 +372,7 @@ impl Session {
     }
 
     /// Reads every offset and the other values of a fresh plan and checks them independently.
-    fn verify_plan(&mut self, opts: &mp_pack_options, capacity: Option<u64>) -> Plan {
+    pub(super) fn verify_plan(&mut self, opts: &mp_pack_options, capacity: Option<u64>) -> Plan {
         let n = self.model.buffers.len();
         let max_load = self.model.max_load();
         assert_eq!(self.read_ok(0), Value::Usize(n), "mp_packer_len");
@@ -791,7 +450,7 @@ impl Session {
     }
 
     /// `mp_packer_offset(index)` with valid pointers, which must succeed.
-    fn offset_ok(&self, index: usize) -> u64 {
+    pub(super) fn offset_ok(&self, index: usize) -> u64 {
         let mut out = Slot::<u64>::new(OutKind::Valid);
         // SAFETY: the packer is live; `out.ptr()` is aligned and valid for one `u64` write.
         let rc = code(unsafe { mp_packer_offset(self.packer, index, out.ptr()) });
@@ -804,7 +463,7 @@ impl Session {
     }
 
     /// Op 11: `mp_packer_offset` with any index and pointer kinds.
-    fn offset(&mut self, r: &mut Reader<'_>) {
+    pub(super) fn offset(&mut self, r: &mut Reader<'_>) {
         let ptrs = Ptrs::decode(r.byte());
         let n = self.model.buffers.len();
         let index = match r.byte() % 6 {
@@ -848,7 +507,7 @@ impl Session {
 
     /// The value reader `which` must give now, per the model: 0 len, 1 max_load, 2 peak,
     /// 3 is_optimal, 4 nodes, 5 best_peak, 6 is_proven_infeasible.
-    fn expected_read(&self, which: u8) -> Result<Value, mp_result> {
+    pub(super) fn expected_read(&self, which: u8) -> Result<Value, mp_result> {
         let m = &self.model;
         let not_packed = Err(mp_result::NotPacked);
         match (which, &m.outcome) {
@@ -865,7 +524,7 @@ impl Session {
     }
 
     /// Calls value reader `which` (see [`Session::expected_read`]) with the given pointers.
-    fn call_read(&self, which: u8, ptrs: Ptrs) -> Result<Value, mp_result> {
+    pub(super) fn call_read(&self, which: u8, ptrs: Ptrs) -> Result<Value, mp_result> {
         let packer = self.packer(ptrs.packer_null);
         macro_rules! call {
             ($f:ident, $t:ty, $v:ident) => {{
@@ -897,7 +556,7 @@ impl Session {
     }
 
     /// Reader `which` with valid pointers, which must succeed.
-    fn read_ok(&self, which: u8) -> Value {
+    pub(super) fn read_ok(&self, which: u8) -> Value {
         let ptrs = Ptrs {
             packer_null: false,
             out: OutKind::Valid,
@@ -907,7 +566,7 @@ impl Session {
     }
 
     /// Op 12: one of the value readers, with any pointer kinds.
-    fn read(&mut self, r: &mut Reader<'_>) {
+    pub(super) fn read(&mut self, r: &mut Reader<'_>) {
         let ptrs = Ptrs::decode(r.byte());
         let which = r.byte() % 7;
         let got = self.call_read(which, ptrs);
@@ -929,72 +588,8 @@ impl Session {
         );
     }
 
-    /// Op 13: `mp_result_message` for any code, into buffers of any length.
-    fn message(r: &mut Reader<'_>) {
-        let code_arg = match r.byte() % 20 {
-            c @ 0..=14 => u32::from(c),
-            15 => 15,
-            16 => u32::MAX,
-            17 => 1 << 31,
-            _ => r.u32(),
-        };
-        let len = usize::from(r.byte() % 80);
-        let mode = r.byte();
-        let full = c_string_full(|buf, len, out_n| {
-            // SAFETY: `buf` is NULL with `len` 0 or valid for `len` byte writes, `out_n` valid
-            // for one `usize` write (both from `c_string_full`).
-            unsafe { mp_result_message(code_arg, buf, len, out_n) }
-        });
-        assert!(!full.is_empty(), "empty message for code {code_arg}");
-        c_string_case(mode, len, &full, false, |buf, len, out_n| {
-            // SAFETY: `c_string_case` passes NULL or a buffer valid for `len` byte writes, and
-            // NULL or a pointer into its own storage for `out_n` (refused if misaligned).
-            unsafe { mp_result_message(code_arg, buf, len, out_n) }
-        });
-    }
-
-    /// Op 14: `mp_packer_last_error` into buffers of any length, checked against the model.
-    fn last_error(&mut self, r: &mut Reader<'_>) {
-        let len = usize::from(r.byte() % 80);
-        let mode = r.byte();
-        let packer = self.packer;
-        let full = c_string_full(|buf, len, out_n| {
-            // SAFETY: the packer is live; `buf` is NULL with `len` 0 or valid for `len` byte
-            // writes, `out_n` valid for one `usize` write.
-            unsafe { mp_packer_last_error(packer, buf, len, out_n) }
-        });
-        match &mut self.model.last_error {
-            LastError::Empty => assert!(
-                full.is_empty(),
-                "last error {:?} after a success",
-                String::from_utf8_lossy(&full)
-            ),
-            LastError::Failed { names, text } => {
-                assert!(!full.is_empty(), "no last error after a failure");
-                if let Some(id) = names {
-                    let s = core::str::from_utf8(&full).expect("UTF-8 (checked)");
-                    assert!(
-                        s.contains(id.as_str()),
-                        "last error {s:?} does not name {id:?}"
-                    );
-                }
-                match text {
-                    Some(t) => assert_eq!(*t, full, "last error changed without an add/pack"),
-                    None => *text = Some(full.clone()),
-                }
-            }
-        }
-        c_string_case(mode, len, &full, true, |buf, len, out_n| {
-            let packer = if mode % 8 == 7 { null() } else { packer };
-            // SAFETY: `packer` is NULL or live; `c_string_case` passes NULL or a buffer valid
-            // for `len` byte writes, and NULL or a pointer into its own storage for `out_n`
-            // (refused if misaligned).
-            unsafe { mp_packer_last_error(packer, buf, len, out_n) }
-        });
-    }
-
     /// Op 15: `mp_packer_new` with bad out-pointers, `mp_version`, then a fresh packer.
-    fn renew(&mut self, r: &mut Reader<'_>) {
+    pub(super) fn renew(&mut self, r: &mut Reader<'_>) {
         match r.byte() % 3 {
             0 => {
                 // SAFETY: NULL is allowed (refused with MP_RESULT_NULL_PARAMETER).
@@ -1026,123 +621,5 @@ impl Session {
         let fresh = Session::new();
         // The old packer is dropped (freed) here.
         *self = fresh;
-    }
-}
-
-/// Calls a string function with `buf = NULL, len = 0` to size it, then with room for the
-/// whole text, and returns the text (checked: NUL-terminated, no interior NUL, UTF-8, length
-/// as reported).
-fn c_string_full(mut f: impl FnMut(*mut c_char, usize, *mut usize) -> mp_result) -> Vec<u8> {
-    let mut n = usize::MAX;
-    assert_eq!(code(f(null_mut(), 0, &mut n)), mp_result::Ok, "sizing call");
-    assert!(n < 1 << 20, "message length {n}");
-    let mut buf = vec![SENTINEL; n + 1];
-    let mut n2 = usize::MAX;
-    assert_eq!(
-        code(f(buf.as_mut_ptr().cast(), n + 1, &mut n2)),
-        mp_result::Ok
-    );
-    assert_eq!(n2, n, "full length differs between calls");
-    assert_eq!(buf[n], 0, "no NUL after the full text");
-    buf.truncate(n);
-    assert!(!buf.contains(&0), "interior NUL in {buf:?}");
-    assert!(core::str::from_utf8(&buf).is_ok(), "not UTF-8: {buf:?}");
-    buf
-}
-
-/// Calls a string function (`mp_result_message` or `mp_packer_last_error`) once as `mode`
-/// says: a sizing call, a NULL buffer with `len > 0`, a NULL or misaligned `out_n`, a NULL
-/// packer (mode 7, `has_packer` only), or a buffer of `len` bytes; then checks the result
-/// against the documented copy rule, given the full text `full`.
-fn c_string_case(
-    mode: u8,
-    len: usize,
-    full: &[u8],
-    has_packer: bool,
-    mut f: impl FnMut(*mut c_char, usize, *mut usize) -> mp_result,
-) {
-    const GUARD: usize = 16;
-    let mut storage = vec![SENTINEL; len + GUARD];
-    let mut out_n = Slot::<usize>::new(OutKind::Valid);
-    let (buf, len, expected): (*mut c_char, usize, mp_result) = match mode % 8 {
-        0 => (null_mut(), 0, mp_result::Ok),
-        1 => (null_mut(), len.max(1), mp_result::NullParameter),
-        2 => {
-            out_n = Slot::new(OutKind::Null);
-            (storage.as_mut_ptr().cast(), len, mp_result::NullParameter)
-        }
-        3 => {
-            out_n = Slot::new(OutKind::Misaligned);
-            (storage.as_mut_ptr().cast(), len, mp_result::InvalidArgument)
-        }
-        7 if has_packer => (storage.as_mut_ptr().cast(), len, mp_result::NullParameter),
-        _ => (storage.as_mut_ptr().cast(), len, mp_result::Ok),
-    };
-    let rc = code(f(buf, len, out_n.ptr()));
-    assert_eq!(rc, expected, "string call, mode {}, len {len}", mode % 8);
-    if rc != mp_result::Ok {
-        assert!(out_n.untouched(), "out_n written on failure");
-        assert!(
-            storage.iter().all(|&b| b == SENTINEL),
-            "buf written on failure"
-        );
-        return;
-    }
-    let n = out_n.value();
-    assert_eq!(n, full.len(), "*out_n is not the full length");
-    if buf.is_null() || len == 0 {
-        assert!(storage.iter().all(|&b| b == SENTINEL), "written with len 0");
-        return;
-    }
-    // The longest prefix of at most `len - 1` bytes that ends on a character boundary.
-    let text = core::str::from_utf8(full).expect("UTF-8 (checked)");
-    let mut k = n.min(len - 1);
-    while !text.is_char_boundary(k) {
-        k -= 1;
-    }
-    assert_eq!(&storage[..k], &full[..k], "copied prefix, len {len}");
-    assert_eq!(
-        storage[k], 0,
-        "no NUL after {k} bytes (len {len}, full {n})"
-    );
-    assert!(
-        storage[len..].iter().all(|&b| b == SENTINEL),
-        "written past len {len}"
-    );
-    // Truncated exactly when `*out_n >= len`.
-    assert_eq!(k < n, n >= len, "truncation rule: k {k}, n {n}, len {len}");
-}
-
-/// Decodes `data` into C API calls, runs them and checks everything that must hold. Panics
-/// on any violation; this is the body of the `capi` fuzz target.
-pub fn check(data: &[u8]) {
-    let mut r = Reader(data);
-    let mut s = Session::new();
-    let mut ops = 0;
-    while !r.0.is_empty() && ops < MAX_OPS {
-        ops += 1;
-        match r.byte() % 16 {
-            0..=5 => s.add(&mut r, false),
-            6 => s.add(&mut r, true),
-            7..=9 => s.pack(&mut r),
-            10 => s.pack_bad(&mut r),
-            11 => s.offset(&mut r),
-            12 => s.read(&mut r),
-            13 => Session::message(&mut r),
-            14 => s.last_error(&mut r),
-            _ => s.renew(&mut r),
-        }
-    }
-    // Whatever state the ops left, the readers still agree with the model.
-    for which in 0..7 {
-        let ptrs = Ptrs {
-            packer_null: false,
-            out: OutKind::Valid,
-        };
-        assert_eq!(
-            s.call_read(which, ptrs),
-            s.expected_read(which),
-            "final reader {which}"
-        );
     }
 }
