@@ -317,7 +317,7 @@ typedef struct mp_allocator mp_allocator;
 typedef struct mp_chunk_placement mp_chunk_placement;
 
 /**
- * An opaque packer: a set of buffers with lifetimes, and the plan from the last pack.
+ * An opaque packer: a set of buffers with lifetimes, and the packing from the last pack.
  *
  * Create with `mp_packer_new`, destroy with `mp_packer_free`.
  */
@@ -738,7 +738,7 @@ typedef struct mp_chunk_move {
 
 /**
  * Options for `mp_packer_pack`. A zero-initialised struct (or a NULL pointer) means no
- * capacity and no limits: search until the plan is proven optimal.
+ * capacity and no limits: search until the packing is proven optimal.
  *
  * Each of `capacity`, `max_nodes` and `time_limit_ms` is used only when its bit is set in
  * `flags`, so every value of those fields, 0 included, keeps its plain meaning.
@@ -750,7 +750,7 @@ typedef struct mp_pack_options {
    */
   uint32_t flags;
   /**
-   * With `MP_PACK_CAPACITY`: stop at the first plan whose peak is at most this many bytes,
+   * With `MP_PACK_CAPACITY`: stop at the first packing whose peak is at most this many bytes,
    * and fail with `MP_RESULT_CAPACITY_EXCEEDED` if none is found.
    */
   uint64_t capacity;
@@ -1373,7 +1373,7 @@ mp_result mp_chunk_placement_move(const struct mp_chunk_placement *plan,
 mp_result mp_packer_new(struct mp_packer **out_packer);
 
 /**
- * Destroys a packer and everything it holds (buffers, plan, error text).
+ * Destroys a packer and everything it holds (buffers, packing, error text).
  *
  * # Safety
  * - `packer`: NULL, or a packer from `mp_packer_new` not yet freed. Poisoned packers are
@@ -1406,8 +1406,8 @@ void mp_packer_free(struct mp_packer *packer);
  * (`upper <= lower`), `MP_RESULT_BAD_ALIGNMENT`, `MP_RESULT_DUPLICATE_ID`,
  * `MP_RESULT_OVERFLOW` (sizes overflow 64 bits, or 2^32 - 1 buffers already), and
  * `MP_RESULT_POISONED`/`MP_RESULT_PANIC` as for every mutating call. On error the packer is
- * unchanged (the plan from an earlier pack stays readable) and `mp_packer_last_error`
- * names the id; on success the last error is cleared and any plan from an earlier pack is
+ * unchanged (the packing from an earlier pack stays readable) and `mp_packer_last_error`
+ * names the id; on success the last error is cleared and any packing from an earlier pack is
  * discarded (pack again before reading offsets).
  *
  * # Safety
@@ -1437,18 +1437,18 @@ mp_result mp_packer_add_buffer(struct mp_packer *packer,
                                size_t *out_index);
 
 /**
- * Plans the buffers added so far: gives each an offset so that buffers alive at the same
+ * Packs the buffers added so far: gives each an offset so that buffers alive at the same
  * time never share a byte, minimising the peak (the largest `offset + size`).
  *
- * Always finds a plan quickly with heuristics, then searches for a better one within the
+ * Always finds a packing quickly with heuristics, then searches for a better one within the
  * limits in `options` (NULL: no limits, search until optimal, which can take very long on
  * hard inputs; set `MP_PACK_MAX_NODES` or `MP_PACK_TIME_LIMIT` to bound it). On
- * `MP_RESULT_OK` the plan is readable with `mp_packer_offset`, `mp_packer_peak`,
+ * `MP_RESULT_OK` the packing is readable with `mp_packer_offset`, `mp_packer_peak`,
  * `mp_packer_is_optimal`, ... until the next successful `mp_packer_add_buffer`. With
- * `MP_PACK_CAPACITY` and no plan within the capacity found, returns
+ * `MP_PACK_CAPACITY` and no packing within the capacity found, returns
  * `MP_RESULT_CAPACITY_EXCEEDED`: then no offsets are readable, but `mp_packer_best_peak` and
  * `mp_packer_is_proven_infeasible` are. Unknown `flags` bits give
- * `MP_RESULT_INVALID_ARGUMENT`. Any failure discards the previous plan and sets
+ * `MP_RESULT_INVALID_ARGUMENT`. Any failure discards the previous packing and sets
  * `mp_packer_last_error`; success clears it. Packing an empty packer succeeds with peak 0.
  *
  * # Safety
@@ -1494,7 +1494,7 @@ mp_result mp_packer_len(const struct mp_packer *packer, size_t *out_len);
 
 /**
  * Stores the max-load lower bound in `*out_max_load`: the largest total size of buffers
- * alive at one moment. No plan has a smaller peak. Works before any pack (computed in
+ * alive at one moment. No packing has a smaller peak. Works before any pack (computed in
  * O(n log n) on each call).
  *
  * # Safety
@@ -1543,8 +1543,8 @@ mp_result mp_packer_max_load(const struct mp_packer *packer, uint64_t *out_max_l
 mp_result mp_packer_offset(const struct mp_packer *packer, size_t index, uint64_t *out_offset);
 
 /**
- * Stores the plan's peak in `*out_peak`: the largest `offset + size`, i.e. the arena size the
- * plan needs (0 with no buffers). Needs a successful pack (`MP_RESULT_NOT_PACKED`
+ * Stores the packing's peak in `*out_peak`: the largest `offset + size`, i.e. the arena size the
+ * packing needs (0 with no buffers). Needs a successful pack (`MP_RESULT_NOT_PACKED`
  * otherwise).
  *
  * # Safety
@@ -1567,7 +1567,7 @@ mp_result mp_packer_offset(const struct mp_packer *packer, size_t index, uint64_
 mp_result mp_packer_peak(const struct mp_packer *packer, uint64_t *out_peak);
 
 /**
- * Stores in `*out_optimal` whether the plan is proven optimal (its peak equals the max load,
+ * Stores in `*out_optimal` whether the packing is proven optimal (its peak equals the max load,
  * or the exact search finished). Needs a successful pack (`MP_RESULT_NOT_PACKED`
  * otherwise).
  *
@@ -1614,7 +1614,7 @@ mp_result mp_packer_is_optimal(const struct mp_packer *packer, bool *out_optimal
 mp_result mp_packer_nodes(const struct mp_packer *packer, uint64_t *out_nodes);
 
 /**
- * Stores in `*out_best_peak` the smallest peak the last pack found: the plan's peak after
+ * Stores in `*out_best_peak` the smallest peak the last pack found: the packing's peak after
  * `MP_RESULT_OK`, or the best peak above the capacity after `MP_RESULT_CAPACITY_EXCEEDED`.
  * `MP_RESULT_NOT_PACKED` after any other outcome.
  *
@@ -1639,10 +1639,10 @@ mp_result mp_packer_nodes(const struct mp_packer *packer, uint64_t *out_nodes);
 mp_result mp_packer_best_peak(const struct mp_packer *packer, uint64_t *out_best_peak);
 
 /**
- * Stores in `*out_infeasible` whether the last pack proved that no plan fits its capacity:
+ * Stores in `*out_infeasible` whether the last pack proved that no packing fits its capacity:
  * true after `MP_RESULT_CAPACITY_EXCEEDED` when that is certain (the max load exceeds the
  * capacity, or the exact search finished), false when the search limits ran out first (more
- * search might still find a plan) and false after `MP_RESULT_OK`. `MP_RESULT_NOT_PACKED`
+ * search might still find a packing) and false after `MP_RESULT_OK`. `MP_RESULT_NOT_PACKED`
  * after any other outcome.
  *
  * # Safety

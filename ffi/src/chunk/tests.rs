@@ -76,9 +76,9 @@ fn chunk_placement_round_trip_and_errors() {
     }
 }
 
-/// `mp_chunk_placement_new` is core's training recipe: the same chunk size (searched when 0), moment
-/// count and moves as `chunk::place_training` for the same tensors and options; its argument
-/// checks keep their order (policy, then iterations, then the tensors).
+/// `mp_chunk_placement_new` is core's training recipe: the same chunk size (searched when 0),
+/// moment count and moves as `chunk::place_training` for the same tensors and options; its
+/// argument checks keep their order (policy, then iterations, then the tensors).
 #[test]
 fn chunk_placement_is_cores_recipe() {
     use memplan_core::chunk::{self, TrainingOptions};
