@@ -108,19 +108,19 @@
 #define MP_POLICY_LRU 1
 
 /**
- * `flags` bit of `mp_solve_options`: the `capacity` field is set.
+ * `flags` bit of `mp_pack_options`: the `capacity` field is set.
  */
-#define MP_SOLVE_CAPACITY (1 << 0)
+#define MP_PACK_CAPACITY (1 << 0)
 
 /**
- * `flags` bit of `mp_solve_options`: the `max_nodes` field is set.
+ * `flags` bit of `mp_pack_options`: the `max_nodes` field is set.
  */
-#define MP_SOLVE_MAX_NODES (1 << 1)
+#define MP_PACK_MAX_NODES (1 << 1)
 
 /**
- * `flags` bit of `mp_solve_options`: the `time_limit_ms` field is set.
+ * `flags` bit of `mp_pack_options`: the `time_limit_ms` field is set.
  */
-#define MP_SOLVE_TIME_LIMIT (1 << 2)
+#define MP_PACK_TIME_LIMIT (1 << 2)
 
 /**
  * `heuristic` of `mp_remat_new`: h_DTR, `(c + C_fwd + C_bwd) / (size × staleness)`.
@@ -212,7 +212,7 @@ enum mp_result
    */
   MP_RESULT_NULL_PARAMETER = 1,
   /**
-   * A panic (a bug in memplan) was caught at the C boundary. If it happened while a planner
+   * A panic (a bug in memplan) was caught at the C boundary. If it happened while a packer
    * or an allocator was being changed, that handle is now poisoned.
    */
   MP_RESULT_PANIC = 2,
@@ -234,7 +234,7 @@ enum mp_result
    */
   MP_RESULT_BAD_ALIGNMENT = 6,
   /**
-   * A buffer id was already added to this planner.
+   * A buffer id was already added to this packer.
    */
   MP_RESULT_DUPLICATE_ID = 7,
   /**
@@ -248,27 +248,28 @@ enum mp_result
   MP_RESULT_INVALID_UTF8 = 9,
   /**
    * No plan within the requested capacity was found; the best peak found is still readable
-   * with `mp_planner_best_peak`.
+   * with `mp_packer_best_peak`.
    */
   MP_RESULT_CAPACITY_EXCEEDED = 10,
   /**
-   * The value asked for needs a successful solve, and the planner has none (never solved,
-   * a buffer was added since, or the last solve failed).
+   * The value asked for needs a successful pack, and the packer has none (never packed,
+   * a buffer was added since, or the last pack failed).
    */
-  MP_RESULT_NOT_SOLVED = 11,
+  MP_RESULT_NOT_PACKED = 11,
   /**
-   * A buffer index is not below `mp_planner_len`.
+   * A buffer index is not below `mp_packer_len`.
    */
   MP_RESULT_INDEX_OUT_OF_RANGE = 12,
   /**
-   * A panic was caught earlier while this planner or allocator was being changed; its state
-   * is not trusted. Only `mp_planner_last_error` and `mp_planner_free` (for a planner) or
-   * `mp_allocator_free` (for an allocator) still work on it.
+   * A panic was caught earlier while this handle (a packer, an allocator or a remat
+   * runtime) was being changed; its state is not trusted. Only `mp_packer_last_error` and
+   * `mp_packer_free` (for a packer), `mp_allocator_free` (for an allocator) or
+   * `mp_remat_free` (for a runtime) still work on it.
    */
   MP_RESULT_POISONED = 13,
   /**
    * The planning core reported an error that this version of the C API has no code for;
-   * `mp_planner_last_error` describes it.
+   * `mp_packer_last_error` describes it.
    */
   MP_RESULT_OTHER_ERROR = 14,
   /**
@@ -284,7 +285,7 @@ enum mp_result
    */
   MP_RESULT_UNKNOWN_ADDRESS = 16,
   /**
-   * `mp_allocator_new_planned` was given bytes that are not a valid plan file: wrong magic
+   * `mp_allocator_new_guided` was given bytes that are not a valid plan file: wrong magic
    * or version, truncated, a checksum mismatch, trailing bytes, or slots that overlap or
    * leave the arena.
    */
@@ -300,26 +301,27 @@ typedef uint32_t mp_result;
 
 /**
  * An opaque allocator of simulated device memory, 512-byte aligned blocks in one virtual
- * range: the online allocator (exact best fit with immediate coalescing over a range grown
- * in pages) or the plan-guided one.
+ * range. It wraps any allocator of memplan's registry behind the same calls; the C API
+ * creates the online allocator (exact best fit with immediate coalescing over a range grown
+ * in pages) and the plan-guided one.
  *
- * Create with `mp_allocator_new` or `mp_allocator_new_planned`, destroy with
+ * Create with `mp_allocator_new` or `mp_allocator_new_guided`, destroy with
  * `mp_allocator_free`.
  */
 typedef struct mp_allocator mp_allocator;
 
 /**
  * A chunk layout of a model and its placement plan over GPU, host and NVMe. Create with
- * `mp_chunk_plan_new`, destroy with `mp_chunk_plan_free`.
+ * `mp_chunk_placement_new`, destroy with `mp_chunk_placement_free`.
  */
-typedef struct mp_chunk_plan mp_chunk_plan;
+typedef struct mp_chunk_placement mp_chunk_placement;
 
 /**
- * An opaque planner: a set of buffers with lifetimes, and the plan from the last solve.
+ * An opaque packer: a set of buffers with lifetimes, and the packing from the last pack.
  *
- * Create with `mp_planner_new`, destroy with `mp_planner_free`.
+ * Create with `mp_packer_new`, destroy with `mp_packer_free`.
  */
-typedef struct mp_planner mp_planner;
+typedef struct mp_packer mp_packer;
 
 /**
  * An opaque rematerialization runtime: a byte budget, an eviction heuristic, and the tensors
@@ -393,9 +395,9 @@ typedef struct mp_alloc_stats {
 } mp_alloc_stats;
 
 /**
- * Counters of a plan-guided allocator, as returned by `mp_allocator_plan_counters`.
+ * Counters of a plan-guided allocator, as returned by `mp_allocator_guided_counters`.
  */
-typedef struct mp_plan_counters {
+typedef struct mp_guided_counters {
   /**
    * Requests served from a slot of the plan.
    */
@@ -424,7 +426,7 @@ typedef struct mp_plan_counters {
    * Laps served by guided best fit because the lap before did not match the plan.
    */
   uint64_t guided_laps;
-} mp_plan_counters;
+} mp_guided_counters;
 
 /**
  * A training setup for `mp_estimate_memory`. Counts must be at least 1 (except `params`).
@@ -607,7 +609,7 @@ typedef struct mp_shard_piece {
 } mp_shard_piece;
 
 /**
- * A model tensor for `mp_chunk_plan_new`: its element count, element size and the moments
+ * A model tensor for `mp_chunk_placement_new`: its element count, element size and the moments
  * of its first (forward) and last (backward) use.
  */
 typedef struct mp_chunk_tensor {
@@ -630,7 +632,7 @@ typedef struct mp_chunk_tensor {
 } mp_chunk_tensor;
 
 /**
- * Options for `mp_chunk_plan_new`.
+ * Options for `mp_chunk_placement_new`.
  */
 typedef struct mp_chunk_options {
   /**
@@ -669,7 +671,7 @@ typedef struct mp_chunk_options {
 } mp_chunk_options;
 
 /**
- * A summary of a chunk plan, from `mp_chunk_plan_summary`.
+ * A summary of a chunk plan, from `mp_chunk_placement_summary`.
  */
 typedef struct mp_chunk_summary {
   /**
@@ -685,7 +687,7 @@ typedef struct mp_chunk_summary {
    */
   uint64_t moments;
   /**
-   * Number of moves (`mp_chunk_plan_move` indices run below it).
+   * Number of moves (`mp_chunk_placement_move` indices run below it).
    */
   uint64_t moves;
   /**
@@ -703,7 +705,7 @@ typedef struct mp_chunk_summary {
 } mp_chunk_summary;
 
 /**
- * One move of a plan, from `mp_chunk_plan_move`. An executor applies moves in index order;
+ * One move of a plan, from `mp_chunk_placement_move`. An executor applies moves in index order;
  * the moves of moment m all happen before moment m computes.
  */
 typedef struct mp_chunk_move {
@@ -735,41 +737,42 @@ typedef struct mp_chunk_move {
 } mp_chunk_move;
 
 /**
- * Options for `mp_planner_solve`. A zero-initialised struct (or a NULL pointer) means no
- * capacity and no limits: search until the plan is proven optimal.
+ * Options for `mp_packer_pack`. A zero-initialised struct (or a NULL pointer) means no
+ * capacity and no limits: search until the packing is proven optimal.
  *
  * Each of `capacity`, `max_nodes` and `time_limit_ms` is used only when its bit is set in
  * `flags`, so every value of those fields, 0 included, keeps its plain meaning.
  */
-typedef struct mp_solve_options {
+typedef struct mp_pack_options {
   /**
-   * A bitwise OR of `MP_SOLVE_CAPACITY`, `MP_SOLVE_MAX_NODES`, `MP_SOLVE_TIME_LIMIT`; any
-   * other bit makes `mp_planner_solve` fail with `MP_RESULT_INVALID_ARGUMENT`.
+   * A bitwise OR of `MP_PACK_CAPACITY`, `MP_PACK_MAX_NODES`, `MP_PACK_TIME_LIMIT`; any
+   * other bit makes `mp_packer_pack` fail with `MP_RESULT_INVALID_ARGUMENT`.
    */
   uint32_t flags;
   /**
-   * With `MP_SOLVE_CAPACITY`: stop at the first plan whose peak is at most this many bytes,
+   * With `MP_PACK_CAPACITY`: stop at the first packing whose peak is at most this many bytes,
    * and fail with `MP_RESULT_CAPACITY_EXCEEDED` if none is found.
    */
   uint64_t capacity;
   /**
-   * With `MP_SOLVE_MAX_NODES`: the most search nodes to expand after the heuristics
+   * With `MP_PACK_MAX_NODES`: the most search nodes to expand after the heuristics
    * (deterministic; 0 means heuristics only).
    */
   uint64_t max_nodes;
   /**
-   * With `MP_SOLVE_TIME_LIMIT`: stop searching after about this many milliseconds of wall
+   * With `MP_PACK_TIME_LIMIT`: stop searching after about this many milliseconds of wall
    * time (0 means heuristics only). Results then depend on timing.
    */
   uint64_t time_limit_ms;
-} mp_solve_options;
+} mp_pack_options;
 
 /**
  * One thing the caller must do, in list order.
  */
 typedef struct mp_remat_action {
   /**
-   * `MP_REMAT_EVICT`, `MP_REMAT_COMPUTE` or `MP_REMAT_RECOMPUTE`.
+   * `MP_REMAT_EVICT`, `MP_REMAT_COMPUTE`, `MP_REMAT_RECOMPUTE`, or in swap mode
+   * (`mp_remat_set_swap_bandwidth`) `MP_REMAT_OFFLOAD` or `MP_REMAT_FETCH`.
    */
   uint32_t kind;
   /**
@@ -1023,10 +1026,10 @@ mp_result mp_allocator_stats(const struct mp_allocator *allocator,
  * # NULL
  * See the errors above; a NULL `options` means defaults.
  */
-mp_result mp_allocator_new_planned(const uint8_t *plan,
-                                   size_t plan_len,
-                                   const struct mp_allocator_options *options,
-                                   struct mp_allocator **out_allocator);
+mp_result mp_allocator_new_guided(const uint8_t *plan,
+                                  size_t plan_len,
+                                  const struct mp_allocator_options *options,
+                                  struct mp_allocator **out_allocator);
 
 /**
  * Stores a plan-guided allocator's hits, misses and re-plans in `*out_counters`. Errors:
@@ -1036,7 +1039,7 @@ mp_result mp_allocator_new_planned(const uint8_t *plan,
  *
  * # Safety
  * - `allocator`: NULL or a live allocator.
- * - `out_counters`: non-NULL, aligned, valid for one `mp_plan_counters` write. Written only
+ * - `out_counters`: non-NULL, aligned, valid for one `mp_guided_counters` write. Written only
  *   on success.
  *
  * # Ownership
@@ -1051,8 +1054,8 @@ mp_result mp_allocator_new_planned(const uint8_t *plan,
  * # NULL
  * Returns `MP_RESULT_NULL_PARAMETER` when `allocator` or `out_counters` is NULL.
  */
-mp_result mp_allocator_plan_counters(const struct mp_allocator *allocator,
-                                     struct mp_plan_counters *out_counters);
+mp_result mp_allocator_guided_counters(const struct mp_allocator *allocator,
+                                       struct mp_guided_counters *out_counters);
 
 /**
  * Writes the description of result `code` into `buf` as a NUL-terminated string.
@@ -1261,7 +1264,7 @@ mp_result mp_shard_layout_owners(const struct mp_shard_layout *layout,
  * - `out_plan`: non-NULL, aligned, valid for one pointer write. Written only on success.
  *
  * # Ownership
- * The caller owns the new plan and must free it with `mp_chunk_plan_free`, exactly once.
+ * The caller owns the new plan and must free it with `mp_chunk_placement_free`, exactly once.
  *
  * # Copies
  * `tensors` and `options` are copied; nothing is retained.
@@ -1273,16 +1276,16 @@ mp_result mp_shard_layout_owners(const struct mp_shard_layout *layout,
  * Returns `MP_RESULT_NULL_PARAMETER` for a NULL `options` or `out_plan`, or a NULL `tensors`
  * with `len > 0`.
  */
-mp_result mp_chunk_plan_new(const struct mp_chunk_tensor *tensors,
-                            size_t len,
-                            const struct mp_chunk_options *options,
-                            struct mp_chunk_plan **out_plan);
+mp_result mp_chunk_placement_new(const struct mp_chunk_tensor *tensors,
+                                 size_t len,
+                                 const struct mp_chunk_options *options,
+                                 struct mp_chunk_placement **out_plan);
 
 /**
- * Frees a plan from `mp_chunk_plan_new`. NULL is a no-op.
+ * Frees a plan from `mp_chunk_placement_new`. NULL is a no-op.
  *
  * # Safety
- * - `plan`: NULL, or a live plan from `mp_chunk_plan_new` not used by another thread.
+ * - `plan`: NULL, or a live plan from `mp_chunk_placement_new` not used by another thread.
  *
  * # Ownership
  * Consumes the plan; the pointer must not be used again (no double free).
@@ -1296,13 +1299,13 @@ mp_result mp_chunk_plan_new(const struct mp_chunk_tensor *tensors,
  * # NULL
  * A NULL `plan` is a no-op.
  */
-void mp_chunk_plan_free(struct mp_chunk_plan *plan);
+void mp_chunk_placement_free(struct mp_chunk_placement *plan);
 
 /**
  * Writes the plan's summary (chunk size, counts, bytes per tier pair, prefetch bytes).
  *
  * # Safety
- * - `plan`: a live plan from `mp_chunk_plan_new`.
+ * - `plan`: a live plan from `mp_chunk_placement_new`.
  * - `out`: non-NULL, aligned, valid for one `mp_chunk_summary` write. Written only on
  *   success.
  *
@@ -1318,7 +1321,8 @@ void mp_chunk_plan_free(struct mp_chunk_plan *plan);
  * # NULL
  * Returns `MP_RESULT_NULL_PARAMETER` when either pointer is NULL.
  */
-mp_result mp_chunk_plan_summary(const struct mp_chunk_plan *plan, struct mp_chunk_summary *out);
+mp_result mp_chunk_placement_summary(const struct mp_chunk_placement *plan,
+                                     struct mp_chunk_summary *out);
 
 /**
  * Writes move `index` of the plan to `*out`.
@@ -1326,7 +1330,7 @@ mp_result mp_chunk_plan_summary(const struct mp_chunk_plan *plan, struct mp_chun
  * Errors: `MP_RESULT_INDEX_OUT_OF_RANGE` when `index` is not below the summary's `moves`.
  *
  * # Safety
- * - `plan`: a live plan from `mp_chunk_plan_new`.
+ * - `plan`: a live plan from `mp_chunk_placement_new`.
  * - `out`: non-NULL, aligned, valid for one `mp_chunk_move` write. Written only on success.
  *
  * # Ownership
@@ -1341,53 +1345,53 @@ mp_result mp_chunk_plan_summary(const struct mp_chunk_plan *plan, struct mp_chun
  * # NULL
  * Returns `MP_RESULT_NULL_PARAMETER` when either pointer is NULL.
  */
-mp_result mp_chunk_plan_move(const struct mp_chunk_plan *plan,
-                             size_t index,
-                             struct mp_chunk_move *out);
+mp_result mp_chunk_placement_move(const struct mp_chunk_placement *plan,
+                                  size_t index,
+                                  struct mp_chunk_move *out);
 
 /**
- * Creates an empty planner and stores it in `*out_planner`.
+ * Creates an empty packer and stores it in `*out_packer`.
  *
  * # Safety
- * - `out_planner`: non-NULL, aligned, valid for one pointer write. Written only on success.
+ * - `out_packer`: non-NULL, aligned, valid for one pointer write. Written only on success.
  *
  * # Ownership
- * The caller owns the new planner and must later free it with `mp_planner_free`, exactly
+ * The caller owns the new packer and must later free it with `mp_packer_free`, exactly
  * once.
  *
  * # Copies
  * Nothing is copied or consumed.
  *
  * # Thread safety
- * Safe to call from any thread. A planner is not internally synchronised: it may be moved
- * between threads, and several threads may call the `const mp_planner *` functions on it at
- * once, but a call that takes `mp_planner *` must not overlap any other call on it.
+ * Safe to call from any thread. A packer is not internally synchronised: it may be moved
+ * between threads, and several threads may call the `const mp_packer *` functions on it at
+ * once, but a call that takes `mp_packer *` must not overlap any other call on it.
  *
  * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `out_planner` is NULL.
+ * Returns `MP_RESULT_NULL_PARAMETER` when `out_packer` is NULL.
  */
-mp_result mp_planner_new(struct mp_planner **out_planner);
+mp_result mp_packer_new(struct mp_packer **out_packer);
 
 /**
- * Destroys a planner and everything it holds (buffers, plan, error text).
+ * Destroys a packer and everything it holds (buffers, packing, error text).
  *
  * # Safety
- * - `planner`: NULL, or a planner from `mp_planner_new` not yet freed. Poisoned planners are
+ * - `packer`: NULL, or a packer from `mp_packer_new` not yet freed. Poisoned packers are
  *   freed normally.
  *
  * # Ownership
- * Ends the caller's ownership: `planner` must not be used again afterwards.
+ * Ends the caller's ownership: `packer` must not be used again afterwards.
  *
  * # Copies
- * Consumes `planner`.
+ * Consumes `packer`.
  *
  * # Thread safety
- * No other call on the same planner may run concurrently or afterwards.
+ * No other call on the same packer may run concurrently or afterwards.
  *
  * # NULL
- * NULL is a no-op. Freeing the same planner twice is undefined behaviour.
+ * NULL is a no-op. Freeing the same packer twice is undefined behaviour.
  */
-void mp_planner_free(struct mp_planner *planner);
+void mp_packer_free(struct mp_packer *packer);
 
 /**
  * Adds a buffer alive over `[lower, upper)` that needs `size` bytes at an offset that is a
@@ -1395,19 +1399,19 @@ void mp_planner_free(struct mp_planner *planner);
  * `*out_index`.
  *
  * `id` is a byte string of `id_len` bytes (no NUL needed; embedded NULs are kept) that must be
- * valid UTF-8 and unique within the planner. `alignment` must be 0 or a power of two; 0 means
+ * valid UTF-8 and unique within the packer. `alignment` must be 0 or a power of two; 0 means
  * no constraint (the same as 1). Errors, checked in this order: `MP_RESULT_NULL_PARAMETER`,
  * `MP_RESULT_INVALID_ARGUMENT` (misaligned `out_index`, `id_len` above `PTRDIFF_MAX`),
  * `MP_RESULT_INVALID_UTF8`, `MP_RESULT_ZERO_SIZE`, `MP_RESULT_EMPTY_LIFETIME`
  * (`upper <= lower`), `MP_RESULT_BAD_ALIGNMENT`, `MP_RESULT_DUPLICATE_ID`,
  * `MP_RESULT_OVERFLOW` (sizes overflow 64 bits, or 2^32 - 1 buffers already), and
- * `MP_RESULT_POISONED`/`MP_RESULT_PANIC` as for every mutating call. On error the planner is
- * unchanged (the plan from an earlier solve stays readable) and `mp_planner_last_error`
- * names the id; on success the last error is cleared and any plan from an earlier solve is
- * discarded (solve again before reading offsets).
+ * `MP_RESULT_POISONED`/`MP_RESULT_PANIC` as for every mutating call. On error the packer is
+ * unchanged (the packing from an earlier pack stays readable) and `mp_packer_last_error`
+ * names the id; on success the last error is cleared and any packing from an earlier pack is
+ * discarded (pack again before reading offsets).
  *
  * # Safety
- * - `planner`: NULL or a live planner from `mp_planner_new`.
+ * - `packer`: NULL or a live packer from `mp_packer_new`.
  * - `id`: non-NULL (even when `id_len` is 0), valid for reads of `id_len` bytes.
  * - `out_index`: non-NULL, aligned, valid for one `size_t` write. Written only on success.
  *
@@ -1418,38 +1422,38 @@ void mp_planner_free(struct mp_planner *planner);
  * `id` is copied; it may be freed or reused as soon as the call returns.
  *
  * # Thread safety
- * Must not overlap any other call on the same planner.
+ * Must not overlap any other call on the same packer.
  *
  * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `planner`, `id` or `out_index` is NULL.
+ * Returns `MP_RESULT_NULL_PARAMETER` when `packer`, `id` or `out_index` is NULL.
  */
-mp_result mp_planner_add_buffer(struct mp_planner *planner,
-                                const char *id,
-                                size_t id_len,
-                                uint64_t lower,
-                                uint64_t upper,
-                                uint64_t size,
-                                uint64_t alignment,
-                                size_t *out_index);
+mp_result mp_packer_add_buffer(struct mp_packer *packer,
+                               const char *id,
+                               size_t id_len,
+                               uint64_t lower,
+                               uint64_t upper,
+                               uint64_t size,
+                               uint64_t alignment,
+                               size_t *out_index);
 
 /**
- * Plans the buffers added so far: gives each an offset so that buffers alive at the same
+ * Packs the buffers added so far: gives each an offset so that buffers alive at the same
  * time never share a byte, minimising the peak (the largest `offset + size`).
  *
- * Always finds a plan quickly with heuristics, then searches for a better one within the
+ * Always finds a packing quickly with heuristics, then searches for a better one within the
  * limits in `options` (NULL: no limits, search until optimal, which can take very long on
- * hard inputs; set `MP_SOLVE_MAX_NODES` or `MP_SOLVE_TIME_LIMIT` to bound it). On
- * `MP_RESULT_OK` the plan is readable with `mp_planner_offset`, `mp_planner_peak`,
- * `mp_planner_is_optimal`, ... until the next successful `mp_planner_add_buffer`. With
- * `MP_SOLVE_CAPACITY` and no plan within the capacity found, returns
- * `MP_RESULT_CAPACITY_EXCEEDED`: then no offsets are readable, but `mp_planner_best_peak` and
- * `mp_planner_is_proven_infeasible` are. Unknown `flags` bits give
- * `MP_RESULT_INVALID_ARGUMENT`. Any failure discards the previous plan and sets
- * `mp_planner_last_error`; success clears it. Solving an empty planner succeeds with peak 0.
+ * hard inputs; set `MP_PACK_MAX_NODES` or `MP_PACK_TIME_LIMIT` to bound it). On
+ * `MP_RESULT_OK` the packing is readable with `mp_packer_offset`, `mp_packer_peak`,
+ * `mp_packer_is_optimal`, ... until the next successful `mp_packer_add_buffer`. With
+ * `MP_PACK_CAPACITY` and no packing within the capacity found, returns
+ * `MP_RESULT_CAPACITY_EXCEEDED`: then no offsets are readable, but `mp_packer_best_peak` and
+ * `mp_packer_is_proven_infeasible` are. Unknown `flags` bits give
+ * `MP_RESULT_INVALID_ARGUMENT`. Any failure discards the previous packing and sets
+ * `mp_packer_last_error`; success clears it. Packing an empty packer succeeds with peak 0.
  *
  * # Safety
- * - `planner`: NULL or a live planner from `mp_planner_new`.
- * - `options`: NULL, or aligned and valid for reading one `mp_solve_options`.
+ * - `packer`: NULL or a live packer from `mp_packer_new`.
+ * - `options`: NULL, or aligned and valid for reading one `mp_pack_options`.
  *
  * # Ownership
  * The caller keeps ownership of `options`.
@@ -1458,19 +1462,19 @@ mp_result mp_planner_add_buffer(struct mp_planner *planner,
  * `options` is read during the call and not retained.
  *
  * # Thread safety
- * Must not overlap any other call on the same planner. Different planners may be solved on
+ * Must not overlap any other call on the same packer. Different packers may be packed on
  * different threads at once.
  *
  * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `planner` is NULL; a NULL `options` means defaults.
+ * Returns `MP_RESULT_NULL_PARAMETER` when `packer` is NULL; a NULL `options` means defaults.
  */
-mp_result mp_planner_solve(struct mp_planner *planner, const struct mp_solve_options *options);
+mp_result mp_packer_pack(struct mp_packer *packer, const struct mp_pack_options *options);
 
 /**
- * Stores the number of buffers added so far in `*out_len`. Works before any solve.
+ * Stores the number of buffers added so far in `*out_len`. Works before any pack.
  *
  * # Safety
- * - `planner`: NULL or a live planner from `mp_planner_new`.
+ * - `packer`: NULL or a live packer from `mp_packer_new`.
  * - `out_len`: non-NULL, aligned, valid for one `size_t` write. Written only on success.
  *
  * # Ownership
@@ -1480,21 +1484,21 @@ mp_result mp_planner_solve(struct mp_planner *planner, const struct mp_solve_opt
  * The value is copied out.
  *
  * # Thread safety
- * May run concurrently with other `const mp_planner *` calls on the same planner, but not
- * with a call that takes `mp_planner *`.
+ * May run concurrently with other `const mp_packer *` calls on the same packer, but not
+ * with a call that takes `mp_packer *`.
  *
  * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `planner` or `out_len` is NULL.
+ * Returns `MP_RESULT_NULL_PARAMETER` when `packer` or `out_len` is NULL.
  */
-mp_result mp_planner_len(const struct mp_planner *planner, size_t *out_len);
+mp_result mp_packer_len(const struct mp_packer *packer, size_t *out_len);
 
 /**
  * Stores the max-load lower bound in `*out_max_load`: the largest total size of buffers
- * alive at one moment. No plan has a smaller peak. Works before any solve (computed in
+ * alive at one moment. No packing has a smaller peak. Works before any pack (computed in
  * O(n log n) on each call).
  *
  * # Safety
- * - `planner`: NULL or a live planner from `mp_planner_new`.
+ * - `packer`: NULL or a live packer from `mp_packer_new`.
  * - `out_max_load`: non-NULL, aligned, valid for one `uint64_t` write. Written only on
  *   success.
  *
@@ -1505,22 +1509,22 @@ mp_result mp_planner_len(const struct mp_planner *planner, size_t *out_len);
  * The value is copied out.
  *
  * # Thread safety
- * May run concurrently with other `const mp_planner *` calls on the same planner, but not
- * with a call that takes `mp_planner *`.
+ * May run concurrently with other `const mp_packer *` calls on the same packer, but not
+ * with a call that takes `mp_packer *`.
  *
  * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `planner` or `out_max_load` is NULL.
+ * Returns `MP_RESULT_NULL_PARAMETER` when `packer` or `out_max_load` is NULL.
  */
-mp_result mp_planner_max_load(const struct mp_planner *planner, uint64_t *out_max_load);
+mp_result mp_packer_max_load(const struct mp_packer *packer, uint64_t *out_max_load);
 
 /**
  * Stores the offset in bytes of the buffer with index `index` (as returned by
- * `mp_planner_add_buffer`) in `*out_offset`. Needs a successful solve
- * (`MP_RESULT_NOT_SOLVED` otherwise); `MP_RESULT_INDEX_OUT_OF_RANGE` when
- * `index >= mp_planner_len`.
+ * `mp_packer_add_buffer`) in `*out_offset`. Needs a successful pack
+ * (`MP_RESULT_NOT_PACKED` otherwise); `MP_RESULT_INDEX_OUT_OF_RANGE` when
+ * `index >= mp_packer_len`.
  *
  * # Safety
- * - `planner`: NULL or a live planner from `mp_planner_new`.
+ * - `packer`: NULL or a live packer from `mp_packer_new`.
  * - `out_offset`: non-NULL, aligned, valid for one `uint64_t` write. Written only on success.
  *
  * # Ownership
@@ -1530,21 +1534,21 @@ mp_result mp_planner_max_load(const struct mp_planner *planner, uint64_t *out_ma
  * The value is copied out.
  *
  * # Thread safety
- * May run concurrently with other `const mp_planner *` calls on the same planner, but not
- * with a call that takes `mp_planner *`.
+ * May run concurrently with other `const mp_packer *` calls on the same packer, but not
+ * with a call that takes `mp_packer *`.
  *
  * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `planner` or `out_offset` is NULL.
+ * Returns `MP_RESULT_NULL_PARAMETER` when `packer` or `out_offset` is NULL.
  */
-mp_result mp_planner_offset(const struct mp_planner *planner, size_t index, uint64_t *out_offset);
+mp_result mp_packer_offset(const struct mp_packer *packer, size_t index, uint64_t *out_offset);
 
 /**
- * Stores the plan's peak in `*out_peak`: the largest `offset + size`, i.e. the arena size the
- * plan needs (0 with no buffers). Needs a successful solve (`MP_RESULT_NOT_SOLVED`
+ * Stores the packing's peak in `*out_peak`: the largest `offset + size`, i.e. the arena size the
+ * packing needs (0 with no buffers). Needs a successful pack (`MP_RESULT_NOT_PACKED`
  * otherwise).
  *
  * # Safety
- * - `planner`: NULL or a live planner from `mp_planner_new`.
+ * - `packer`: NULL or a live packer from `mp_packer_new`.
  * - `out_peak`: non-NULL, aligned, valid for one `uint64_t` write. Written only on success.
  *
  * # Ownership
@@ -1554,21 +1558,21 @@ mp_result mp_planner_offset(const struct mp_planner *planner, size_t index, uint
  * The value is copied out.
  *
  * # Thread safety
- * May run concurrently with other `const mp_planner *` calls on the same planner, but not
- * with a call that takes `mp_planner *`.
+ * May run concurrently with other `const mp_packer *` calls on the same packer, but not
+ * with a call that takes `mp_packer *`.
  *
  * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `planner` or `out_peak` is NULL.
+ * Returns `MP_RESULT_NULL_PARAMETER` when `packer` or `out_peak` is NULL.
  */
-mp_result mp_planner_peak(const struct mp_planner *planner, uint64_t *out_peak);
+mp_result mp_packer_peak(const struct mp_packer *packer, uint64_t *out_peak);
 
 /**
- * Stores in `*out_optimal` whether the plan is proven optimal (its peak equals the max load,
- * or the exact search finished). Needs a successful solve (`MP_RESULT_NOT_SOLVED`
+ * Stores in `*out_optimal` whether the packing is proven optimal (its peak equals the max load,
+ * or the exact search finished). Needs a successful pack (`MP_RESULT_NOT_PACKED`
  * otherwise).
  *
  * # Safety
- * - `planner`: NULL or a live planner from `mp_planner_new`.
+ * - `packer`: NULL or a live packer from `mp_packer_new`.
  * - `out_optimal`: non-NULL, valid for one `bool` write. Written only on success.
  *
  * # Ownership
@@ -1578,20 +1582,20 @@ mp_result mp_planner_peak(const struct mp_planner *planner, uint64_t *out_peak);
  * The value is copied out.
  *
  * # Thread safety
- * May run concurrently with other `const mp_planner *` calls on the same planner, but not
- * with a call that takes `mp_planner *`.
+ * May run concurrently with other `const mp_packer *` calls on the same packer, but not
+ * with a call that takes `mp_packer *`.
  *
  * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `planner` or `out_optimal` is NULL.
+ * Returns `MP_RESULT_NULL_PARAMETER` when `packer` or `out_optimal` is NULL.
  */
-mp_result mp_planner_is_optimal(const struct mp_planner *planner, bool *out_optimal);
+mp_result mp_packer_is_optimal(const struct mp_packer *packer, bool *out_optimal);
 
 /**
- * Stores in `*out_nodes` how many search nodes the last solve expanded. Needs a successful
- * solve (`MP_RESULT_NOT_SOLVED` otherwise).
+ * Stores in `*out_nodes` how many search nodes the last pack expanded. Needs a successful
+ * pack (`MP_RESULT_NOT_PACKED` otherwise).
  *
  * # Safety
- * - `planner`: NULL or a live planner from `mp_planner_new`.
+ * - `packer`: NULL or a live packer from `mp_packer_new`.
  * - `out_nodes`: non-NULL, aligned, valid for one `uint64_t` write. Written only on success.
  *
  * # Ownership
@@ -1601,21 +1605,21 @@ mp_result mp_planner_is_optimal(const struct mp_planner *planner, bool *out_opti
  * The value is copied out.
  *
  * # Thread safety
- * May run concurrently with other `const mp_planner *` calls on the same planner, but not
- * with a call that takes `mp_planner *`.
+ * May run concurrently with other `const mp_packer *` calls on the same packer, but not
+ * with a call that takes `mp_packer *`.
  *
  * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `planner` or `out_nodes` is NULL.
+ * Returns `MP_RESULT_NULL_PARAMETER` when `packer` or `out_nodes` is NULL.
  */
-mp_result mp_planner_nodes(const struct mp_planner *planner, uint64_t *out_nodes);
+mp_result mp_packer_nodes(const struct mp_packer *packer, uint64_t *out_nodes);
 
 /**
- * Stores in `*out_best_peak` the smallest peak the last solve found: the plan's peak after
+ * Stores in `*out_best_peak` the smallest peak the last pack found: the packing's peak after
  * `MP_RESULT_OK`, or the best peak above the capacity after `MP_RESULT_CAPACITY_EXCEEDED`.
- * `MP_RESULT_NOT_SOLVED` after any other outcome.
+ * `MP_RESULT_NOT_PACKED` after any other outcome.
  *
  * # Safety
- * - `planner`: NULL or a live planner from `mp_planner_new`.
+ * - `packer`: NULL or a live packer from `mp_packer_new`.
  * - `out_best_peak`: non-NULL, aligned, valid for one `uint64_t` write. Written only on
  *   success.
  *
@@ -1626,23 +1630,23 @@ mp_result mp_planner_nodes(const struct mp_planner *planner, uint64_t *out_nodes
  * The value is copied out.
  *
  * # Thread safety
- * May run concurrently with other `const mp_planner *` calls on the same planner, but not
- * with a call that takes `mp_planner *`.
+ * May run concurrently with other `const mp_packer *` calls on the same packer, but not
+ * with a call that takes `mp_packer *`.
  *
  * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `planner` or `out_best_peak` is NULL.
+ * Returns `MP_RESULT_NULL_PARAMETER` when `packer` or `out_best_peak` is NULL.
  */
-mp_result mp_planner_best_peak(const struct mp_planner *planner, uint64_t *out_best_peak);
+mp_result mp_packer_best_peak(const struct mp_packer *packer, uint64_t *out_best_peak);
 
 /**
- * Stores in `*out_infeasible` whether the last solve proved that no plan fits its capacity:
+ * Stores in `*out_infeasible` whether the last pack proved that no packing fits its capacity:
  * true after `MP_RESULT_CAPACITY_EXCEEDED` when that is certain (the max load exceeds the
  * capacity, or the exact search finished), false when the search limits ran out first (more
- * search might still find a plan) and false after `MP_RESULT_OK`. `MP_RESULT_NOT_SOLVED`
+ * search might still find a packing) and false after `MP_RESULT_OK`. `MP_RESULT_NOT_PACKED`
  * after any other outcome.
  *
  * # Safety
- * - `planner`: NULL or a live planner from `mp_planner_new`.
+ * - `packer`: NULL or a live packer from `mp_packer_new`.
  * - `out_infeasible`: non-NULL, valid for one `bool` write. Written only on success.
  *
  * # Ownership
@@ -1652,28 +1656,28 @@ mp_result mp_planner_best_peak(const struct mp_planner *planner, uint64_t *out_b
  * The value is copied out.
  *
  * # Thread safety
- * May run concurrently with other `const mp_planner *` calls on the same planner, but not
- * with a call that takes `mp_planner *`.
+ * May run concurrently with other `const mp_packer *` calls on the same packer, but not
+ * with a call that takes `mp_packer *`.
  *
  * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` when `planner` or `out_infeasible` is NULL.
+ * Returns `MP_RESULT_NULL_PARAMETER` when `packer` or `out_infeasible` is NULL.
  */
-mp_result mp_planner_is_proven_infeasible(const struct mp_planner *planner, bool *out_infeasible);
+mp_result mp_packer_is_proven_infeasible(const struct mp_packer *packer, bool *out_infeasible);
 
 /**
- * Writes the detail of the last failed `mp_planner_add_buffer` or `mp_planner_solve` on this
- * planner into `buf` as a NUL-terminated UTF-8 string: core's description, which names the
+ * Writes the detail of the last failed `mp_packer_add_buffer` or `mp_packer_pack` on this
+ * packer into `buf` as a NUL-terminated UTF-8 string: core's description, which names the
  * offending buffer id (for example `duplicate buffer id "b1"`), or the panic message for a
- * poisoned planner. The string is empty when the last such call succeeded or none was made.
- * Failures of the reader functions (`mp_planner_offset`, ...) do not change it.
+ * poisoned packer. The string is empty when the last such call succeeded or none was made.
+ * Failures of the reader functions (`mp_packer_offset`, ...) do not change it.
  *
  * Copied like `mp_result_message`: at most `len - 1` bytes, cut at a UTF-8 character
  * boundary, then a NUL (nothing written when `len` is 0); `*out_n` receives the full length
  * without the NUL, so the text was truncated exactly when `*out_n >= len`. Works on a
- * poisoned planner.
+ * poisoned packer.
  *
  * # Safety
- * - `planner`: NULL or a live planner from `mp_planner_new`.
+ * - `packer`: NULL or a live packer from `mp_packer_new`.
  * - `buf`: NULL only when `len` is 0; otherwise valid for writes of `len` bytes.
  * - `out_n`: non-NULL, aligned, valid for one `size_t` write. Written only on success.
  *
@@ -1684,17 +1688,17 @@ mp_result mp_planner_is_proven_infeasible(const struct mp_planner *planner, bool
  * The text is copied into `buf`.
  *
  * # Thread safety
- * May run concurrently with other `const mp_planner *` calls on the same planner, but not
- * with a call that takes `mp_planner *`.
+ * May run concurrently with other `const mp_packer *` calls on the same packer, but not
+ * with a call that takes `mp_packer *`.
  *
  * # NULL
- * Returns `MP_RESULT_NULL_PARAMETER` (writing nothing) when `planner` or `out_n` is NULL, or
+ * Returns `MP_RESULT_NULL_PARAMETER` (writing nothing) when `packer` or `out_n` is NULL, or
  * `buf` is NULL with `len > 0`.
  */
-mp_result mp_planner_last_error(const struct mp_planner *planner,
-                                char *buf,
-                                size_t len,
-                                size_t *out_n);
+mp_result mp_packer_last_error(const struct mp_packer *packer,
+                               char *buf,
+                               size_t len,
+                               size_t *out_n);
 
 /**
  * Creates a runtime with a budget of `budget` bytes and the given eviction heuristic

@@ -1,13 +1,16 @@
 //! Casting between opaque C handles and their Rust types (after rustls-ffi
-//! `librustls/src/ffi.rs`).
+//! `librustls/src/ffi.rs`), the poisoning protocol of mutable handles ([`Poisonable`],
+//! [`mutate`]), and reading C arrays and structs ([`slice_from_raw`], [`read_from_raw`]).
 //!
-//! Each opaque handle type (`mp_planner`, a zero-sized `pub struct` that C only ever sees
+//! Each opaque handle type (`mp_packer`, a zero-sized `pub struct` that C only ever sees
 //! behind a pointer) implements [`Castable`], which names the Rust type it stands for and how
 //! it is owned. Only the helpers in this module cast handle pointers; the exported functions
 //! use the macros below.
 //!
 //! Invariant: a non-NULL `*const C`/`*mut C` handed to C by [`to_boxed_mut_ptr`] points to a
 //! live `Box<C::RustType>` allocation until [`free_box`] is called on it.
+
+use crate::error::mp_result;
 
 /// Ownership kinds of handles. Only `Box` exists for now: one owner (the C caller), created by
 /// `_new`, destroyed by `_free`.
@@ -73,6 +76,141 @@ pub(crate) unsafe fn free_box<C: Castable<Ownership = OwnershipBox>>(ptr: *mut C
     drop(unsafe { Box::from_raw(ptr.cast::<C::RustType>()) });
 }
 
+/// The Rust object behind a handle that a mutating call may leave half-updated when it panics:
+/// [`mutate`] then marks it poisoned, and every later call but `_free` (and, for the packer,
+/// `_last_error`) refuses it with `MP_RESULT_POISONED`.
+pub(crate) trait Poisonable {
+    /// What a mutating call fails with (a core error, or a code with its detail).
+    type Error;
+
+    /// The poisoned flag: true iff a mutating call panicked part-way.
+    fn poisoned(&mut self) -> &mut bool;
+
+    /// Whether the handle is poisoned (for the reader functions).
+    fn is_poisoned(&self) -> bool;
+
+    /// Turns the result of a mutating call that returned (did not panic) into its code, and
+    /// records whatever detail the handle keeps (the packer's last error).
+    fn finish(&mut self, result: Result<(), Self::Error>) -> mp_result;
+
+    /// Records the message of a panic caught inside a mutating call. Default: nothing.
+    fn record_panic(&mut self, _message: &str) {}
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Test hook: when set, the next [`mutate`] on this thread panics inside its boundary.
+    pub(crate) static PANIC_NEXT_MUTATION: core::cell::Cell<bool> =
+        const { core::cell::Cell::new(false) };
+}
+
+/// Runs a mutating call `f` on the object behind `handle`, with the poisoning protocol: NULL
+/// is `MP_RESULT_NULL_PARAMETER`, a poisoned object is refused (`MP_RESULT_POISONED`);
+/// otherwise the flag is set while `f` runs and cleared when it returns, so a panic inside `f`
+/// (caught here, giving `MP_RESULT_PANIC`) leaves the object poisoned, with the panic's
+/// message passed to [`Poisonable::record_panic`]. When `f` returns, its result goes through
+/// [`Poisonable::finish`].
+///
+/// # Safety
+/// 1. `handle` is NULL or a live handle from [`to_boxed_mut_ptr::<C>`], not used by another
+///    thread during the call.
+pub(crate) unsafe fn mutate<C>(
+    handle: *mut C,
+    f: impl FnOnce(&mut C::RustType) -> Result<(), <C::RustType as Poisonable>::Error>,
+) -> mp_result
+where
+    C: Castable,
+    C::RustType: Poisonable,
+{
+    // SAFETY: by (1), `try_from_mut`'s contract.
+    let Some(object) = (unsafe { try_from_mut(handle) }) else {
+        return mp_result::NullParameter;
+    };
+    if object.is_poisoned() {
+        return mp_result::Poisoned;
+    }
+    *object.poisoned() = true;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        #[cfg(test)]
+        if PANIC_NEXT_MUTATION.with(|p| p.replace(false)) {
+            panic!("test-injected panic");
+        }
+        f(&mut *object)
+    }));
+    match result {
+        Ok(r) => {
+            *object.poisoned() = false;
+            object.finish(r)
+        }
+        Err(payload) => {
+            // The flag stays set: `f` may have stopped half-way through an update.
+            object.record_panic(crate::panic::payload_message(&*payload));
+            mp_result::Panic
+        }
+    }
+}
+
+/// The slice behind the C array `(ptr, len)`: empty for `len == 0` (any `ptr`, NULL
+/// included); `MP_RESULT_NULL_PARAMETER` for a NULL `ptr` with `len > 0`;
+/// `MP_RESULT_INVALID_ARGUMENT` for a misaligned `ptr`, or when `len * size_of::<T>()`
+/// overflows or exceeds `isize::MAX` (`PTRDIFF_MAX`), which `slice::from_raw_parts` forbids.
+/// Every `(pointer, length)` argument of the C API goes through here.
+///
+/// # Safety
+/// 1. When `len > 0` and `ptr` is non-NULL and aligned, `ptr` is valid for reads of `len`
+///    initialised `T`, not written during `'a`.
+pub(crate) unsafe fn slice_from_raw<'a, T>(
+    ptr: *const T,
+    len: usize,
+) -> Result<&'a [T], mp_result> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(mp_result::NullParameter);
+    }
+    if !ptr.is_aligned() {
+        return Err(mp_result::InvalidArgument);
+    }
+    match len.checked_mul(size_of::<T>()) {
+        Some(bytes) if bytes <= isize::MAX as usize => {}
+        _ => return Err(mp_result::InvalidArgument),
+    }
+    // SAFETY: non-NULL, aligned, `len` elements within `isize::MAX` bytes (checked); by (1)
+    // valid for reads and not written during `'a`.
+    Ok(unsafe { core::slice::from_raw_parts(ptr, len) })
+}
+
+/// Reads the C struct `*ptr`: `MP_RESULT_NULL_PARAMETER` when NULL,
+/// `MP_RESULT_INVALID_ARGUMENT` when misaligned.
+///
+/// # Safety
+/// 1. `ptr` is NULL, misaligned, or valid for one read of `T`, and every bit pattern is a
+///    valid `T` (a `#[repr(C)]` struct of plain integers).
+pub(crate) unsafe fn read_from_raw<T: Copy>(ptr: *const T) -> Result<T, mp_result> {
+    if ptr.is_null() {
+        return Err(mp_result::NullParameter);
+    }
+    if !ptr.is_aligned() {
+        return Err(mp_result::InvalidArgument);
+    }
+    // SAFETY: non-NULL and aligned (checked); by (1) valid for one read of a valid `T`.
+    Ok(unsafe { ptr.read() })
+}
+
+/// Reads the options struct `*ptr`, or `T::default()` when `ptr` is NULL;
+/// `MP_RESULT_INVALID_ARGUMENT` when misaligned.
+///
+/// # Safety
+/// As [`read_from_raw`].
+pub(crate) unsafe fn read_or_default<T: Copy + Default>(ptr: *const T) -> Result<T, mp_result> {
+    if ptr.is_null() {
+        return Ok(T::default());
+    }
+    // SAFETY: by the caller's contract (that of `read_from_raw`).
+    unsafe { read_from_raw(ptr) }
+}
+
 /// `try_ref_from_ptr!(p)`: the `&RustType` behind handle `p`, or returns
 /// `MP_RESULT_NULL_PARAMETER` from the enclosing body when `p` is NULL.
 ///
@@ -83,22 +221,6 @@ macro_rules! try_ref_from_ptr {
         // SAFETY: the exported function's contract (its `# Safety` section) requires `$ptr` to
         // be NULL or a live handle with no concurrent writer, which is `try_from`'s contract.
         match unsafe { $crate::ffi::try_from($ptr) } {
-            Some(r) => r,
-            None => return $crate::error::mp_result::NullParameter,
-        }
-    };
-}
-
-/// `try_mut_from_ptr!(p)`: the `&mut RustType` behind handle `p`, or returns
-/// `MP_RESULT_NULL_PARAMETER` from the enclosing body when `p` is NULL.
-///
-/// Only for use in an exported `unsafe fn` whose `# Safety` section requires the handle to be
-/// NULL or live and not used concurrently.
-macro_rules! try_mut_from_ptr {
-    ($ptr:expr) => {
-        // SAFETY: the exported function's contract (its `# Safety` section) requires `$ptr` to
-        // be NULL or a live handle not used concurrently, which is `try_from_mut`'s contract.
-        match unsafe { $crate::ffi::try_from_mut($ptr) } {
             Some(r) => r,
             None => return $crate::error::mp_result::NullParameter,
         }

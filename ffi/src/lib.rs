@@ -1,5 +1,5 @@
 #![doc = include_str!("../README.md")]
-// C names (`mp_planner`, `mp_result`, ...) are the API; Rust naming rules do not apply to them.
+// C names (`mp_packer`, `mp_result`, ...) are the API; Rust naming rules do not apply to them.
 #![allow(non_camel_case_types)]
 // Every exported function is `pub unsafe extern "C" fn` (doc/DESIGN.md, "Exported function
 // signatures"), so each needs a `# Safety` section; keep that an error, not a warning.
@@ -15,34 +15,41 @@ mod ffi;
 
 mod allocator;
 mod error;
-mod offload;
+mod estimate;
+mod shard;
+// After `estimate` and `shard`: the header lists the C API in module order.
+mod chunk;
 mod packer;
 mod remat;
 mod torch;
 mod version;
 
+// The `capi` fuzz check (feature `fuzzing`), shared by the fuzz target and `cargo test`.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
 pub use allocator::{
     MP_ALLOCATOR_CAPACITY, MP_ALLOCATOR_MAX_PAGE_SIZE, MP_ALLOCATOR_PAGE_SIZE, mp_alloc_stats,
-    mp_allocator, mp_allocator_alloc, mp_allocator_dealloc, mp_allocator_free, mp_allocator_new,
-    mp_allocator_new_planned, mp_allocator_options, mp_allocator_plan_counters, mp_allocator_stats,
-    mp_allocator_trim, mp_plan_counters,
+    mp_allocator, mp_allocator_alloc, mp_allocator_dealloc, mp_allocator_free,
+    mp_allocator_guided_counters, mp_allocator_new, mp_allocator_new_guided, mp_allocator_options,
+    mp_allocator_stats, mp_allocator_trim, mp_guided_counters,
+};
+pub use chunk::{
+    MP_POLICY_BELADY, MP_POLICY_LRU, MP_TIER_DEVICE, MP_TIER_HOST, MP_TIER_NVME, mp_chunk_move,
+    mp_chunk_options, mp_chunk_placement, mp_chunk_placement_free, mp_chunk_placement_move,
+    mp_chunk_placement_new, mp_chunk_placement_summary, mp_chunk_summary, mp_chunk_tensor,
 };
 pub use error::{mp_result, mp_result_message};
-pub use offload::{
-    MP_OFFLOAD_CPU, MP_OFFLOAD_CPU_OPTIMIZER, MP_OFFLOAD_NONE, MP_OFFLOAD_NVME, MP_POLICY_BELADY,
-    MP_POLICY_LRU, MP_RECOMPUTE_FULL, MP_RECOMPUTE_NONE, MP_RECOMPUTE_SELECTIVE, MP_TIER_DEVICE,
-    MP_TIER_HOST, MP_TIER_NVME, mp_chunk_move, mp_chunk_options, mp_chunk_plan, mp_chunk_plan_free,
-    mp_chunk_plan_move, mp_chunk_plan_new, mp_chunk_plan_summary, mp_chunk_summary,
-    mp_chunk_tensor, mp_estimate, mp_estimate_input, mp_estimate_memory, mp_shard_info,
-    mp_shard_layout, mp_shard_layout_free, mp_shard_layout_info, mp_shard_layout_new,
-    mp_shard_layout_owners, mp_shard_layout_shard_of, mp_shard_options, mp_shard_piece,
+pub use estimate::{
+    MP_OFFLOAD_CPU, MP_OFFLOAD_CPU_OPTIMIZER, MP_OFFLOAD_NONE, MP_OFFLOAD_NVME, MP_RECOMPUTE_FULL,
+    MP_RECOMPUTE_NONE, MP_RECOMPUTE_SELECTIVE, mp_estimate, mp_estimate_input, mp_estimate_memory,
     mp_state_bytes,
 };
 pub use packer::{
-    MP_SOLVE_CAPACITY, MP_SOLVE_MAX_NODES, MP_SOLVE_TIME_LIMIT, mp_planner, mp_planner_add_buffer,
-    mp_planner_best_peak, mp_planner_free, mp_planner_is_optimal, mp_planner_is_proven_infeasible,
-    mp_planner_last_error, mp_planner_len, mp_planner_max_load, mp_planner_new, mp_planner_nodes,
-    mp_planner_offset, mp_planner_peak, mp_planner_solve, mp_solve_options,
+    MP_PACK_CAPACITY, MP_PACK_MAX_NODES, MP_PACK_TIME_LIMIT, mp_pack_options, mp_packer,
+    mp_packer_add_buffer, mp_packer_best_peak, mp_packer_free, mp_packer_is_optimal,
+    mp_packer_is_proven_infeasible, mp_packer_last_error, mp_packer_len, mp_packer_max_load,
+    mp_packer_new, mp_packer_nodes, mp_packer_offset, mp_packer_pack, mp_packer_peak,
 };
 pub use remat::{
     MP_REMAT_COMPUTE, MP_REMAT_CONSTANT, MP_REMAT_EVICT, MP_REMAT_FETCH, MP_REMAT_HEURISTIC_DTR,
@@ -52,6 +59,11 @@ pub use remat::{
     mp_remat_counters, mp_remat_free, mp_remat_is_resident, mp_remat_make_room,
     mp_remat_materialize, mp_remat_new, mp_remat_pin, mp_remat_register, mp_remat_release,
     mp_remat_set_swap_bandwidth, mp_remat_stats, mp_remat_unpin,
+};
+pub use shard::{
+    mp_shard_info, mp_shard_layout, mp_shard_layout_free, mp_shard_layout_info,
+    mp_shard_layout_new, mp_shard_layout_owners, mp_shard_layout_shard_of, mp_shard_options,
+    mp_shard_piece,
 };
 pub use torch::{mp_torch_free, mp_torch_last_error, mp_torch_malloc};
 pub use version::mp_version;

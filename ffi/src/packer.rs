@@ -1,110 +1,112 @@
-//! The `mp_planner` handle: collect buffers, solve, read the plan.
+//! The `mp_packer` handle: collect buffers, pack, read the packing.
 //!
-//! Representation invariants of [`Planner`]:
-//! - `outcome` is `Solved(s)` only if `s` is a plan for exactly the buffers now in `problem`
-//!   (`s.offsets.len() == problem.len()`): every successful add resets it to `Unsolved`.
+//! Representation invariants of [`Packer`]:
+//! - `outcome` is `Packed(s)` only if `s` is a packing for exactly the buffers now in `problem`
+//!   (`s.offsets.len() == problem.len()`): every successful add resets it to `Unpacked`.
 //! - `poisoned` is true iff a mutating call panicked part-way; then nothing but `last_error`
 //!   is read again.
 
 use core::ffi::c_char;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use memplan_core::pack::Deadline;
 use memplan_core::{Buffer, Error, PackOptions, Problem, Solution, pack};
 
 use crate::error::{mp_result, write_c_string};
-use crate::ffi::{Castable, OwnershipBox, free_box, to_boxed_mut_ptr};
+use crate::ffi::{
+    Castable, OwnershipBox, Poisonable, free_box, mutate, read_or_default, slice_from_raw,
+    to_boxed_mut_ptr,
+};
 
 #[cfg(test)]
 mod tests;
 
-/// An opaque planner: a set of buffers with lifetimes, and the plan from the last solve.
+/// An opaque packer: a set of buffers with lifetimes, and the packing from the last pack.
 ///
-/// Create with `mp_planner_new`, destroy with `mp_planner_free`.
-pub struct mp_planner {
+/// Create with `mp_packer_new`, destroy with `mp_packer_free`.
+pub struct mp_packer {
     _private: [u8; 0],
 }
 
-impl Castable for mp_planner {
+impl Castable for mp_packer {
     type Ownership = OwnershipBox;
-    type RustType = Planner;
+    type RustType = Packer;
 }
 
-/// `flags` bit of `mp_solve_options`: the `capacity` field is set.
-pub const MP_SOLVE_CAPACITY: u32 = 1 << 0;
-/// `flags` bit of `mp_solve_options`: the `max_nodes` field is set.
-pub const MP_SOLVE_MAX_NODES: u32 = 1 << 1;
-/// `flags` bit of `mp_solve_options`: the `time_limit_ms` field is set.
-pub const MP_SOLVE_TIME_LIMIT: u32 = 1 << 2;
+/// `flags` bit of `mp_pack_options`: the `capacity` field is set.
+pub const MP_PACK_CAPACITY: u32 = 1 << 0;
+/// `flags` bit of `mp_pack_options`: the `max_nodes` field is set.
+pub const MP_PACK_MAX_NODES: u32 = 1 << 1;
+/// `flags` bit of `mp_pack_options`: the `time_limit_ms` field is set.
+pub const MP_PACK_TIME_LIMIT: u32 = 1 << 2;
 
 bitflags::bitflags! {
-    /// The valid bits of `mp_solve_options::flags`.
+    /// The valid bits of `mp_pack_options::flags`.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    struct SolveFlags: u32 {
-        const CAPACITY = MP_SOLVE_CAPACITY;
-        const MAX_NODES = MP_SOLVE_MAX_NODES;
-        const TIME_LIMIT = MP_SOLVE_TIME_LIMIT;
+    struct PackFlags: u32 {
+        const CAPACITY = MP_PACK_CAPACITY;
+        const MAX_NODES = MP_PACK_MAX_NODES;
+        const TIME_LIMIT = MP_PACK_TIME_LIMIT;
     }
 }
 
-/// Options for `mp_planner_solve`. A zero-initialised struct (or a NULL pointer) means no
-/// capacity and no limits: search until the plan is proven optimal.
+/// Options for `mp_packer_pack`. A zero-initialised struct (or a NULL pointer) means no
+/// capacity and no limits: search until the packing is proven optimal.
 ///
 /// Each of `capacity`, `max_nodes` and `time_limit_ms` is used only when its bit is set in
 /// `flags`, so every value of those fields, 0 included, keeps its plain meaning.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct mp_solve_options {
-    /// A bitwise OR of `MP_SOLVE_CAPACITY`, `MP_SOLVE_MAX_NODES`, `MP_SOLVE_TIME_LIMIT`; any
-    /// other bit makes `mp_planner_solve` fail with `MP_RESULT_INVALID_ARGUMENT`.
+pub struct mp_pack_options {
+    /// A bitwise OR of `MP_PACK_CAPACITY`, `MP_PACK_MAX_NODES`, `MP_PACK_TIME_LIMIT`; any
+    /// other bit makes `mp_packer_pack` fail with `MP_RESULT_INVALID_ARGUMENT`.
     pub flags: u32,
-    /// With `MP_SOLVE_CAPACITY`: stop at the first plan whose peak is at most this many bytes,
+    /// With `MP_PACK_CAPACITY`: stop at the first packing whose peak is at most this many bytes,
     /// and fail with `MP_RESULT_CAPACITY_EXCEEDED` if none is found.
     pub capacity: u64,
-    /// With `MP_SOLVE_MAX_NODES`: the most search nodes to expand after the heuristics
+    /// With `MP_PACK_MAX_NODES`: the most search nodes to expand after the heuristics
     /// (deterministic; 0 means heuristics only).
     pub max_nodes: u64,
-    /// With `MP_SOLVE_TIME_LIMIT`: stop searching after about this many milliseconds of wall
+    /// With `MP_PACK_TIME_LIMIT`: stop searching after about this many milliseconds of wall
     /// time (0 means heuristics only). Results then depend on timing.
     pub time_limit_ms: u64,
 }
 
-/// What the last solve produced.
+/// What the last pack produced.
 #[derive(Debug)]
 enum Outcome {
-    /// No solve since the last successful add (or ever), or the last solve failed otherwise.
-    Unsolved,
-    /// The last solve succeeded; the plan matches the current buffers.
-    Solved(Solution),
-    /// The last solve found no plan within its capacity.
+    /// No pack since the last successful add (or ever), or the last pack failed otherwise.
+    Unpacked,
+    /// The last pack succeeded; the packing matches the current buffers.
+    Packed(Solution),
+    /// The last pack found no packing within its capacity.
     OverCapacity {
         /// The smallest peak found.
         best_peak: u64,
-        /// True when no plan within the capacity exists.
+        /// True when no packing within the capacity exists.
         proven: bool,
     },
 }
 
-/// The Rust object behind an `mp_planner` handle. See the module docs for its invariants.
+/// The Rust object behind an `mp_packer` handle. See the module docs for its invariants.
 #[derive(Debug)]
-pub(crate) struct Planner {
+pub(crate) struct Packer {
     /// The validated buffers, in the order they were added.
     problem: Problem,
-    /// The result of the last solve, if it still applies.
+    /// The result of the last pack, if it still applies.
     outcome: Outcome,
-    /// Detail of the last failed `add_buffer`/`solve` (core's `Display` text, which names the
+    /// Detail of the last failed `add_buffer`/`pack` (core's `Display` text, which names the
     /// offending id); empty after a successful one.
     last_error: String,
-    /// True iff a mutating call panicked part-way (see [`mutate`]).
+    /// True iff a mutating call panicked part-way (see [`mutate`](crate::ffi::mutate)).
     poisoned: bool,
 }
 
-impl Planner {
+impl Packer {
     fn new() -> Self {
-        Planner {
+        Packer {
             problem: Problem::new(),
-            outcome: Outcome::Unsolved,
+            outcome: Outcome::Unpacked,
             last_error: String::new(),
             poisoned: false,
         }
@@ -112,94 +114,72 @@ impl Planner {
 
     fn solution(&self) -> Result<&Solution, mp_result> {
         match &self.outcome {
-            Outcome::Solved(s) => Ok(s),
-            _ => Err(mp_result::NotSolved),
+            Outcome::Packed(s) => Ok(s),
+            _ => Err(mp_result::NotPacked),
         }
     }
 }
 
-// The thread-safety promises in the docs (a planner may move between threads; `const`
+// The thread-safety promises in the docs (a packer may move between threads; `const`
 // readers may run concurrently) rest on these.
 const _: () = {
     const fn send_and_sync<T: Send + Sync>() {}
-    send_and_sync::<Planner>();
+    send_and_sync::<Packer>();
 };
 
-/// A failed mutating call: its code and the detail for `mp_planner_last_error`.
+/// A failed mutating call: its code and the detail for `mp_packer_last_error`.
 type Failure = (mp_result, String);
 
-#[cfg(test)]
-thread_local! {
-    /// Test hook: when set, the next [`mutate`] on this thread panics inside its boundary.
-    static PANIC_NEXT_MUTATION: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
-}
+impl Poisonable for Packer {
+    type Error = Failure;
 
-/// Runs a mutating call `f` on the planner behind `planner`, with the poisoning protocol:
-/// a poisoned planner is refused (`MP_RESULT_POISONED`); otherwise `poisoned` is set while
-/// `f` runs and cleared when it returns, so a panic inside `f` (caught here) leaves the
-/// planner poisoned and its message in `last_error`. On `Err` the failure's detail becomes
-/// `last_error`; on `Ok` `last_error` is cleared.
-///
-/// # Safety
-/// 1. `planner` is NULL or a live handle from `mp_planner_new`, not used by another thread
-///    during the call.
-unsafe fn mutate(
-    planner: *mut mp_planner,
-    f: impl FnOnce(&mut Planner) -> Result<(), Failure>,
-) -> mp_result {
-    let planner = try_mut_from_ptr!(planner);
-    if planner.poisoned {
-        return mp_result::Poisoned;
+    fn poisoned(&mut self) -> &mut bool {
+        &mut self.poisoned
     }
-    planner.poisoned = true;
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        #[cfg(test)]
-        if PANIC_NEXT_MUTATION.with(|p| p.replace(false)) {
-            panic!("test-injected panic");
+
+    fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// On `Err` the failure's detail becomes `last_error`; on `Ok` `last_error` is cleared.
+    fn finish(&mut self, result: Result<(), Failure>) -> mp_result {
+        match result {
+            Ok(()) => {
+                self.last_error.clear();
+                mp_result::Ok
+            }
+            Err((code, detail)) => {
+                self.last_error = detail;
+                code
+            }
         }
-        f(&mut *planner)
-    }));
-    match result {
-        Ok(Ok(())) => {
-            planner.poisoned = false;
-            planner.last_error.clear();
-            mp_result::Ok
-        }
-        Ok(Err((code, detail))) => {
-            planner.poisoned = false;
-            planner.last_error = detail;
-            code
-        }
-        Err(payload) => {
-            // `poisoned` stays set: `f` may have stopped half-way through an update.
-            planner.last_error = format!(
-                "panic inside memplan (planner poisoned): {}",
-                crate::panic::payload_message(&*payload)
-            );
-            mp_result::Panic
-        }
+    }
+
+    /// The panic's message becomes `last_error`.
+    fn record_panic(&mut self, message: &str) {
+        self.last_error = format!("panic inside memplan (packer poisoned): {message}");
     }
 }
 
-/// Runs a read-only call `f` on the planner behind `planner` and writes its value to `out`
-/// on success. NULL `planner`/`out` give `MP_RESULT_NULL_PARAMETER`, a misaligned `out`
-/// `MP_RESULT_INVALID_ARGUMENT`, a poisoned planner `MP_RESULT_POISONED`.
+/// Runs a read-only call `f` on the packer behind `packer` and writes its value to `out`
+/// on success. NULL `packer`/`out` give `MP_RESULT_NULL_PARAMETER`, a misaligned `out`
+/// `MP_RESULT_INVALID_ARGUMENT`, a poisoned packer `MP_RESULT_POISONED`.
 ///
 /// # Safety
-/// 1. `planner` is NULL or a live handle from `mp_planner_new`, not mutated by another thread
+/// 1. `packer` is NULL or a live handle from `mp_packer_new`, not mutated by another thread
 ///    during the call.
 /// 2. `out` is NULL or valid for one write of a `T`.
 unsafe fn read<T>(
-    planner: *const mp_planner,
+    packer: *const mp_packer,
     out: *mut T,
-    f: impl FnOnce(&Planner) -> Result<T, mp_result>,
+    f: impl FnOnce(&Packer) -> Result<T, mp_result>,
 ) -> mp_result {
-    let planner = try_ref_from_ptr!(planner);
+    let packer = try_ref_from_ptr!(packer);
     let out = check_out!(out);
-    if planner.poisoned {
+    if packer.poisoned {
         return mp_result::Poisoned;
     }
-    match f(planner) {
+    match f(packer) {
         Ok(value) => {
             // SAFETY: `out` is non-NULL and aligned (checked) and by (2) valid for one write.
             unsafe { out.write(value) };
@@ -209,60 +189,60 @@ unsafe fn read<T>(
     }
 }
 
-/// Creates an empty planner and stores it in `*out_planner`.
+/// Creates an empty packer and stores it in `*out_packer`.
 ///
 /// # Safety
-/// - `out_planner`: non-NULL, aligned, valid for one pointer write. Written only on success.
+/// - `out_packer`: non-NULL, aligned, valid for one pointer write. Written only on success.
 ///
 /// # Ownership
-/// The caller owns the new planner and must later free it with `mp_planner_free`, exactly
+/// The caller owns the new packer and must later free it with `mp_packer_free`, exactly
 /// once.
 ///
 /// # Copies
 /// Nothing is copied or consumed.
 ///
 /// # Thread safety
-/// Safe to call from any thread. A planner is not internally synchronised: it may be moved
-/// between threads, and several threads may call the `const mp_planner *` functions on it at
-/// once, but a call that takes `mp_planner *` must not overlap any other call on it.
+/// Safe to call from any thread. A packer is not internally synchronised: it may be moved
+/// between threads, and several threads may call the `const mp_packer *` functions on it at
+/// once, but a call that takes `mp_packer *` must not overlap any other call on it.
 ///
 /// # NULL
-/// Returns `MP_RESULT_NULL_PARAMETER` when `out_planner` is NULL.
+/// Returns `MP_RESULT_NULL_PARAMETER` when `out_packer` is NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn mp_planner_new(out_planner: *mut *mut mp_planner) -> mp_result {
+pub unsafe extern "C" fn mp_packer_new(out_packer: *mut *mut mp_packer) -> mp_result {
     ffi_panic_boundary! {
-        let out_planner = check_out!(out_planner);
-        let planner = to_boxed_mut_ptr::<mp_planner>(Planner::new());
-        // SAFETY: `out_planner` is non-NULL and aligned (checked), and the caller guarantees it
+        let out_packer = check_out!(out_packer);
+        let packer = to_boxed_mut_ptr::<mp_packer>(Packer::new());
+        // SAFETY: `out_packer` is non-NULL and aligned (checked), and the caller guarantees it
         // is valid for one pointer write.
-        unsafe { out_planner.write(planner) };
+        unsafe { out_packer.write(packer) };
         mp_result::Ok
     }
 }
 
-/// Destroys a planner and everything it holds (buffers, plan, error text).
+/// Destroys a packer and everything it holds (buffers, packing, error text).
 ///
 /// # Safety
-/// - `planner`: NULL, or a planner from `mp_planner_new` not yet freed. Poisoned planners are
+/// - `packer`: NULL, or a packer from `mp_packer_new` not yet freed. Poisoned packers are
 ///   freed normally.
 ///
 /// # Ownership
-/// Ends the caller's ownership: `planner` must not be used again afterwards.
+/// Ends the caller's ownership: `packer` must not be used again afterwards.
 ///
 /// # Copies
-/// Consumes `planner`.
+/// Consumes `packer`.
 ///
 /// # Thread safety
-/// No other call on the same planner may run concurrently or afterwards.
+/// No other call on the same packer may run concurrently or afterwards.
 ///
 /// # NULL
-/// NULL is a no-op. Freeing the same planner twice is undefined behaviour.
+/// NULL is a no-op. Freeing the same packer twice is undefined behaviour.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn mp_planner_free(planner: *mut mp_planner) {
+pub unsafe extern "C" fn mp_packer_free(packer: *mut mp_packer) {
     ffi_panic_boundary! {
-        // SAFETY: the caller guarantees `planner` is NULL or a live planner from
-        // `mp_planner_new` that is not used again; `free_box` handles NULL.
-        unsafe { free_box(planner) };
+        // SAFETY: the caller guarantees `packer` is NULL or a live packer from
+        // `mp_packer_new` that is not used again; `free_box` handles NULL.
+        unsafe { free_box(packer) };
     }
 }
 
@@ -271,19 +251,19 @@ pub unsafe extern "C" fn mp_planner_free(planner: *mut mp_planner) {
 /// `*out_index`.
 ///
 /// `id` is a byte string of `id_len` bytes (no NUL needed; embedded NULs are kept) that must be
-/// valid UTF-8 and unique within the planner. `alignment` must be 0 or a power of two; 0 means
+/// valid UTF-8 and unique within the packer. `alignment` must be 0 or a power of two; 0 means
 /// no constraint (the same as 1). Errors, checked in this order: `MP_RESULT_NULL_PARAMETER`,
 /// `MP_RESULT_INVALID_ARGUMENT` (misaligned `out_index`, `id_len` above `PTRDIFF_MAX`),
 /// `MP_RESULT_INVALID_UTF8`, `MP_RESULT_ZERO_SIZE`, `MP_RESULT_EMPTY_LIFETIME`
 /// (`upper <= lower`), `MP_RESULT_BAD_ALIGNMENT`, `MP_RESULT_DUPLICATE_ID`,
 /// `MP_RESULT_OVERFLOW` (sizes overflow 64 bits, or 2^32 - 1 buffers already), and
-/// `MP_RESULT_POISONED`/`MP_RESULT_PANIC` as for every mutating call. On error the planner is
-/// unchanged (the plan from an earlier solve stays readable) and `mp_planner_last_error`
-/// names the id; on success the last error is cleared and any plan from an earlier solve is
-/// discarded (solve again before reading offsets).
+/// `MP_RESULT_POISONED`/`MP_RESULT_PANIC` as for every mutating call. On error the packer is
+/// unchanged (the packing from an earlier pack stays readable) and `mp_packer_last_error`
+/// names the id; on success the last error is cleared and any packing from an earlier pack is
+/// discarded (pack again before reading offsets).
 ///
 /// # Safety
-/// - `planner`: NULL or a live planner from `mp_planner_new`.
+/// - `packer`: NULL or a live packer from `mp_packer_new`.
 /// - `id`: non-NULL (even when `id_len` is 0), valid for reads of `id_len` bytes.
 /// - `out_index`: non-NULL, aligned, valid for one `size_t` write. Written only on success.
 ///
@@ -294,14 +274,14 @@ pub unsafe extern "C" fn mp_planner_free(planner: *mut mp_planner) {
 /// `id` is copied; it may be freed or reused as soon as the call returns.
 ///
 /// # Thread safety
-/// Must not overlap any other call on the same planner.
+/// Must not overlap any other call on the same packer.
 ///
 /// # NULL
-/// Returns `MP_RESULT_NULL_PARAMETER` when `planner`, `id` or `out_index` is NULL.
+/// Returns `MP_RESULT_NULL_PARAMETER` when `packer`, `id` or `out_index` is NULL.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)] // Mirrors the buffer's fields; a struct would add ABI to keep.
-pub unsafe extern "C" fn mp_planner_add_buffer(
-    planner: *mut mp_planner,
+pub unsafe extern "C" fn mp_packer_add_buffer(
+    packer: *mut mp_packer,
     id: *const c_char,
     id_len: usize,
     lower: u64,
@@ -311,70 +291,66 @@ pub unsafe extern "C" fn mp_planner_add_buffer(
     out_index: *mut usize,
 ) -> mp_result {
     ffi_panic_boundary! {
-        let add = |planner: &mut Planner| {
+        let add = |packer: &mut Packer| {
+            // `id` must be non-NULL even when `id_len` is 0.
             if id.is_null() {
-                    return Err((mp_result::NullParameter, "id is NULL".into()));
-                }
-                if out_index.is_null() {
-                    return Err((mp_result::NullParameter, "out_index is NULL".into()));
-                }
-                if !out_index.is_aligned() {
-                    return Err((mp_result::InvalidArgument, "out_index is misaligned".into()));
-                }
-                if id_len > isize::MAX as usize {
-                    return Err((
-                        mp_result::InvalidArgument,
-                        format!("id_len {id_len} exceeds PTRDIFF_MAX"),
-                    ));
-                }
-                // SAFETY: `id` is non-NULL (checked), `id_len <= isize::MAX` (checked), and the
-                // caller guarantees `id_len` readable bytes that are not written during the
-                // call; `u8` has alignment 1.
-                let bytes = unsafe { core::slice::from_raw_parts(id.cast::<u8>(), id_len) };
-                let id = core::str::from_utf8(bytes).map_err(|e| {
-                    (
-                        mp_result::InvalidUtf8,
-                        format!(
-                            "buffer id is not valid UTF-8 (invalid byte at offset {})",
-                            e.valid_up_to()
-                        ),
-                    )
-                })?;
-                let buffer = Buffer::new(id, lower, upper, size).with_alignment(alignment.max(1));
-                let index = planner.problem.push(buffer).map_err(core_failure)?;
-                planner.outcome = Outcome::Unsolved;
-                // SAFETY: `out_index` is non-NULL and aligned (checked), and the caller
-                // guarantees it is valid for one `size_t` write.
-                unsafe { out_index.write(index) };
-                Ok(())
+                return Err((mp_result::NullParameter, "id is NULL".into()));
+            }
+            if out_index.is_null() {
+                return Err((mp_result::NullParameter, "out_index is NULL".into()));
+            }
+            if !out_index.is_aligned() {
+                return Err((mp_result::InvalidArgument, "out_index is misaligned".into()));
+            }
+            // SAFETY: the caller guarantees `id_len` readable bytes at `id` that are not
+            // written during the call.
+            let bytes = unsafe { slice_from_raw(id.cast::<u8>(), id_len) }.map_err(|code| {
+                (code, format!("id_len {id_len} exceeds PTRDIFF_MAX"))
+            })?;
+            let id = core::str::from_utf8(bytes).map_err(|e| {
+                (
+                    mp_result::InvalidUtf8,
+                    format!(
+                        "buffer id is not valid UTF-8 (invalid byte at offset {})",
+                        e.valid_up_to()
+                    ),
+                )
+            })?;
+            let buffer = Buffer::new(id, lower, upper, size).with_alignment(alignment.max(1));
+            let index = packer.problem.push(buffer).map_err(core_failure)?;
+            packer.outcome = Outcome::Unpacked;
+            // SAFETY: `out_index` is non-NULL and aligned (checked), and the caller
+            // guarantees it is valid for one `size_t` write.
+            unsafe { out_index.write(index) };
+            Ok(())
         };
-        // SAFETY: the caller guarantees `planner` is NULL or live and not used concurrently.
-        unsafe { mutate(planner, add) }
+        // SAFETY: the caller guarantees `packer` is NULL or live and not used concurrently.
+        unsafe { mutate(packer, add) }
     }
 }
 
 /// The code and detail of a core error.
 fn core_failure(e: Error) -> Failure {
-    (mp_result::from_core(&e), e.to_string())
+    (mp_result::from(&e), e.to_string())
 }
 
-/// Plans the buffers added so far: gives each an offset so that buffers alive at the same
+/// Packs the buffers added so far: gives each an offset so that buffers alive at the same
 /// time never share a byte, minimising the peak (the largest `offset + size`).
 ///
-/// Always finds a plan quickly with heuristics, then searches for a better one within the
+/// Always finds a packing quickly with heuristics, then searches for a better one within the
 /// limits in `options` (NULL: no limits, search until optimal, which can take very long on
-/// hard inputs; set `MP_SOLVE_MAX_NODES` or `MP_SOLVE_TIME_LIMIT` to bound it). On
-/// `MP_RESULT_OK` the plan is readable with `mp_planner_offset`, `mp_planner_peak`,
-/// `mp_planner_is_optimal`, ... until the next successful `mp_planner_add_buffer`. With
-/// `MP_SOLVE_CAPACITY` and no plan within the capacity found, returns
-/// `MP_RESULT_CAPACITY_EXCEEDED`: then no offsets are readable, but `mp_planner_best_peak` and
-/// `mp_planner_is_proven_infeasible` are. Unknown `flags` bits give
-/// `MP_RESULT_INVALID_ARGUMENT`. Any failure discards the previous plan and sets
-/// `mp_planner_last_error`; success clears it. Solving an empty planner succeeds with peak 0.
+/// hard inputs; set `MP_PACK_MAX_NODES` or `MP_PACK_TIME_LIMIT` to bound it). On
+/// `MP_RESULT_OK` the packing is readable with `mp_packer_offset`, `mp_packer_peak`,
+/// `mp_packer_is_optimal`, ... until the next successful `mp_packer_add_buffer`. With
+/// `MP_PACK_CAPACITY` and no packing within the capacity found, returns
+/// `MP_RESULT_CAPACITY_EXCEEDED`: then no offsets are readable, but `mp_packer_best_peak` and
+/// `mp_packer_is_proven_infeasible` are. Unknown `flags` bits give
+/// `MP_RESULT_INVALID_ARGUMENT`. Any failure discards the previous packing and sets
+/// `mp_packer_last_error`; success clears it. Packing an empty packer succeeds with peak 0.
 ///
 /// # Safety
-/// - `planner`: NULL or a live planner from `mp_planner_new`.
-/// - `options`: NULL, or aligned and valid for reading one `mp_solve_options`.
+/// - `packer`: NULL or a live packer from `mp_packer_new`.
+/// - `options`: NULL, or aligned and valid for reading one `mp_pack_options`.
 ///
 /// # Ownership
 /// The caller keeps ownership of `options`.
@@ -383,72 +359,66 @@ fn core_failure(e: Error) -> Failure {
 /// `options` is read during the call and not retained.
 ///
 /// # Thread safety
-/// Must not overlap any other call on the same planner. Different planners may be solved on
+/// Must not overlap any other call on the same packer. Different packers may be packed on
 /// different threads at once.
 ///
 /// # NULL
-/// Returns `MP_RESULT_NULL_PARAMETER` when `planner` is NULL; a NULL `options` means defaults.
+/// Returns `MP_RESULT_NULL_PARAMETER` when `packer` is NULL; a NULL `options` means defaults.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn mp_planner_solve(
-    planner: *mut mp_planner,
-    options: *const mp_solve_options,
+pub unsafe extern "C" fn mp_packer_pack(
+    packer: *mut mp_packer,
+    options: *const mp_pack_options,
 ) -> mp_result {
     ffi_panic_boundary! {
-        let solve_with_options = |planner: &mut Planner| {
-                planner.outcome = Outcome::Unsolved;
-                let options = if options.is_null() {
-                    mp_solve_options::default()
-                } else if !options.is_aligned() {
-                    return Err((mp_result::InvalidArgument, "options is misaligned".into()));
-                } else {
-                    // SAFETY: `options` is non-NULL and aligned (checked), and the caller
-                    // guarantees it is valid for one read; every bit pattern of the plain
-                    // integer fields of `mp_solve_options` is valid.
-                    unsafe { options.read() }
-                };
-                solve(planner, &options)
+        let pack_with_options = |packer: &mut Packer| {
+            packer.outcome = Outcome::Unpacked;
+            // SAFETY: the caller guarantees `options` is NULL or valid for one read; every bit
+            // pattern of the plain integer fields of `mp_pack_options` is valid.
+            let options = unsafe { read_or_default(options) }
+                .map_err(|code| (code, "options is misaligned".into()))?;
+            run_pack(packer, &options)
         };
-        // SAFETY: the caller guarantees `planner` is NULL or live and not used concurrently.
-        unsafe { mutate(planner, solve_with_options) }
+        // SAFETY: the caller guarantees `packer` is NULL or live and not used concurrently.
+        unsafe { mutate(packer, pack_with_options) }
     }
 }
 
-/// The safe part of `mp_planner_solve`.
-fn solve(planner: &mut Planner, options: &mp_solve_options) -> Result<(), Failure> {
-    let flags = SolveFlags::from_bits(options.flags).ok_or_else(|| {
+/// The safe part of `mp_packer_pack`.
+fn run_pack(packer: &mut Packer, options: &mp_pack_options) -> Result<(), Failure> {
+    let flags = PackFlags::from_bits(options.flags).ok_or_else(|| {
         (
             mp_result::InvalidArgument,
             format!(
-                "unknown bits {:#x} in mp_solve_options.flags",
-                options.flags & !SolveFlags::all().bits()
+                "unknown bits {:#x} in mp_pack_options.flags",
+                options.flags & !PackFlags::all().bits()
             ),
         )
     })?;
     let capacity = flags
-        .contains(SolveFlags::CAPACITY)
+        .contains(PackFlags::CAPACITY)
         .then_some(options.capacity);
     let max_nodes = flags
-        .contains(SolveFlags::MAX_NODES)
+        .contains(PackFlags::MAX_NODES)
         .then_some(options.max_nodes);
     // The clock starts here; a limit too large for `Instant` is no limit.
     let mut deadline = Deadline::from_now(
         flags
-            .contains(SolveFlags::TIME_LIMIT)
+            .contains(PackFlags::TIME_LIMIT)
             .then(|| Duration::from_millis(options.time_limit_ms)),
     );
     let budget = deadline.budget(max_nodes);
-    match pack(&planner.problem, PackOptions { capacity, budget }) {
+    match pack(&packer.problem, PackOptions { capacity, budget }) {
         Ok(solution) => {
             debug_assert!(
                 memplan_core::check::verify(
-                    planner.problem.buffers(),
-                    &solution.placements(&planner.problem),
+                    packer.problem.buffers(),
+                    &solution.placements(&packer.problem),
                     capacity,
                 )
                 .is_ok(),
                 "core returned an invalid plan"
             );
-            planner.outcome = Outcome::Solved(solution);
+            packer.outcome = Outcome::Packed(solution);
             Ok(())
         }
         Err(e) => {
@@ -456,17 +426,17 @@ fn solve(planner: &mut Planner, options: &mp_solve_options) -> Result<(), Failur
                 best_peak, proven, ..
             } = e
             {
-                planner.outcome = Outcome::OverCapacity { best_peak, proven };
+                packer.outcome = Outcome::OverCapacity { best_peak, proven };
             }
             Err(core_failure(e))
         }
     }
 }
 
-/// Stores the number of buffers added so far in `*out_len`. Works before any solve.
+/// Stores the number of buffers added so far in `*out_len`. Works before any pack.
 ///
 /// # Safety
-/// - `planner`: NULL or a live planner from `mp_planner_new`.
+/// - `packer`: NULL or a live packer from `mp_packer_new`.
 /// - `out_len`: non-NULL, aligned, valid for one `size_t` write. Written only on success.
 ///
 /// # Ownership
@@ -476,29 +446,26 @@ fn solve(planner: &mut Planner, options: &mp_solve_options) -> Result<(), Failur
 /// The value is copied out.
 ///
 /// # Thread safety
-/// May run concurrently with other `const mp_planner *` calls on the same planner, but not
-/// with a call that takes `mp_planner *`.
+/// May run concurrently with other `const mp_packer *` calls on the same packer, but not
+/// with a call that takes `mp_packer *`.
 ///
 /// # NULL
-/// Returns `MP_RESULT_NULL_PARAMETER` when `planner` or `out_len` is NULL.
+/// Returns `MP_RESULT_NULL_PARAMETER` when `packer` or `out_len` is NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn mp_planner_len(
-    planner: *const mp_planner,
-    out_len: *mut usize,
-) -> mp_result {
+pub unsafe extern "C" fn mp_packer_len(packer: *const mp_packer, out_len: *mut usize) -> mp_result {
     ffi_panic_boundary! {
-        // SAFETY: the caller guarantees `planner` is NULL or live with no concurrent writer,
+        // SAFETY: the caller guarantees `packer` is NULL or live with no concurrent writer,
         // and `out_len` NULL or valid for one write.
-        unsafe { read(planner, out_len, |p| Ok(p.problem.len())) }
+        unsafe { read(packer, out_len, |p| Ok(p.problem.len())) }
     }
 }
 
 /// Stores the max-load lower bound in `*out_max_load`: the largest total size of buffers
-/// alive at one moment. No plan has a smaller peak. Works before any solve (computed in
+/// alive at one moment. No packing has a smaller peak. Works before any pack (computed in
 /// O(n log n) on each call).
 ///
 /// # Safety
-/// - `planner`: NULL or a live planner from `mp_planner_new`.
+/// - `packer`: NULL or a live packer from `mp_packer_new`.
 /// - `out_max_load`: non-NULL, aligned, valid for one `uint64_t` write. Written only on
 ///   success.
 ///
@@ -509,30 +476,30 @@ pub unsafe extern "C" fn mp_planner_len(
 /// The value is copied out.
 ///
 /// # Thread safety
-/// May run concurrently with other `const mp_planner *` calls on the same planner, but not
-/// with a call that takes `mp_planner *`.
+/// May run concurrently with other `const mp_packer *` calls on the same packer, but not
+/// with a call that takes `mp_packer *`.
 ///
 /// # NULL
-/// Returns `MP_RESULT_NULL_PARAMETER` when `planner` or `out_max_load` is NULL.
+/// Returns `MP_RESULT_NULL_PARAMETER` when `packer` or `out_max_load` is NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn mp_planner_max_load(
-    planner: *const mp_planner,
+pub unsafe extern "C" fn mp_packer_max_load(
+    packer: *const mp_packer,
     out_max_load: *mut u64,
 ) -> mp_result {
     ffi_panic_boundary! {
-        // SAFETY: the caller guarantees `planner` is NULL or live with no concurrent writer,
+        // SAFETY: the caller guarantees `packer` is NULL or live with no concurrent writer,
         // and `out_max_load` NULL or valid for one write.
-        unsafe { read(planner, out_max_load, |p| Ok(p.problem.max_load())) }
+        unsafe { read(packer, out_max_load, |p| Ok(p.problem.max_load())) }
     }
 }
 
 /// Stores the offset in bytes of the buffer with index `index` (as returned by
-/// `mp_planner_add_buffer`) in `*out_offset`. Needs a successful solve
-/// (`MP_RESULT_NOT_SOLVED` otherwise); `MP_RESULT_INDEX_OUT_OF_RANGE` when
-/// `index >= mp_planner_len`.
+/// `mp_packer_add_buffer`) in `*out_offset`. Needs a successful pack
+/// (`MP_RESULT_NOT_PACKED` otherwise); `MP_RESULT_INDEX_OUT_OF_RANGE` when
+/// `index >= mp_packer_len`.
 ///
 /// # Safety
-/// - `planner`: NULL or a live planner from `mp_planner_new`.
+/// - `packer`: NULL or a live packer from `mp_packer_new`.
 /// - `out_offset`: non-NULL, aligned, valid for one `uint64_t` write. Written only on success.
 ///
 /// # Ownership
@@ -542,22 +509,22 @@ pub unsafe extern "C" fn mp_planner_max_load(
 /// The value is copied out.
 ///
 /// # Thread safety
-/// May run concurrently with other `const mp_planner *` calls on the same planner, but not
-/// with a call that takes `mp_planner *`.
+/// May run concurrently with other `const mp_packer *` calls on the same packer, but not
+/// with a call that takes `mp_packer *`.
 ///
 /// # NULL
-/// Returns `MP_RESULT_NULL_PARAMETER` when `planner` or `out_offset` is NULL.
+/// Returns `MP_RESULT_NULL_PARAMETER` when `packer` or `out_offset` is NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn mp_planner_offset(
-    planner: *const mp_planner,
+pub unsafe extern "C" fn mp_packer_offset(
+    packer: *const mp_packer,
     index: usize,
     out_offset: *mut u64,
 ) -> mp_result {
     ffi_panic_boundary! {
-        // SAFETY: the caller guarantees `planner` is NULL or live with no concurrent writer,
+        // SAFETY: the caller guarantees `packer` is NULL or live with no concurrent writer,
         // and `out_offset` NULL or valid for one write.
         unsafe {
-            read(planner, out_offset, |p| {
+            read(packer, out_offset, |p| {
                 p.solution()?
                     .offsets
                     .get(index)
@@ -568,12 +535,12 @@ pub unsafe extern "C" fn mp_planner_offset(
     }
 }
 
-/// Stores the plan's peak in `*out_peak`: the largest `offset + size`, i.e. the arena size the
-/// plan needs (0 with no buffers). Needs a successful solve (`MP_RESULT_NOT_SOLVED`
+/// Stores the packing's peak in `*out_peak`: the largest `offset + size`, i.e. the arena size the
+/// packing needs (0 with no buffers). Needs a successful pack (`MP_RESULT_NOT_PACKED`
 /// otherwise).
 ///
 /// # Safety
-/// - `planner`: NULL or a live planner from `mp_planner_new`.
+/// - `packer`: NULL or a live packer from `mp_packer_new`.
 /// - `out_peak`: non-NULL, aligned, valid for one `uint64_t` write. Written only on success.
 ///
 /// # Ownership
@@ -583,29 +550,26 @@ pub unsafe extern "C" fn mp_planner_offset(
 /// The value is copied out.
 ///
 /// # Thread safety
-/// May run concurrently with other `const mp_planner *` calls on the same planner, but not
-/// with a call that takes `mp_planner *`.
+/// May run concurrently with other `const mp_packer *` calls on the same packer, but not
+/// with a call that takes `mp_packer *`.
 ///
 /// # NULL
-/// Returns `MP_RESULT_NULL_PARAMETER` when `planner` or `out_peak` is NULL.
+/// Returns `MP_RESULT_NULL_PARAMETER` when `packer` or `out_peak` is NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn mp_planner_peak(
-    planner: *const mp_planner,
-    out_peak: *mut u64,
-) -> mp_result {
+pub unsafe extern "C" fn mp_packer_peak(packer: *const mp_packer, out_peak: *mut u64) -> mp_result {
     ffi_panic_boundary! {
-        // SAFETY: the caller guarantees `planner` is NULL or live with no concurrent writer,
+        // SAFETY: the caller guarantees `packer` is NULL or live with no concurrent writer,
         // and `out_peak` NULL or valid for one write.
-        unsafe { read(planner, out_peak, |p| Ok(p.solution()?.peak)) }
+        unsafe { read(packer, out_peak, |p| Ok(p.solution()?.peak)) }
     }
 }
 
-/// Stores in `*out_optimal` whether the plan is proven optimal (its peak equals the max load,
-/// or the exact search finished). Needs a successful solve (`MP_RESULT_NOT_SOLVED`
+/// Stores in `*out_optimal` whether the packing is proven optimal (its peak equals the max load,
+/// or the exact search finished). Needs a successful pack (`MP_RESULT_NOT_PACKED`
 /// otherwise).
 ///
 /// # Safety
-/// - `planner`: NULL or a live planner from `mp_planner_new`.
+/// - `packer`: NULL or a live packer from `mp_packer_new`.
 /// - `out_optimal`: non-NULL, valid for one `bool` write. Written only on success.
 ///
 /// # Ownership
@@ -615,28 +579,28 @@ pub unsafe extern "C" fn mp_planner_peak(
 /// The value is copied out.
 ///
 /// # Thread safety
-/// May run concurrently with other `const mp_planner *` calls on the same planner, but not
-/// with a call that takes `mp_planner *`.
+/// May run concurrently with other `const mp_packer *` calls on the same packer, but not
+/// with a call that takes `mp_packer *`.
 ///
 /// # NULL
-/// Returns `MP_RESULT_NULL_PARAMETER` when `planner` or `out_optimal` is NULL.
+/// Returns `MP_RESULT_NULL_PARAMETER` when `packer` or `out_optimal` is NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn mp_planner_is_optimal(
-    planner: *const mp_planner,
+pub unsafe extern "C" fn mp_packer_is_optimal(
+    packer: *const mp_packer,
     out_optimal: *mut bool,
 ) -> mp_result {
     ffi_panic_boundary! {
-        // SAFETY: the caller guarantees `planner` is NULL or live with no concurrent writer,
+        // SAFETY: the caller guarantees `packer` is NULL or live with no concurrent writer,
         // and `out_optimal` NULL or valid for one write.
-        unsafe { read(planner, out_optimal, |p| Ok(p.solution()?.optimal)) }
+        unsafe { read(packer, out_optimal, |p| Ok(p.solution()?.optimal)) }
     }
 }
 
-/// Stores in `*out_nodes` how many search nodes the last solve expanded. Needs a successful
-/// solve (`MP_RESULT_NOT_SOLVED` otherwise).
+/// Stores in `*out_nodes` how many search nodes the last pack expanded. Needs a successful
+/// pack (`MP_RESULT_NOT_PACKED` otherwise).
 ///
 /// # Safety
-/// - `planner`: NULL or a live planner from `mp_planner_new`.
+/// - `packer`: NULL or a live packer from `mp_packer_new`.
 /// - `out_nodes`: non-NULL, aligned, valid for one `uint64_t` write. Written only on success.
 ///
 /// # Ownership
@@ -646,29 +610,29 @@ pub unsafe extern "C" fn mp_planner_is_optimal(
 /// The value is copied out.
 ///
 /// # Thread safety
-/// May run concurrently with other `const mp_planner *` calls on the same planner, but not
-/// with a call that takes `mp_planner *`.
+/// May run concurrently with other `const mp_packer *` calls on the same packer, but not
+/// with a call that takes `mp_packer *`.
 ///
 /// # NULL
-/// Returns `MP_RESULT_NULL_PARAMETER` when `planner` or `out_nodes` is NULL.
+/// Returns `MP_RESULT_NULL_PARAMETER` when `packer` or `out_nodes` is NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn mp_planner_nodes(
-    planner: *const mp_planner,
+pub unsafe extern "C" fn mp_packer_nodes(
+    packer: *const mp_packer,
     out_nodes: *mut u64,
 ) -> mp_result {
     ffi_panic_boundary! {
-        // SAFETY: the caller guarantees `planner` is NULL or live with no concurrent writer,
+        // SAFETY: the caller guarantees `packer` is NULL or live with no concurrent writer,
         // and `out_nodes` NULL or valid for one write.
-        unsafe { read(planner, out_nodes, |p| Ok(p.solution()?.nodes)) }
+        unsafe { read(packer, out_nodes, |p| Ok(p.solution()?.nodes)) }
     }
 }
 
-/// Stores in `*out_best_peak` the smallest peak the last solve found: the plan's peak after
+/// Stores in `*out_best_peak` the smallest peak the last pack found: the packing's peak after
 /// `MP_RESULT_OK`, or the best peak above the capacity after `MP_RESULT_CAPACITY_EXCEEDED`.
-/// `MP_RESULT_NOT_SOLVED` after any other outcome.
+/// `MP_RESULT_NOT_PACKED` after any other outcome.
 ///
 /// # Safety
-/// - `planner`: NULL or a live planner from `mp_planner_new`.
+/// - `packer`: NULL or a live packer from `mp_packer_new`.
 /// - `out_best_peak`: non-NULL, aligned, valid for one `uint64_t` write. Written only on
 ///   success.
 ///
@@ -679,37 +643,37 @@ pub unsafe extern "C" fn mp_planner_nodes(
 /// The value is copied out.
 ///
 /// # Thread safety
-/// May run concurrently with other `const mp_planner *` calls on the same planner, but not
-/// with a call that takes `mp_planner *`.
+/// May run concurrently with other `const mp_packer *` calls on the same packer, but not
+/// with a call that takes `mp_packer *`.
 ///
 /// # NULL
-/// Returns `MP_RESULT_NULL_PARAMETER` when `planner` or `out_best_peak` is NULL.
+/// Returns `MP_RESULT_NULL_PARAMETER` when `packer` or `out_best_peak` is NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn mp_planner_best_peak(
-    planner: *const mp_planner,
+pub unsafe extern "C" fn mp_packer_best_peak(
+    packer: *const mp_packer,
     out_best_peak: *mut u64,
 ) -> mp_result {
     ffi_panic_boundary! {
-        // SAFETY: the caller guarantees `planner` is NULL or live with no concurrent writer,
+        // SAFETY: the caller guarantees `packer` is NULL or live with no concurrent writer,
         // and `out_best_peak` NULL or valid for one write.
         unsafe {
-            read(planner, out_best_peak, |p| match &p.outcome {
-                Outcome::Solved(s) => Ok(s.peak),
+            read(packer, out_best_peak, |p| match &p.outcome {
+                Outcome::Packed(s) => Ok(s.peak),
                 Outcome::OverCapacity { best_peak, .. } => Ok(*best_peak),
-                Outcome::Unsolved => Err(mp_result::NotSolved),
+                Outcome::Unpacked => Err(mp_result::NotPacked),
             })
         }
     }
 }
 
-/// Stores in `*out_infeasible` whether the last solve proved that no plan fits its capacity:
+/// Stores in `*out_infeasible` whether the last pack proved that no packing fits its capacity:
 /// true after `MP_RESULT_CAPACITY_EXCEEDED` when that is certain (the max load exceeds the
 /// capacity, or the exact search finished), false when the search limits ran out first (more
-/// search might still find a plan) and false after `MP_RESULT_OK`. `MP_RESULT_NOT_SOLVED`
+/// search might still find a packing) and false after `MP_RESULT_OK`. `MP_RESULT_NOT_PACKED`
 /// after any other outcome.
 ///
 /// # Safety
-/// - `planner`: NULL or a live planner from `mp_planner_new`.
+/// - `packer`: NULL or a live packer from `mp_packer_new`.
 /// - `out_infeasible`: non-NULL, valid for one `bool` write. Written only on success.
 ///
 /// # Ownership
@@ -719,42 +683,42 @@ pub unsafe extern "C" fn mp_planner_best_peak(
 /// The value is copied out.
 ///
 /// # Thread safety
-/// May run concurrently with other `const mp_planner *` calls on the same planner, but not
-/// with a call that takes `mp_planner *`.
+/// May run concurrently with other `const mp_packer *` calls on the same packer, but not
+/// with a call that takes `mp_packer *`.
 ///
 /// # NULL
-/// Returns `MP_RESULT_NULL_PARAMETER` when `planner` or `out_infeasible` is NULL.
+/// Returns `MP_RESULT_NULL_PARAMETER` when `packer` or `out_infeasible` is NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn mp_planner_is_proven_infeasible(
-    planner: *const mp_planner,
+pub unsafe extern "C" fn mp_packer_is_proven_infeasible(
+    packer: *const mp_packer,
     out_infeasible: *mut bool,
 ) -> mp_result {
     ffi_panic_boundary! {
-        // SAFETY: the caller guarantees `planner` is NULL or live with no concurrent writer,
+        // SAFETY: the caller guarantees `packer` is NULL or live with no concurrent writer,
         // and `out_infeasible` NULL or valid for one write.
         unsafe {
-            read(planner, out_infeasible, |p| match &p.outcome {
-                Outcome::Solved(_) => Ok(false),
+            read(packer, out_infeasible, |p| match &p.outcome {
+                Outcome::Packed(_) => Ok(false),
                 Outcome::OverCapacity { proven, .. } => Ok(*proven),
-                Outcome::Unsolved => Err(mp_result::NotSolved),
+                Outcome::Unpacked => Err(mp_result::NotPacked),
             })
         }
     }
 }
 
-/// Writes the detail of the last failed `mp_planner_add_buffer` or `mp_planner_solve` on this
-/// planner into `buf` as a NUL-terminated UTF-8 string: core's description, which names the
+/// Writes the detail of the last failed `mp_packer_add_buffer` or `mp_packer_pack` on this
+/// packer into `buf` as a NUL-terminated UTF-8 string: core's description, which names the
 /// offending buffer id (for example `duplicate buffer id "b1"`), or the panic message for a
-/// poisoned planner. The string is empty when the last such call succeeded or none was made.
-/// Failures of the reader functions (`mp_planner_offset`, ...) do not change it.
+/// poisoned packer. The string is empty when the last such call succeeded or none was made.
+/// Failures of the reader functions (`mp_packer_offset`, ...) do not change it.
 ///
 /// Copied like `mp_result_message`: at most `len - 1` bytes, cut at a UTF-8 character
 /// boundary, then a NUL (nothing written when `len` is 0); `*out_n` receives the full length
 /// without the NUL, so the text was truncated exactly when `*out_n >= len`. Works on a
-/// poisoned planner.
+/// poisoned packer.
 ///
 /// # Safety
-/// - `planner`: NULL or a live planner from `mp_planner_new`.
+/// - `packer`: NULL or a live packer from `mp_packer_new`.
 /// - `buf`: NULL only when `len` is 0; otherwise valid for writes of `len` bytes.
 /// - `out_n`: non-NULL, aligned, valid for one `size_t` write. Written only on success.
 ///
@@ -765,28 +729,28 @@ pub unsafe extern "C" fn mp_planner_is_proven_infeasible(
 /// The text is copied into `buf`.
 ///
 /// # Thread safety
-/// May run concurrently with other `const mp_planner *` calls on the same planner, but not
-/// with a call that takes `mp_planner *`.
+/// May run concurrently with other `const mp_packer *` calls on the same packer, but not
+/// with a call that takes `mp_packer *`.
 ///
 /// # NULL
-/// Returns `MP_RESULT_NULL_PARAMETER` (writing nothing) when `planner` or `out_n` is NULL, or
+/// Returns `MP_RESULT_NULL_PARAMETER` (writing nothing) when `packer` or `out_n` is NULL, or
 /// `buf` is NULL with `len > 0`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn mp_planner_last_error(
-    planner: *const mp_planner,
+pub unsafe extern "C" fn mp_packer_last_error(
+    packer: *const mp_packer,
     buf: *mut c_char,
     len: usize,
     out_n: *mut usize,
 ) -> mp_result {
     ffi_panic_boundary! {
-        let planner = try_ref_from_ptr!(planner);
+        let packer = try_ref_from_ptr!(packer);
         let out_n = check_out!(out_n);
         if buf.is_null() && len > 0 {
             return mp_result::NullParameter;
         }
         // SAFETY: the caller guarantees `buf` is valid for `len` bytes when `len > 0`, and we
         // checked it is non-NULL then.
-        let n = unsafe { write_c_string(&planner.last_error, buf, len) };
+        let n = unsafe { write_c_string(&packer.last_error, buf, len) };
         // SAFETY: `out_n` is non-NULL and aligned (checked), and the caller guarantees it is
         // valid for one `size_t` write.
         unsafe { out_n.write(n) };

@@ -6,7 +6,7 @@
 //! escaping an `extern "C"` function aborts the process, so the boundary is about graceful
 //! error codes, not soundness.
 //!
-//! Functions that mutate a planner also catch panics one level further in
+//! Functions that mutate a packer also catch panics one level further in
 //! (`packer::mutate`), where the handle is known, so that they can mark it poisoned and record
 //! the panic message; see doc/DESIGN.md, "Panic policy".
 
@@ -41,7 +41,7 @@ impl PanicOrDefault for *const c_char {
 /// what the NULL-check macros rely on.
 ///
 /// `AssertUnwindSafe` is justified because nothing observed after a caught panic can be in a
-/// broken state: planners are poisoned by `packer::mutate` before this boundary is reached,
+/// broken state: packers are poisoned by `packer::mutate` before this boundary is reached,
 /// and the other bodies only read.
 macro_rules! ffi_panic_boundary {
     ( $($body:tt)* ) => {

@@ -14,12 +14,13 @@
 //! panicked part-way; `tensor_of_storage[s]` / `tensor_of_op[o]` name the registered tensor
 //! whose storage / producing op is `s` / `o`.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use memplan_core::remat::{Action, Heuristic, OpId, RematError, Runtime, StorageId, TensorId};
 
 use crate::error::mp_result;
-use crate::ffi::{Castable, OwnershipBox, free_box, to_boxed_mut_ptr};
+use crate::ffi::{Castable, OwnershipBox, Poisonable, free_box, slice_from_raw, to_boxed_mut_ptr};
+
+#[cfg(test)]
+mod tests;
 
 /// `heuristic` of `mp_remat_new`: h_DTR, `(c + C_fwd + C_bwd) / (size × staleness)`.
 pub const MP_REMAT_HEURISTIC_DTR: u32 = 0;
@@ -58,7 +59,8 @@ pub const MP_REMAT_FETCH: u32 = 5;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct mp_remat_action {
-    /// `MP_REMAT_EVICT`, `MP_REMAT_COMPUTE` or `MP_REMAT_RECOMPUTE`.
+    /// `MP_REMAT_EVICT`, `MP_REMAT_COMPUTE`, `MP_REMAT_RECOMPUTE`, or in swap mode
+    /// (`mp_remat_set_swap_bandwidth`) `MP_REMAT_OFFLOAD` or `MP_REMAT_FETCH`.
     pub kind: u32,
     /// The tensor (id from `mp_remat_register`).
     pub tensor: u32,
@@ -113,12 +115,6 @@ const _: () = {
     send_and_sync::<RematHandle>();
 };
 
-#[cfg(test)]
-thread_local! {
-    /// Test hook: when set, the next [`mutate`] on this thread panics inside its boundary.
-    static PANIC_NEXT_MUTATION: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
-}
-
 fn heuristic(code: u32) -> Option<Heuristic> {
     Some(match code {
         MP_REMAT_HEURISTIC_DTR => Heuristic::Dtr,
@@ -132,13 +128,22 @@ fn heuristic(code: u32) -> Option<Heuristic> {
     })
 }
 
-fn remat_code(e: &RematError) -> mp_result {
-    match e {
-        RematError::OutOfMemory { .. } => mp_result::OutOfMemory,
-        RematError::UnknownTensor(_) => mp_result::IndexOutOfRange,
-        RematError::BadOp(_) | RematError::Unbalanced(_) => mp_result::InvalidArgument,
-        RematError::Overflow => mp_result::Overflow,
-        RematError::Thrashed { .. } => mp_result::OtherError,
+impl Poisonable for RematHandle {
+    type Error = RematError;
+
+    fn poisoned(&mut self) -> &mut bool {
+        &mut self.poisoned
+    }
+
+    fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    fn finish(&mut self, result: Result<(), RematError>) -> mp_result {
+        match result {
+            Ok(()) => mp_result::Ok,
+            Err(e) => mp_result::from(&e),
+        }
     }
 }
 
@@ -194,7 +199,7 @@ impl RematHandle {
 }
 
 /// Runs a mutating call `f` on the handle behind `remat` with the poisoning protocol of
-/// `allocator::mutate`; clears the action list first and collects the actions `f` decided
+/// [`crate::ffi::mutate`]; clears the action list first and collects the actions `f` decided
 /// (also when it fails).
 ///
 /// # Safety
@@ -204,32 +209,14 @@ unsafe fn mutate(
     remat: *mut mp_remat,
     f: impl FnOnce(&mut RematHandle) -> Result<(), RematError>,
 ) -> mp_result {
-    let handle = try_mut_from_ptr!(remat);
-    if handle.poisoned {
-        return mp_result::Poisoned;
-    }
-    handle.poisoned = true;
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        #[cfg(test)]
-        if PANIC_NEXT_MUTATION.with(|p| p.replace(false)) {
-            panic!("test-injected panic");
-        }
+    let with_actions = |handle: &mut RematHandle| {
         handle.actions.clear();
         let r = f(handle);
         handle.collect_actions();
         r
-    }));
-    match result {
-        Ok(r) => {
-            handle.poisoned = false;
-            match r {
-                Ok(()) => mp_result::Ok,
-                Err(e) => remat_code(&e),
-            }
-        }
-        // `poisoned` stays set: `f` may have stopped half-way through an update.
-        Err(_) => mp_result::Panic,
-    }
+    };
+    // SAFETY: by (1).
+    unsafe { crate::ffi::mutate(remat, with_actions) }
 }
 
 /// Writes the action count of the last call to `out_n` when it is not NULL.
@@ -403,19 +390,11 @@ pub unsafe extern "C" fn mp_remat_register(
         if flags & !MP_REMAT_CONSTANT != 0 {
             return mp_result::InvalidArgument;
         }
-        let parents: Vec<TensorId> = if n_parents == 0 {
-            Vec::new()
-        } else {
-            if parents.is_null() {
-                return mp_result::NullParameter;
-            }
-            if !parents.is_aligned() || n_parents > isize::MAX as usize / size_of::<u32>() {
-                return mp_result::InvalidArgument;
-            }
-            // SAFETY: non-NULL, aligned, within `isize::MAX` bytes (checked); the caller
-            // guarantees `n_parents` readable elements.
-            let p = unsafe { core::slice::from_raw_parts(parents, n_parents) };
-            p.iter().map(|&t| TensorId(t)).collect()
+        // SAFETY: the caller guarantees `n_parents` readable elements at `parents` when
+        // `n_parents > 0`.
+        let parents: Vec<TensorId> = match unsafe { slice_from_raw(parents, n_parents) } {
+            Ok(p) => p.iter().map(|&t| TensorId(t)).collect(),
+            Err(code) => return code,
         };
         let constant = flags & MP_REMAT_CONSTANT != 0;
         let f = |h: &mut RematHandle| {
@@ -770,204 +749,7 @@ pub unsafe extern "C" fn mp_remat_is_resident(
                 unsafe { out_resident.write(d) };
                 mp_result::Ok
             }
-            Err(e) => remat_code(&e),
+            Err(e) => mp_result::from(&e),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::ptr::{null, null_mut};
-
-    use super::*;
-
-    struct Handle(*mut mp_remat);
-
-    impl Drop for Handle {
-        fn drop(&mut self) {
-            // SAFETY: a live handle from `mp_remat_new`, freed once.
-            unsafe { mp_remat_free(self.0) };
-        }
-    }
-
-    fn new(budget: u64, h: u32) -> Handle {
-        let mut r = null_mut();
-        // SAFETY: `&mut r` is writable.
-        assert_eq!(unsafe { mp_remat_new(budget, h, &mut r) }, mp_result::Ok);
-        Handle(r)
-    }
-
-    fn reg(
-        h: &Handle,
-        size: u64,
-        cost: u64,
-        parents: &[u32],
-        flags: u32,
-    ) -> Result<u32, mp_result> {
-        let mut t = u32::MAX;
-        // SAFETY: live handle; `parents` readable; `t` writable.
-        let rc = unsafe {
-            mp_remat_register(
-                h.0,
-                size,
-                cost,
-                parents.as_ptr(),
-                parents.len(),
-                flags,
-                &mut t,
-            )
-        };
-        if rc == mp_result::Ok { Ok(t) } else { Err(rc) }
-    }
-
-    fn actions(h: &Handle) -> Vec<mp_remat_action> {
-        let mut n = 0;
-        // SAFETY: live handle; sizing call.
-        let rc = unsafe { mp_remat_actions(h.0, null_mut(), 0, &mut n) };
-        assert_eq!(rc, mp_result::Ok);
-        let mut v = vec![mp_remat_action::default(); n];
-        if n > 0 {
-            // SAFETY: `v` holds `n` writable elements.
-            let rc = unsafe { mp_remat_actions(h.0, v.as_mut_ptr(), n, &mut n) };
-            assert_eq!(rc, mp_result::Ok);
-        }
-        v
-    }
-
-    #[test]
-    fn chain_evicts_and_recomputes() {
-        let h = new(300, MP_REMAT_HEURISTIC_DTR);
-        let w = reg(&h, 100, 0, &[], MP_REMAT_CONSTANT).unwrap();
-        let a = reg(&h, 100, 10, &[w], 0).unwrap();
-        assert_eq!(
-            actions(&h),
-            [mp_remat_action {
-                kind: MP_REMAT_COMPUTE,
-                tensor: a
-            }]
-        );
-        let b = reg(&h, 100, 10, &[a], 0).unwrap();
-        // Memory full (w, a, b): c needs a to be evicted... a is c's grandparent, b its parent.
-        let c = reg(&h, 100, 10, &[b], 0).unwrap();
-        let acts = actions(&h);
-        assert_eq!(
-            acts.last(),
-            Some(&mp_remat_action {
-                kind: MP_REMAT_COMPUTE,
-                tensor: c
-            })
-        );
-        assert!(acts.contains(&mp_remat_action {
-            kind: MP_REMAT_EVICT,
-            tensor: a
-        }));
-        let mut res = true;
-        // SAFETY: live handle, writable bool.
-        unsafe { mp_remat_is_resident(h.0, a, &mut res) };
-        assert!(!res);
-        let mut n = 99;
-        // SAFETY: live handle, writable count.
-        let rc = unsafe { mp_remat_materialize(h.0, a, &mut n) };
-        assert_eq!(rc, mp_result::Ok);
-        let acts = actions(&h);
-        assert_eq!(n, acts.len());
-        assert!(acts.contains(&mp_remat_action {
-            kind: MP_REMAT_RECOMPUTE,
-            tensor: a
-        }));
-        // Too small a buffer is refused, with nothing written but the error.
-        let mut one = [mp_remat_action::default(); 1];
-        let mut m = 0;
-        // SAFETY: `one` has 1 writable element.
-        let rc = unsafe { mp_remat_actions(h.0, one.as_mut_ptr(), 1, &mut m) };
-        assert_eq!(
-            rc,
-            if acts.len() > 1 {
-                mp_result::InvalidArgument
-            } else {
-                mp_result::Ok
-            }
-        );
-    }
-
-    #[test]
-    fn bad_inputs_are_error_codes() {
-        let mut r = null_mut();
-        // SAFETY: `&mut r` is writable.
-        let rc = unsafe { mp_remat_new(1, 99, &mut r) };
-        assert_eq!(rc, mp_result::InvalidArgument);
-        // SAFETY: NULL out-pointer is checked.
-        let rc = unsafe { mp_remat_new(1, 0, null_mut()) };
-        assert_eq!(rc, mp_result::NullParameter);
-        let h = new(100, MP_REMAT_HEURISTIC_MEMPLAN);
-        assert_eq!(reg(&h, 10, 1, &[7], 0), Err(mp_result::IndexOutOfRange));
-        assert_eq!(reg(&h, 10, 1, &[], 4), Err(mp_result::InvalidArgument));
-        let w = reg(&h, 10, 0, &[], MP_REMAT_CONSTANT).unwrap();
-        assert_eq!(
-            reg(&h, 10, 0, &[w], MP_REMAT_CONSTANT),
-            Err(mp_result::InvalidArgument)
-        );
-        let mut t = 0;
-        // SAFETY: NULL parents with n > 0 is checked.
-        let rc = unsafe { mp_remat_register(h.0, 1, 1, null(), 2, 0, &mut t) };
-        assert_eq!(rc, mp_result::NullParameter);
-        // SAFETY: NULL handle is checked.
-        let rc = unsafe { mp_remat_release(null_mut(), 0) };
-        assert_eq!(rc, mp_result::NullParameter);
-        // SAFETY: live handle.
-        let rc = unsafe { mp_remat_unpin(h.0, w) };
-        assert_eq!(rc, mp_result::InvalidArgument);
-        // Over budget with nothing evictable: OOM, and it sticks.
-        assert_eq!(reg(&h, 200, 1, &[w], 0), Err(mp_result::OutOfMemory));
-        assert_eq!(reg(&h, 1, 1, &[w], 0), Err(mp_result::OutOfMemory));
-    }
-
-    #[test]
-    fn swap_mode_offloads_and_fetches() {
-        let h = new(2500, MP_REMAT_HEURISTIC_MEMPLAN);
-        // SAFETY: live handle.
-        let rc = unsafe { mp_remat_set_swap_bandwidth(h.0, 0) };
-        assert_eq!(rc, mp_result::InvalidArgument);
-        // SAFETY: live handle.
-        let rc = unsafe { mp_remat_set_swap_bandwidth(h.0, 1_000_000_000) };
-        assert_eq!(rc, mp_result::Ok);
-        let w = reg(&h, 500, 0, &[], MP_REMAT_CONSTANT).unwrap();
-        let a = reg(&h, 1000, 1_000_000, &[w], 0).unwrap();
-        let b = reg(&h, 1000, 10, &[a], 0).unwrap();
-        reg(&h, 1000, 10, &[b], 0).unwrap();
-        let acts = actions(&h);
-        let off = mp_remat_action {
-            kind: MP_REMAT_OFFLOAD,
-            tensor: a,
-        };
-        let ev = mp_remat_action {
-            kind: MP_REMAT_EVICT,
-            tensor: a,
-        };
-        let i = acts.iter().position(|x| *x == off).expect("offload");
-        assert_eq!(acts.get(i + 1), Some(&ev));
-        let mut n = 0;
-        // SAFETY: live handle, writable count.
-        let rc = unsafe { mp_remat_materialize(h.0, a, &mut n) };
-        assert_eq!(rc, mp_result::Ok);
-        let fetch = mp_remat_action {
-            kind: MP_REMAT_FETCH,
-            tensor: a,
-        };
-        assert!(actions(&h).contains(&fetch));
-    }
-
-    #[test]
-    fn panic_poisons() {
-        let h = new(100, MP_REMAT_HEURISTIC_LRU);
-        PANIC_NEXT_MUTATION.with(|p| p.set(true));
-        assert_eq!(reg(&h, 1, 0, &[], MP_REMAT_CONSTANT), Err(mp_result::Panic));
-        assert_eq!(
-            reg(&h, 1, 0, &[], MP_REMAT_CONSTANT),
-            Err(mp_result::Poisoned)
-        );
-        let mut s = mp_remat_counters::default();
-        // SAFETY: live handle, writable stats.
-        assert_eq!(unsafe { mp_remat_stats(h.0, &mut s) }, mp_result::Poisoned);
     }
 }

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| memplan_fuzz::capi::check(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| memplan::fuzzing::check(data));

@@ -142,10 +142,10 @@ static void chunks(void) {
     uint64_t moved[2] = {0, 0};
     for (uint32_t policy = 0; policy < 2; policy++) {
         o.policy = policy == 0 ? MP_POLICY_BELADY : MP_POLICY_LRU;
-        mp_chunk_plan *plan = NULL;
-        CHECK_RC(mp_chunk_plan_new(t, 16, &o, &plan), MP_RESULT_OK);
+        mp_chunk_placement *plan = NULL;
+        CHECK_RC(mp_chunk_placement_new(t, 16, &o, &plan), MP_RESULT_OK);
         mp_chunk_summary s;
-        CHECK_RC(mp_chunk_plan_summary(plan, &s), MP_RESULT_OK);
+        CHECK_RC(mp_chunk_placement_summary(plan, &s), MP_RESULT_OK);
         CHECK(s.positions == 8);
         /* Replay the moves: each leaves where the chunk is; the GPU never exceeds its budget. */
         int at[32];
@@ -157,7 +157,7 @@ static void chunks(void) {
         uint64_t gpu = 0;
         for (size_t i = 0; i < s.moves; i++) {
             mp_chunk_move m;
-            CHECK_RC(mp_chunk_plan_move(plan, i, &m), MP_RESULT_OK);
+            CHECK_RC(mp_chunk_placement_move(plan, i, &m), MP_RESULT_OK);
             CHECK(m.chunk < 32);
             if (m.chunk >= 32) {
                 continue;
@@ -175,21 +175,21 @@ static void chunks(void) {
             moved[policy] += m.bytes;
         }
         mp_chunk_move m;
-        CHECK_RC(mp_chunk_plan_move(plan, s.moves, &m), MP_RESULT_INDEX_OUT_OF_RANGE);
+        CHECK_RC(mp_chunk_placement_move(plan, s.moves, &m), MP_RESULT_INDEX_OUT_OF_RANGE);
         printf("%s: %" PRIu64 " moves, %" PRIu64 " bytes, %" PRIu64 " of %" PRIu64
                " fetched bytes prefetched\n",
                policy == 0 ? "belady" : "lru", s.moves, moved[policy], s.prefetched,
                s.fetched);
-        mp_chunk_plan_free(plan);
+        mp_chunk_placement_free(plan);
     }
     CHECK(moved[0] <= moved[1]);
-    mp_chunk_plan *plan = NULL;
+    mp_chunk_placement *plan = NULL;
     o.gpu_bytes = 20000; /* the optimizer moment needs 4000 + 3 * 8000 bytes */
-    CHECK_RC(mp_chunk_plan_new(t, 16, &o, &plan), MP_RESULT_CAPACITY_EXCEEDED);
+    CHECK_RC(mp_chunk_placement_new(t, 16, &o, &plan), MP_RESULT_CAPACITY_EXCEEDED);
     o.gpu_bytes = 40000;
     o.chunk_numel = 999; /* smaller than a tensor */
-    CHECK_RC(mp_chunk_plan_new(t, 16, &o, &plan), MP_RESULT_INVALID_ARGUMENT);
-    mp_chunk_plan_free(NULL);
+    CHECK_RC(mp_chunk_placement_new(t, 16, &o, &plan), MP_RESULT_INVALID_ARGUMENT);
+    mp_chunk_placement_free(NULL);
 }
 
 int main(void) {

@@ -1,4 +1,4 @@
-//! The C API from C and C++: builds the programs in `tests/c/` (the planner example, the
+//! The C API from C and C++: builds the programs in `tests/c/` (the packer example, the
 //! allocator example, the double-include test) against `libmemplan.a` and
 //! the committed header `include/memplan.h`, runs them, and requires exit status 0.
 //!
@@ -8,13 +8,16 @@
 //!   it may or may not already be in `target/debug/deps/`). When it is up to date the build
 //!   is a no-op.
 //! - Compilers: `$CC` (default `cc`) and `$CXX` (default `c++`). Without them each test prints
-//!   `SKIP` and passes. The sanitizer variant is skipped likewise when ASan/UBSan programs
-//!   cannot be built or run here.
+//!   `SKIP` and passes, or fails under `CI=true` (`memplan_tests::require::skip_or_fail`). The
+//!   sanitizer variant is handled likewise when ASan/UBSan programs cannot be built or run
+//!   here, and the symbol test when `nm` is missing.
 //! - `MEMPLAN_VALGRIND=1` also runs the C program under valgrind (which must then exist).
 //!
 //! Run: `cargo test -p memplan-tests --test c_api -- --nocapture`.
 
 use std::ffi::OsString;
+
+use memplan_tests::require::skip_or_fail;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -181,15 +184,15 @@ fn strs(v: &[String]) -> Vec<&str> {
 }
 
 #[test]
-fn c11_plan_example() {
+fn c11_packer_example() {
     let Some(cc) = c_compiler() else {
-        eprintln!("SKIP c11_plan_example: no C compiler (set CC)");
+        skip_or_fail("c11_packer_example: no C compiler (set CC)");
         return;
     };
     let exe = build(
         &cc,
-        "plan_example_c11",
-        &["plan_example.c"],
+        "packer_example_c11",
+        &["packer_example.c"],
         &strs(&c_flags("c11", &["-g"])),
     );
     let stdout = run(&exe, &[], &[]);
@@ -231,13 +234,12 @@ fn sanitizers_work(cc: &OsString) -> bool {
             .is_ok_and(|o| o.status.success())
 }
 
-/// Builds the C11 program `source` with ASan+UBSan and runs it (leak detection on); skips
 /// Builds the C11 program `source` (warnings as errors, `-g`) as `exe`, runs it, checks it
 /// printed "all checks passed", and returns its stdout; `None` (after a SKIP line naming
-/// `test`) when there is no C compiler.
+/// `test`, or a failure under CI) when there is no C compiler.
 fn run_c11_example(test: &str, exe: &str, source: &str) -> Option<String> {
     let Some(cc) = c_compiler() else {
-        eprintln!("SKIP {test}: no C compiler (set CC)");
+        skip_or_fail(&format!("{test}: no C compiler (set CC)"));
         return None;
     };
     let exe = build(&cc, exe, &[source], &strs(&c_flags("c11", &["-g"])));
@@ -246,14 +248,18 @@ fn run_c11_example(test: &str, exe: &str, source: &str) -> Option<String> {
     Some(stdout)
 }
 
-/// with a message when there is no C compiler or the sanitizers do not work here.
+/// Builds the C11 program `source` with ASan+UBSan and runs it (leak detection on); skips
+/// with a message (fails under CI) when there is no C compiler or the sanitizers do not work
+/// here.
 fn run_sanitized(test: &str, exe: &str, source: &str) {
     let Some(cc) = c_compiler() else {
-        eprintln!("SKIP {test}: no C compiler (set CC)");
+        skip_or_fail(&format!("{test}: no C compiler (set CC)"));
         return;
     };
     if !sanitizers_work(&cc) {
-        eprintln!("SKIP {test}: {cc:?} cannot build and run ASan+UBSan programs here");
+        skip_or_fail(&format!(
+            "{test}: {cc:?} cannot build and run ASan+UBSan programs here"
+        ));
         return;
     }
     let exe = build(&cc, exe, &[source], &strs(&c_flags("c11", SANITIZERS)));
@@ -269,23 +275,28 @@ fn run_sanitized(test: &str, exe: &str, source: &str) {
 }
 
 #[test]
-fn c11_plan_example_asan_ubsan() {
+fn c11_packer_example_asan_ubsan() {
     run_sanitized(
-        "c11_plan_example_asan_ubsan",
-        "plan_example_c11_asan",
-        "plan_example.c",
+        "c11_packer_example_asan_ubsan",
+        "packer_example_c11_asan",
+        "packer_example.c",
     );
 }
 
 #[test]
-fn cpp17_plan_example() {
+fn cpp17_packer_example() {
     let Some(cxx) = cxx_compiler() else {
-        eprintln!("SKIP cpp17_plan_example: no C++ compiler (set CXX)");
+        skip_or_fail("cpp17_packer_example: no C++ compiler (set CXX)");
         return;
     };
     let mut flags = vec!["-std=c++17", "-g"];
     flags.extend(WARNINGS);
-    let exe = build(&cxx, "plan_example_cpp17", &["plan_example.cpp"], &flags);
+    let exe = build(
+        &cxx,
+        "packer_example_cpp17",
+        &["packer_example.cpp"],
+        &flags,
+    );
     let stdout = run(&exe, &[], &[]);
     assert!(stdout.contains("all checks passed"), "{stdout}");
 }
@@ -293,7 +304,7 @@ fn cpp17_plan_example() {
 #[test]
 fn double_include_two_translation_units_c() {
     let Some(cc) = c_compiler() else {
-        eprintln!("SKIP double_include (C): no C compiler (set CC)");
+        skip_or_fail("double_include (C): no C compiler (set CC)");
         return;
     };
     let exe = build(
@@ -308,7 +319,7 @@ fn double_include_two_translation_units_c() {
 #[test]
 fn double_include_two_translation_units_cpp() {
     let Some(cxx) = cxx_compiler() else {
-        eprintln!("SKIP double_include (C++): no C++ compiler (set CXX)");
+        skip_or_fail("double_include (C++): no C++ compiler (set CXX)");
         return;
     };
     let mut flags = vec!["-x", "c++", "-std=c++17"];
@@ -335,20 +346,20 @@ fn c11_allocator_example() {
 }
 
 #[test]
-fn c11_planned_example() {
+fn c11_guided_example() {
     run_c11_example(
-        "c11_planned_example",
-        "planned_example_c11",
-        "planned_example.c",
+        "c11_guided_example",
+        "guided_example_c11",
+        "guided_example.c",
     );
 }
 
 #[test]
-fn c11_planned_example_asan_ubsan() {
+fn c11_guided_example_asan_ubsan() {
     run_sanitized(
-        "c11_planned_example_asan_ubsan",
-        "planned_example_c11_asan",
-        "planned_example.c",
+        "c11_guided_example_asan_ubsan",
+        "guided_example_c11_asan",
+        "guided_example.c",
     );
 }
 
@@ -376,7 +387,7 @@ fn shared_library_exports_the_torch_allocator() {
     {
         Ok(o) if o.status.success() => o,
         _ => {
-            eprintln!("SKIP shared_library_exports_the_torch_allocator: nm not available");
+            skip_or_fail("shared_library_exports_the_torch_allocator: nm not available");
             return;
         }
     };
@@ -395,7 +406,7 @@ fn shared_library_exports_the_torch_allocator() {
 #[test]
 fn c11_torch_allocator_through_dlopen() {
     let Some(cc) = c_compiler() else {
-        eprintln!("SKIP c11_torch_allocator_through_dlopen: no C compiler (set CC)");
+        skip_or_fail("c11_torch_allocator_through_dlopen: no C compiler (set CC)");
         return;
     };
     let root = workspace_root();

@@ -1,6 +1,8 @@
-//! The `mp_allocator` handle: memplan's device-memory allocators behind the C API, made by
-//! `memplan_core::allocator::registry` — the online one (`mp_allocator_new`) or the
-//! plan-guided one (`mp_allocator_new_planned`).
+//! The `mp_allocator` handle: memplan's device-memory allocators behind the C API. The handle
+//! wraps a `memplan_core::allocator::registry::BoxedAllocator`, so it can hold every allocator
+//! of the registry (torch, torch-expandable, online, guided) behind the same calls; the C API
+//! builds two of them today: the online one (`mp_allocator_new`) and the plan-guided one
+//! (`mp_allocator_new_guided`). (`mp_torch_malloc` serves every registry allocator by name.)
 //!
 //! Naming (doc/DESIGN.md, "Allocator handle"): `mp_allocator_new`/`mp_allocator_free` create
 //! and destroy the *handle* (STYLE.md rule 9), and `mp_allocator_alloc`/`mp_allocator_dealloc`
@@ -10,25 +12,25 @@
 //! Representation invariant of [`AllocatorHandle`]: `poisoned` is true iff a mutating call
 //! panicked part-way; then only `mp_allocator_free` touches the allocator again.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use memplan_core::allocator::registry::{self, AllocatorKind, BoxedAllocator, Settings};
-use memplan_core::allocator::{
-    AllocError, AllocStats, DEFAULT_BASE, DEFAULT_PAGE_SIZE, SetupError, check_page_layout,
-};
+use memplan_core::allocator::{AllocStats, DEFAULT_BASE, DEFAULT_PAGE_SIZE, check_page_layout};
 use memplan_core::plan::Plan;
 
 use crate::error::mp_result;
-use crate::ffi::{Castable, OwnershipBox, free_box, to_boxed_mut_ptr};
+use crate::ffi::{
+    Castable, OwnershipBox, Poisonable, free_box, mutate, read_or_default, slice_from_raw,
+    to_boxed_mut_ptr,
+};
 
 #[cfg(test)]
 mod tests;
 
 /// An opaque allocator of simulated device memory, 512-byte aligned blocks in one virtual
-/// range: the online allocator (exact best fit with immediate coalescing over a range grown
-/// in pages) or the plan-guided one.
+/// range. It wraps any allocator of memplan's registry behind the same calls; the C API
+/// creates the online allocator (exact best fit with immediate coalescing over a range grown
+/// in pages) and the plan-guided one.
 ///
-/// Create with `mp_allocator_new` or `mp_allocator_new_planned`, destroy with
+/// Create with `mp_allocator_new` or `mp_allocator_new_guided`, destroy with
 /// `mp_allocator_free`.
 pub struct mp_allocator {
     _private: [u8; 0],
@@ -117,7 +119,7 @@ impl From<AllocStats> for mp_alloc_stats {
 pub(crate) struct AllocatorHandle {
     /// The allocator itself: `online` or `guided`, from the registry.
     inner: BoxedAllocator,
-    /// True iff a mutating call panicked part-way (see [`mutate`]).
+    /// True iff a mutating call panicked part-way (see [`mutate`](crate::ffi::mutate)).
     poisoned: bool,
 }
 
@@ -128,10 +130,21 @@ const _: () = {
     send_and_sync::<AllocatorHandle>();
 };
 
-#[cfg(test)]
-thread_local! {
-    /// Test hook: when set, the next [`mutate`] on this thread panics inside its boundary.
-    static PANIC_NEXT_MUTATION: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+impl Poisonable for AllocatorHandle {
+    /// The allocator calls map their core errors themselves (`mp_result::from`).
+    type Error = mp_result;
+
+    fn poisoned(&mut self) -> &mut bool {
+        &mut self.poisoned
+    }
+
+    fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    fn finish(&mut self, result: Result<(), mp_result>) -> mp_result {
+        result.err().unwrap_or(mp_result::Ok)
+    }
 }
 
 /// The registry settings `options` asks for, or `MP_RESULT_INVALID_ARGUMENT` for unknown flag
@@ -151,21 +164,6 @@ fn settings(options: &mp_allocator_options) -> Result<Settings, mp_result> {
     })
 }
 
-/// The code for an error of the core's allocator constructors: a page size the allocators
-/// cannot use (not a power of two from 512 to `MP_ALLOCATOR_MAX_PAGE_SIZE`, which is what
-/// dividing `DEFAULT_BASE` allows) is `MP_RESULT_INVALID_ARGUMENT`; a plan the guided
-/// allocator cannot serve is `MP_RESULT_INVALID_PLAN`. `SetupError` is `#[non_exhaustive]`:
-/// variants added later map to `MP_RESULT_OTHER_ERROR`.
-fn setup_error_code(e: &SetupError) -> mp_result {
-    match e {
-        SetupError::BadPageSize { .. } => mp_result::InvalidArgument,
-        SetupError::Plan(_) | SetupError::AddressOverflow { .. } | SetupError::MissingPlan => {
-            mp_result::InvalidPlan
-        }
-        _ => mp_result::OtherError,
-    }
-}
-
 /// Builds `kind` from `settings` into a new handle, stored in `*out_allocator`.
 ///
 /// # Safety
@@ -177,7 +175,7 @@ unsafe fn new_handle(
 ) -> mp_result {
     let inner = match registry::build(kind, settings) {
         Ok(a) => a,
-        Err(e) => return setup_error_code(&e),
+        Err(e) => return mp_result::from(&e),
     };
     let handle = AllocatorHandle {
         inner,
@@ -188,51 +186,6 @@ unsafe fn new_handle(
     // pointer write.
     unsafe { out_allocator.write(allocator) };
     mp_result::Ok
-}
-
-/// The code for an allocator error. `AllocError` is `#[non_exhaustive]`: variants added to
-/// core later map to `MP_RESULT_OTHER_ERROR` until they get a code of their own.
-fn alloc_error_code(e: &AllocError) -> mp_result {
-    match e {
-        AllocError::OutOfMemory { .. } => mp_result::OutOfMemory,
-        AllocError::UnknownAddress { .. } => mp_result::UnknownAddress,
-        AllocError::ZeroSize => mp_result::ZeroSize,
-        _ => mp_result::OtherError,
-    }
-}
-
-/// Runs a mutating call `f` on the allocator behind `allocator`, with the poisoning protocol
-/// of `packer::mutate`: a poisoned allocator is refused (`MP_RESULT_POISONED`); otherwise
-/// `poisoned` is set while `f` runs and cleared when it returns, so a panic inside `f` (caught
-/// here, giving `MP_RESULT_PANIC`) leaves the allocator poisoned.
-///
-/// # Safety
-/// 1. `allocator` is NULL or a live handle from `mp_allocator_new`, not used by another thread
-///    during the call.
-unsafe fn mutate(
-    allocator: *mut mp_allocator,
-    f: impl FnOnce(&mut BoxedAllocator) -> Result<(), mp_result>,
-) -> mp_result {
-    let handle = try_mut_from_ptr!(allocator);
-    if handle.poisoned {
-        return mp_result::Poisoned;
-    }
-    handle.poisoned = true;
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        #[cfg(test)]
-        if PANIC_NEXT_MUTATION.with(|p| p.replace(false)) {
-            panic!("test-injected panic");
-        }
-        f(&mut handle.inner)
-    }));
-    match result {
-        Ok(r) => {
-            handle.poisoned = false;
-            r.err().unwrap_or(mp_result::Ok)
-        }
-        // `poisoned` stays set: `f` may have stopped half-way through an update.
-        Err(_) => mp_result::Panic,
-    }
 }
 
 /// Creates an allocator with nothing mapped yet and stores it in `*out_allocator`.
@@ -269,14 +222,11 @@ pub unsafe extern "C" fn mp_allocator_new(
 ) -> mp_result {
     ffi_panic_boundary! {
         let out_allocator = check_out!(out_allocator);
-        let options = if options.is_null() {
-            mp_allocator_options::default()
-        } else if !options.is_aligned() {
-            return mp_result::InvalidArgument;
-        } else {
-            // SAFETY: `options` is non-NULL and aligned (checked), and the caller guarantees
-            // it is valid for one read; every bit pattern of its plain integer fields is valid.
-            unsafe { options.read() }
+        // SAFETY: the caller guarantees `options` is NULL or valid for one read; every bit
+        // pattern of its plain integer fields is valid.
+        let options = match unsafe { read_or_default(options) } {
+            Ok(o) => o,
+            Err(code) => return code,
         };
         let settings = match settings(&options) {
             Ok(s) => s,
@@ -355,8 +305,8 @@ pub unsafe extern "C" fn mp_allocator_alloc(
             return mp_result::NullParameter;
         }
         let out_addr = check_out!(out_addr);
-        let alloc = |a: &mut BoxedAllocator| {
-            let addr = a.alloc(size, stream).map_err(|e| alloc_error_code(&e))?;
+        let alloc = |a: &mut AllocatorHandle| {
+            let addr = a.inner.alloc(size, stream).map_err(|e| mp_result::from(&e))?;
             // SAFETY: `out_addr` is non-NULL and aligned (checked), and the caller guarantees
             // it is valid for one `uint64_t` write.
             unsafe { out_addr.write(addr) };
@@ -396,7 +346,7 @@ pub unsafe extern "C" fn mp_allocator_dealloc(
     addr: u64,
 ) -> mp_result {
     ffi_panic_boundary! {
-        let dealloc = |a: &mut BoxedAllocator| a.free(addr).map_err(|e| alloc_error_code(&e));
+        let dealloc = |a: &mut AllocatorHandle| a.inner.free(addr).map_err(|e| mp_result::from(&e));
         // SAFETY: the caller guarantees `allocator` is NULL or live and not used concurrently.
         unsafe { mutate(allocator, dealloc) }
     }
@@ -434,9 +384,9 @@ pub unsafe extern "C" fn mp_allocator_trim(
             return mp_result::NullParameter;
         }
         let out_released = check_out!(out_released);
-        let trim = |a: &mut BoxedAllocator| {
+        let trim = |a: &mut AllocatorHandle| {
             // The guided allocator's arena is one range that never shrinks: it releases 0.
-            let released = a.trim();
+            let released = a.inner.trim();
             // SAFETY: `out_released` is non-NULL and aligned (checked), and the caller
             // guarantees it is valid for one `uint64_t` write.
             unsafe { out_released.write(released) };
@@ -488,10 +438,10 @@ pub unsafe extern "C" fn mp_allocator_stats(
     }
 }
 
-/// Counters of a plan-guided allocator, as returned by `mp_allocator_plan_counters`.
+/// Counters of a plan-guided allocator, as returned by `mp_allocator_guided_counters`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct mp_plan_counters {
+pub struct mp_guided_counters {
     /// Requests served from a slot of the plan.
     pub hits: u64,
     /// Requests not served from a slot.
@@ -544,7 +494,7 @@ pub struct mp_plan_counters {
 /// # NULL
 /// See the errors above; a NULL `options` means defaults.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn mp_allocator_new_planned(
+pub unsafe extern "C" fn mp_allocator_new_guided(
     plan: *const u8,
     plan_len: usize,
     options: *const mp_allocator_options,
@@ -552,17 +502,17 @@ pub unsafe extern "C" fn mp_allocator_new_planned(
 ) -> mp_result {
     ffi_panic_boundary! {
         let out_allocator = check_out!(out_allocator);
-        if plan.is_null() && plan_len > 0 {
-            return mp_result::NullParameter;
-        }
-        let options = if options.is_null() {
-            mp_allocator_options::default()
-        } else if !options.is_aligned() {
-            return mp_result::InvalidArgument;
-        } else {
-            // SAFETY: `options` is non-NULL and aligned (checked), and the caller guarantees
-            // it is valid for one read; every bit pattern of its plain integer fields is valid.
-            unsafe { options.read() }
+        // SAFETY: the caller guarantees `plan` is valid for reading `plan_len` bytes (or
+        // `plan_len` is 0); `u8` has alignment 1 and every bit pattern is valid.
+        let bytes = match unsafe { slice_from_raw(plan, plan_len) } {
+            Ok(b) => b,
+            Err(code) => return code,
+        };
+        // SAFETY: the caller guarantees `options` is NULL or valid for one read; every bit
+        // pattern of its plain integer fields is valid.
+        let options = match unsafe { read_or_default(options) } {
+            Ok(o) => o,
+            Err(code) => return code,
         };
         let mut settings = match settings(&options) {
             Ok(s) => s,
@@ -570,17 +520,11 @@ pub unsafe extern "C" fn mp_allocator_new_planned(
         };
         // Bad options are reported before a bad plan.
         if let Err(e) = check_page_layout(DEFAULT_BASE, settings.page_size) {
-            return setup_error_code(&e);
+            return mp_result::from(&e);
         }
-        let bytes: &[u8] = if plan_len == 0 {
-            &[]
-        } else {
-            // SAFETY: `plan` is non-NULL (checked) and the caller guarantees it is valid for
-            // reading `plan_len` bytes; `u8` has alignment 1 and every bit pattern is valid.
-            unsafe { core::slice::from_raw_parts(plan, plan_len) }
-        };
-        let Ok(plan) = Plan::from_bytes(bytes) else {
-            return mp_result::InvalidPlan;
+        let plan = match Plan::from_bytes(bytes) {
+            Ok(p) => p,
+            Err(e) => return mp_result::from(&e),
         };
         settings.plan = Some(plan);
         // A valid plan whose arena does not fit the address space above the base is
@@ -598,7 +542,7 @@ pub unsafe extern "C" fn mp_allocator_new_planned(
 ///
 /// # Safety
 /// - `allocator`: NULL or a live allocator.
-/// - `out_counters`: non-NULL, aligned, valid for one `mp_plan_counters` write. Written only
+/// - `out_counters`: non-NULL, aligned, valid for one `mp_guided_counters` write. Written only
 ///   on success.
 ///
 /// # Ownership
@@ -613,9 +557,9 @@ pub unsafe extern "C" fn mp_allocator_new_planned(
 /// # NULL
 /// Returns `MP_RESULT_NULL_PARAMETER` when `allocator` or `out_counters` is NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn mp_allocator_plan_counters(
+pub unsafe extern "C" fn mp_allocator_guided_counters(
     allocator: *const mp_allocator,
-    out_counters: *mut mp_plan_counters,
+    out_counters: *mut mp_guided_counters,
 ) -> mp_result {
     ffi_panic_boundary! {
         let handle = try_ref_from_ptr!(allocator);
@@ -626,7 +570,7 @@ pub unsafe extern "C" fn mp_allocator_plan_counters(
         let Some(c) = handle.inner.guided_counters() else {
             return mp_result::InvalidArgument;
         };
-        let counters = mp_plan_counters {
+        let counters = mp_guided_counters {
             hits: c.hits,
             misses: c.misses,
             misses_in_room: c.misses_in_room,
@@ -636,7 +580,7 @@ pub unsafe extern "C" fn mp_allocator_plan_counters(
             guided_laps: c.guided_laps,
         };
         // SAFETY: `out_counters` is non-NULL and aligned (checked), and the caller guarantees
-        // it is valid for one `mp_plan_counters` write.
+        // it is valid for one `mp_guided_counters` write.
         unsafe { out_counters.write(counters) };
         mp_result::Ok
     }

@@ -292,7 +292,7 @@ fn unknown_addresses_are_refused() {
 fn caught_panic_poisons_the_allocator() {
     let a = Handle::small(4);
     let x = a.alloc(100).unwrap();
-    PANIC_NEXT_MUTATION.with(|f| f.set(true));
+    crate::ffi::PANIC_NEXT_MUTATION.with(|f| f.set(true));
     assert_eq!(a.alloc(100), Err(mp_result::Panic));
     assert_eq!(a.alloc(100), Err(mp_result::Poisoned));
     assert_eq!(a.dealloc(x), mp_result::Poisoned);
@@ -329,10 +329,10 @@ fn plan_bytes() -> Vec<u8> {
     .to_bytes()
 }
 
-fn new_planned(bytes: &[u8]) -> Result<Handle, mp_result> {
+fn new_guided(bytes: &[u8]) -> Result<Handle, mp_result> {
     let mut a = null_mut();
     // SAFETY: `bytes` is valid for its length; `&mut a` is writable.
-    let rc = unsafe { mp_allocator_new_planned(bytes.as_ptr(), bytes.len(), null(), &mut a) };
+    let rc = unsafe { mp_allocator_new_guided(bytes.as_ptr(), bytes.len(), null(), &mut a) };
     if rc == mp_result::Ok {
         Ok(Handle(a))
     } else {
@@ -341,16 +341,16 @@ fn new_planned(bytes: &[u8]) -> Result<Handle, mp_result> {
     }
 }
 
-fn counters(h: &Handle) -> Result<mp_plan_counters, mp_result> {
-    let mut c = mp_plan_counters::default();
+fn counters(h: &Handle) -> Result<mp_guided_counters, mp_result> {
+    let mut c = mp_guided_counters::default();
     // SAFETY: the handle is live; `c` is writable.
-    let rc = unsafe { mp_allocator_plan_counters(h.0, &mut c) };
+    let rc = unsafe { mp_allocator_guided_counters(h.0, &mut c) };
     if rc == mp_result::Ok { Ok(c) } else { Err(rc) }
 }
 
 #[test]
-fn planned_allocator_serves_its_plan() {
-    let h = new_planned(&plan_bytes()).unwrap();
+fn guided_allocator_serves_its_plan() {
+    let h = new_guided(&plan_bytes()).unwrap();
     let w = h.alloc(1000).unwrap();
     for _ in 0..3 {
         let x = h.alloc(1024).unwrap();
@@ -367,29 +367,37 @@ fn planned_allocator_serves_its_plan() {
 }
 
 #[test]
-fn planned_allocator_refuses_bad_plans_and_pointers() {
+fn guided_allocator_refuses_bad_plans_and_pointers() {
     let good = plan_bytes();
     let mut corrupt = good.clone();
     corrupt[30] ^= 1;
-    assert_eq!(new_planned(&corrupt).err(), Some(mp_result::InvalidPlan));
+    assert_eq!(new_guided(&corrupt).err(), Some(mp_result::InvalidPlan));
     assert_eq!(
-        new_planned(&good[..good.len() - 1]).err(),
+        new_guided(&good[..good.len() - 1]).err(),
         Some(mp_result::InvalidPlan)
     );
-    assert_eq!(new_planned(&[]).err(), Some(mp_result::InvalidPlan));
+    assert_eq!(new_guided(&[]).err(), Some(mp_result::InvalidPlan));
     let mut a = null_mut();
     // SAFETY: a NULL plan with a nonzero length is refused before any read.
-    let rc = unsafe { mp_allocator_new_planned(null(), 8, null(), &mut a) };
+    let rc = unsafe { mp_allocator_new_guided(null(), 8, null(), &mut a) };
     assert_eq!(rc, mp_result::NullParameter);
+    // A length whose byte count exceeds PTRDIFF_MAX is refused before any read (it used to
+    // reach `slice::from_raw_parts`, undefined behaviour).
+    for len in [isize::MAX as usize + 1, usize::MAX] {
+        // SAFETY: the length is refused before `good` is read.
+        let rc = unsafe { mp_allocator_new_guided(good.as_ptr(), len, null(), &mut a) };
+        assert_eq!(rc, mp_result::InvalidArgument);
+        assert!(a.is_null());
+    }
     // SAFETY: `good` is valid for its length; a NULL out-pointer is refused.
-    let rc = unsafe { mp_allocator_new_planned(good.as_ptr(), good.len(), null(), null_mut()) };
+    let rc = unsafe { mp_allocator_new_guided(good.as_ptr(), good.len(), null(), null_mut()) };
     assert_eq!(rc, mp_result::NullParameter);
     let bad_options = mp_allocator_options {
         flags: 1 << 7,
         ..Default::default()
     };
     // SAFETY: all pointers are valid.
-    let rc = unsafe { mp_allocator_new_planned(good.as_ptr(), good.len(), &bad_options, &mut a) };
+    let rc = unsafe { mp_allocator_new_guided(good.as_ptr(), good.len(), &bad_options, &mut a) };
     assert_eq!(rc, mp_result::InvalidArgument);
     assert!(a.is_null());
     // An online allocator has no plan counters.
@@ -398,7 +406,7 @@ fn planned_allocator_refuses_bad_plans_and_pointers() {
 }
 
 #[test]
-fn planned_allocator_never_panics_on_arbitrary_bytes() {
+fn guided_allocator_never_panics_on_arbitrary_bytes() {
     let good = plan_bytes();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in 0..3000 {
@@ -416,7 +424,7 @@ fn planned_allocator_never_panics_on_arbitrary_bytes() {
             let sum = memplan_core::plan::checksum(&bytes[..n]);
             bytes[n..].copy_from_slice(&sum.to_le_bytes());
         }
-        match new_planned(&bytes) {
+        match new_guided(&bytes) {
             Ok(h) => {
                 for size in [1000, 1024, 2000, 1 << 20, 0] {
                     match h.alloc(size) {

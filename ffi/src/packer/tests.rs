@@ -16,14 +16,14 @@ const INPUT_12: [(&str, u64, u64, u64); 5] = [
     ("b5", 0, 21, 4),
 ];
 
-/// Owns a planner handle for a test and frees it on drop.
-struct Handle(*mut mp_planner);
+/// Owns a packer handle for a test and frees it on drop.
+struct Handle(*mut mp_packer);
 
 impl Handle {
     fn new() -> Handle {
         let mut p = null_mut();
         // SAFETY: `&mut p` is a valid out-pointer.
-        assert_eq!(unsafe { mp_planner_new(&mut p) }, mp_result::Ok);
+        assert_eq!(unsafe { mp_packer_new(&mut p) }, mp_result::Ok);
         assert!(!p.is_null());
         Handle(p)
     }
@@ -39,7 +39,7 @@ impl Handle {
         let mut index = usize::MAX;
         // SAFETY: the handle is live; `id` is valid for `id.len()` bytes; `index` is writable.
         let rc = unsafe {
-            mp_planner_add_buffer(
+            mp_packer_add_buffer(
                 self.0,
                 id.as_ptr().cast(),
                 id.len(),
@@ -75,17 +75,17 @@ impl Handle {
         }
     }
 
-    fn solve(&self, options: Option<mp_solve_options>) -> mp_result {
+    fn pack(&self, options: Option<mp_pack_options>) -> mp_result {
         let options_ptr = options.as_ref().map_or(null(), |o| o as *const _);
         // SAFETY: the handle is live; `options_ptr` is NULL or points to a local.
-        unsafe { mp_planner_solve(self.0, options_ptr) }
+        unsafe { mp_packer_pack(self.0, options_ptr) }
     }
 
     /// Calls a reader with a sentinel in the out-param and checks it is untouched on failure.
     fn read<T: Copy + PartialEq + core::fmt::Debug>(
         &self,
         sentinel: T,
-        f: unsafe extern "C" fn(*const mp_planner, *mut T) -> mp_result,
+        f: unsafe extern "C" fn(*const mp_packer, *mut T) -> mp_result,
     ) -> Result<T, mp_result> {
         let mut out = sentinel;
         // SAFETY: the handle is live and `out` is writable.
@@ -99,30 +99,30 @@ impl Handle {
     }
 
     fn len(&self) -> Result<usize, mp_result> {
-        self.read(usize::MAX, mp_planner_len)
+        self.read(usize::MAX, mp_packer_len)
     }
     fn peak(&self) -> Result<u64, mp_result> {
-        self.read(u64::MAX, mp_planner_peak)
+        self.read(u64::MAX, mp_packer_peak)
     }
     fn max_load(&self) -> Result<u64, mp_result> {
-        self.read(u64::MAX, mp_planner_max_load)
+        self.read(u64::MAX, mp_packer_max_load)
     }
     fn best_peak(&self) -> Result<u64, mp_result> {
-        self.read(u64::MAX, mp_planner_best_peak)
+        self.read(u64::MAX, mp_packer_best_peak)
     }
     fn nodes(&self) -> Result<u64, mp_result> {
-        self.read(u64::MAX, mp_planner_nodes)
+        self.read(u64::MAX, mp_packer_nodes)
     }
     fn is_optimal(&self) -> Result<bool, mp_result> {
         // `bool` has no spare sentinel; check both values.
-        let a = self.read(false, mp_planner_is_optimal);
-        let b = self.read(true, mp_planner_is_optimal);
+        let a = self.read(false, mp_packer_is_optimal);
+        let b = self.read(true, mp_packer_is_optimal);
         assert_eq!(a, b);
         a
     }
     fn is_proven_infeasible(&self) -> Result<bool, mp_result> {
-        let a = self.read(false, mp_planner_is_proven_infeasible);
-        let b = self.read(true, mp_planner_is_proven_infeasible);
+        let a = self.read(false, mp_packer_is_proven_infeasible);
+        let b = self.read(true, mp_packer_is_proven_infeasible);
         assert_eq!(a, b);
         a
     }
@@ -130,7 +130,7 @@ impl Handle {
     fn offset(&self, index: usize) -> Result<u64, mp_result> {
         let mut out = u64::MAX;
         // SAFETY: the handle is live and `out` is writable.
-        let rc = unsafe { mp_planner_offset(self.0, index, &mut out) };
+        let rc = unsafe { mp_packer_offset(self.0, index, &mut out) };
         if rc == mp_result::Ok {
             Ok(out)
         } else {
@@ -142,13 +142,13 @@ impl Handle {
     fn last_error(&self) -> String {
         let mut n = 0;
         // SAFETY: the handle is live; a NULL buffer with length 0 is allowed.
-        let rc = unsafe { mp_planner_last_error(self.0, null_mut(), 0, &mut n) };
+        let rc = unsafe { mp_packer_last_error(self.0, null_mut(), 0, &mut n) };
         assert_eq!(rc, mp_result::Ok);
         let mut buf = vec![0xAAu8; n + 1];
         let mut m = 0;
         // SAFETY: `buf` is valid for `buf.len()` bytes.
         let rc =
-            unsafe { mp_planner_last_error(self.0, buf.as_mut_ptr().cast(), buf.len(), &mut m) };
+            unsafe { mp_packer_last_error(self.0, buf.as_mut_ptr().cast(), buf.len(), &mut m) };
         assert_eq!(rc, mp_result::Ok);
         assert_eq!(m, n);
         assert_eq!(buf[n], 0, "not NUL-terminated");
@@ -158,8 +158,8 @@ impl Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        // SAFETY: the handle came from `mp_planner_new` and is freed only here.
-        unsafe { mp_planner_free(self.0) };
+        // SAFETY: the handle came from `mp_packer_new` and is freed only here.
+        unsafe { mp_packer_free(self.0) };
     }
 }
 
@@ -180,10 +180,10 @@ fn message(code: u32, len: usize) -> (mp_result, Vec<u8>, usize) {
 #[test]
 fn new_and_free_null_rules() {
     // SAFETY: NULL out-pointer is the case under test; the function checks it.
-    let rc = unsafe { mp_planner_new(null_mut()) };
+    let rc = unsafe { mp_packer_new(null_mut()) };
     assert_eq!(rc, mp_result::NullParameter);
     // SAFETY: freeing NULL is a documented no-op.
-    unsafe { mp_planner_free(null_mut()) };
+    unsafe { mp_packer_free(null_mut()) };
     let _ = Handle::new();
 }
 
@@ -193,7 +193,7 @@ fn plans_input_12_optimally() {
     p.add_input_12();
     assert_eq!(p.len(), Ok(5));
     assert_eq!(p.max_load(), Ok(12));
-    assert_eq!(p.solve(None), mp_result::Ok);
+    assert_eq!(p.pack(None), mp_result::Ok);
     assert_eq!(p.peak(), Ok(12));
     assert_eq!(p.best_peak(), Ok(12));
     assert_eq!(p.is_optimal(), Ok(true));
@@ -237,7 +237,7 @@ fn each_validation_error_has_its_code_and_names_the_id() {
         assert_eq!(p.add(id, lower, upper, size, alignment), Err(code), "{id}");
         let detail = p.last_error();
         assert!(detail.contains(&format!("{id:?}")), "{id}: {detail}");
-        assert_eq!(p.len(), Ok(1), "planner changed by a failed add");
+        assert_eq!(p.len(), Ok(1), "packer changed by a failed add");
     }
     // A success clears the detail.
     assert_eq!(p.add("ok2", 0, 1, 1, 0), Ok(1));
@@ -250,7 +250,7 @@ fn alignment_zero_means_one_and_alignment_is_respected() {
     assert_eq!(p.add("a", 0, 2, 3, 0), Ok(0));
     assert_eq!(p.add("b", 0, 2, 8, 8), Ok(1));
     assert_eq!(p.add("c", 1, 3, 5, 1), Ok(2));
-    assert_eq!(p.solve(None), mp_result::Ok);
+    assert_eq!(p.pack(None), mp_result::Ok);
     assert_eq!(p.offset(1).unwrap() % 8, 0);
 }
 
@@ -278,7 +278,7 @@ fn ids_are_utf8_byte_strings() {
     // Only the first `id_len` bytes count.
     let mut index = 0;
     // SAFETY: the handle is live; the id is valid for 1 byte (of 3); `index` is writable.
-    let rc = unsafe { mp_planner_add_buffer(p.0, c"xyz".as_ptr(), 1, 0, 1, 1, 0, &mut index) };
+    let rc = unsafe { mp_packer_add_buffer(p.0, c"xyz".as_ptr(), 1, 0, 1, 1, 0, &mut index) };
     assert_eq!((rc, index), (mp_result::Ok, 3));
     assert_eq!(p.add("x", 0, 1, 1, 0), Err(mp_result::DuplicateId));
     // The empty id is an id like any other.
@@ -293,27 +293,27 @@ fn add_buffer_null_and_bad_pointers() {
     // rejected before it is used.
     unsafe {
         assert_eq!(
-            mp_planner_add_buffer(null_mut(), c"a".as_ptr(), 1, 0, 1, 1, 0, &mut index),
+            mp_packer_add_buffer(null_mut(), c"a".as_ptr(), 1, 0, 1, 1, 0, &mut index),
             mp_result::NullParameter
         );
         assert_eq!(
-            mp_planner_add_buffer(p.0, null(), 0, 0, 1, 1, 0, &mut index),
+            mp_packer_add_buffer(p.0, null(), 0, 0, 1, 1, 0, &mut index),
             mp_result::NullParameter
         );
         assert!(p.last_error().contains("id is NULL"));
         assert_eq!(
-            mp_planner_add_buffer(p.0, c"a".as_ptr(), 1, 0, 1, 1, 0, null_mut()),
+            mp_packer_add_buffer(p.0, c"a".as_ptr(), 1, 0, 1, 1, 0, null_mut()),
             mp_result::NullParameter
         );
         assert!(p.last_error().contains("out_index"));
         assert_eq!(
-            mp_planner_add_buffer(p.0, c"a".as_ptr(), usize::MAX, 0, 1, 1, 0, &mut index),
+            mp_packer_add_buffer(p.0, c"a".as_ptr(), usize::MAX, 0, 1, 1, 0, &mut index),
             mp_result::InvalidArgument
         );
         let mut words = [0usize; 2];
         let misaligned = words.as_mut_ptr().cast::<u8>().add(1).cast::<usize>();
         assert_eq!(
-            mp_planner_add_buffer(p.0, c"a".as_ptr(), 1, 0, 1, 1, 0, misaligned),
+            mp_packer_add_buffer(p.0, c"a".as_ptr(), 1, 0, 1, 1, 0, misaligned),
             mp_result::InvalidArgument
         );
         assert_eq!(words, [0, 0]);
@@ -321,28 +321,28 @@ fn add_buffer_null_and_bad_pointers() {
     assert_eq!(p.len(), Ok(0));
 }
 
-/// `mp_planner_offset` at index 0, with the signature of the other readers.
-unsafe extern "C" fn offset_0(p: *const mp_planner, out: *mut u64) -> mp_result {
+/// `mp_packer_offset` at index 0, with the signature of the other readers.
+unsafe extern "C" fn offset_0(p: *const mp_packer, out: *mut u64) -> mp_result {
     // SAFETY: forwards the caller's pointers under the same contract.
-    unsafe { mp_planner_offset(p, 0, out) }
+    unsafe { mp_packer_offset(p, 0, out) }
 }
 
 #[test]
 fn readers_null_and_misaligned_pointers() {
     let p = Handle::new();
     p.add_input_12();
-    assert_eq!(p.solve(None), mp_result::Ok);
+    assert_eq!(p.pack(None), mp_result::Ok);
     let mut words = [0u64; 2];
     let misaligned = words
         .as_mut_ptr()
         .cast::<u8>()
         .wrapping_add(1)
         .cast::<u64>();
-    let readers: [unsafe extern "C" fn(*const mp_planner, *mut u64) -> mp_result; 5] = [
-        mp_planner_peak,
-        mp_planner_max_load,
-        mp_planner_best_peak,
-        mp_planner_nodes,
+    let readers: [unsafe extern "C" fn(*const mp_packer, *mut u64) -> mp_result; 5] = [
+        mp_packer_peak,
+        mp_packer_max_load,
+        mp_packer_best_peak,
+        mp_packer_nodes,
         offset_0,
     ];
     for f in readers {
@@ -359,115 +359,112 @@ fn readers_null_and_misaligned_pointers() {
     let mut n = 0usize;
     // SAFETY: as above.
     unsafe {
-        assert_eq!(mp_planner_len(null(), &mut n), mp_result::NullParameter);
-        assert_eq!(mp_planner_len(p.0, null_mut()), mp_result::NullParameter);
+        assert_eq!(mp_packer_len(null(), &mut n), mp_result::NullParameter);
+        assert_eq!(mp_packer_len(p.0, null_mut()), mp_result::NullParameter);
         assert_eq!(
-            mp_planner_is_optimal(null(), &mut b),
+            mp_packer_is_optimal(null(), &mut b),
             mp_result::NullParameter
         );
         assert_eq!(
-            mp_planner_is_optimal(p.0, null_mut()),
+            mp_packer_is_optimal(p.0, null_mut()),
             mp_result::NullParameter
         );
         assert_eq!(
-            mp_planner_is_proven_infeasible(null(), &mut b),
+            mp_packer_is_proven_infeasible(null(), &mut b),
             mp_result::NullParameter
         );
         assert_eq!(
-            mp_planner_is_proven_infeasible(p.0, null_mut()),
+            mp_packer_is_proven_infeasible(p.0, null_mut()),
             mp_result::NullParameter
         );
         assert_eq!(
-            mp_planner_last_error(null(), null_mut(), 0, &mut n),
+            mp_packer_last_error(null(), null_mut(), 0, &mut n),
             mp_result::NullParameter
         );
         assert_eq!(
-            mp_planner_last_error(p.0, null_mut(), 0, null_mut()),
+            mp_packer_last_error(p.0, null_mut(), 0, null_mut()),
             mp_result::NullParameter
         );
         assert_eq!(
-            mp_planner_last_error(p.0, null_mut(), 1, &mut n),
+            mp_packer_last_error(p.0, null_mut(), 1, &mut n),
             mp_result::NullParameter
         );
-        assert_eq!(
-            mp_planner_solve(null_mut(), null()),
-            mp_result::NullParameter
-        );
+        assert_eq!(mp_packer_pack(null_mut(), null()), mp_result::NullParameter);
     }
 }
 
 #[test]
-fn reading_before_a_solve_and_after_an_add_is_not_solved() {
+fn reading_before_a_pack_and_after_an_add_is_not_packed() {
     let p = Handle::new();
-    let unsolved = |p: &Handle| {
-        assert_eq!(p.offset(0), Err(mp_result::NotSolved));
-        assert_eq!(p.peak(), Err(mp_result::NotSolved));
-        assert_eq!(p.best_peak(), Err(mp_result::NotSolved));
-        assert_eq!(p.nodes(), Err(mp_result::NotSolved));
-        assert_eq!(p.is_optimal(), Err(mp_result::NotSolved));
-        assert_eq!(p.is_proven_infeasible(), Err(mp_result::NotSolved));
+    let unpacked = |p: &Handle| {
+        assert_eq!(p.offset(0), Err(mp_result::NotPacked));
+        assert_eq!(p.peak(), Err(mp_result::NotPacked));
+        assert_eq!(p.best_peak(), Err(mp_result::NotPacked));
+        assert_eq!(p.nodes(), Err(mp_result::NotPacked));
+        assert_eq!(p.is_optimal(), Err(mp_result::NotPacked));
+        assert_eq!(p.is_proven_infeasible(), Err(mp_result::NotPacked));
     };
-    unsolved(&p);
+    unpacked(&p);
     assert_eq!(p.len(), Ok(0));
     assert_eq!(p.max_load(), Ok(0));
     p.add_input_12();
-    unsolved(&p);
+    unpacked(&p);
     assert_eq!(p.max_load(), Ok(12));
-    assert_eq!(p.solve(None), mp_result::Ok);
+    assert_eq!(p.pack(None), mp_result::Ok);
     assert_eq!(p.peak(), Ok(12));
     // A failed add keeps the plan (the buffers did not change)...
     assert_eq!(p.add("b1", 0, 1, 1, 0), Err(mp_result::DuplicateId));
     assert_eq!(p.peak(), Ok(12));
     // ...a successful one discards it.
     assert_eq!(p.add("b6", 21, 22, 1, 0), Ok(5));
-    unsolved(&p);
-    assert_eq!(p.solve(None), mp_result::Ok);
+    unpacked(&p);
+    assert_eq!(p.pack(None), mp_result::Ok);
     assert_eq!(p.len(), Ok(6));
     assert!(p.offset(5).is_ok());
 }
 
 #[test]
-fn empty_planner_solves_to_peak_zero() {
+fn empty_packer_packs_to_peak_zero() {
     let p = Handle::new();
-    assert_eq!(p.solve(None), mp_result::Ok);
+    assert_eq!(p.pack(None), mp_result::Ok);
     assert_eq!(p.peak(), Ok(0));
     assert_eq!(p.offset(0), Err(mp_result::IndexOutOfRange));
-    let cap0 = mp_solve_options {
-        flags: MP_SOLVE_CAPACITY,
+    let cap0 = mp_pack_options {
+        flags: MP_PACK_CAPACITY,
         ..Default::default()
     };
-    assert_eq!(p.solve(Some(cap0)), mp_result::Ok);
+    assert_eq!(p.pack(Some(cap0)), mp_result::Ok);
 }
 
 #[test]
 fn capacity_exceeded_keeps_the_best_peak_readable() {
     let p = Handle::new();
     p.add_input_12();
-    let cap = |capacity| mp_solve_options {
-        flags: MP_SOLVE_CAPACITY,
+    let cap = |capacity| mp_pack_options {
+        flags: MP_PACK_CAPACITY,
         capacity,
         ..Default::default()
     };
-    assert_eq!(p.solve(Some(cap(8))), mp_result::CapacityExceeded);
+    assert_eq!(p.pack(Some(cap(8))), mp_result::CapacityExceeded);
     assert_eq!(p.best_peak(), Ok(12));
     assert_eq!(p.is_proven_infeasible(), Ok(true));
-    assert_eq!(p.peak(), Err(mp_result::NotSolved));
-    assert_eq!(p.offset(0), Err(mp_result::NotSolved));
-    assert_eq!(p.is_optimal(), Err(mp_result::NotSolved));
+    assert_eq!(p.peak(), Err(mp_result::NotPacked));
+    assert_eq!(p.offset(0), Err(mp_result::NotPacked));
+    assert_eq!(p.is_optimal(), Err(mp_result::NotPacked));
     let detail = p.last_error();
     assert!(
         detail.contains("8 bytes") && detail.contains("12"),
         "{detail}"
     );
 
-    assert_eq!(p.solve(Some(cap(12))), mp_result::Ok);
+    assert_eq!(p.pack(Some(cap(12))), mp_result::Ok);
     assert_eq!(p.peak(), Ok(12));
     assert_eq!(p.last_error(), "");
 
     // An unproven miss (search limits ran out) reads as not proven.
     // SAFETY: the handle is live and not used elsewhere.
-    let planner = unsafe { crate::ffi::try_from_mut(p.0) }.unwrap();
-    planner.outcome = Outcome::OverCapacity {
+    let packer = unsafe { crate::ffi::try_from_mut(p.0) }.unwrap();
+    packer.outcome = Outcome::OverCapacity {
         best_peak: 13,
         proven: false,
     };
@@ -476,42 +473,42 @@ fn capacity_exceeded_keeps_the_best_peak_readable() {
 }
 
 #[test]
-fn solve_options_limits_and_flags() {
+fn pack_options_limits_and_flags() {
     let p = Handle::new();
     p.add_input_12();
     for options in [
-        mp_solve_options::default(),
-        mp_solve_options {
-            flags: MP_SOLVE_MAX_NODES,
+        mp_pack_options::default(),
+        mp_pack_options {
+            flags: MP_PACK_MAX_NODES,
             max_nodes: 0,
             ..Default::default()
         },
-        mp_solve_options {
-            flags: MP_SOLVE_TIME_LIMIT,
+        mp_pack_options {
+            flags: MP_PACK_TIME_LIMIT,
             time_limit_ms: 0,
             ..Default::default()
         },
-        mp_solve_options {
-            flags: MP_SOLVE_TIME_LIMIT | MP_SOLVE_MAX_NODES,
+        mp_pack_options {
+            flags: MP_PACK_TIME_LIMIT | MP_PACK_MAX_NODES,
             time_limit_ms: u64::MAX, // too far for `Instant`: no limit, no panic
             max_nodes: u64::MAX,
             ..Default::default()
         },
     ] {
-        assert_eq!(p.solve(Some(options)), mp_result::Ok, "{options:?}");
+        assert_eq!(p.pack(Some(options)), mp_result::Ok, "{options:?}");
         let peak = p.peak().unwrap();
         assert!((12..=20).contains(&peak), "{peak}");
     }
-    let bad = mp_solve_options {
-        flags: 1 << 7 | MP_SOLVE_CAPACITY,
+    let bad = mp_pack_options {
+        flags: 1 << 7 | MP_PACK_CAPACITY,
         ..Default::default()
     };
-    assert_eq!(p.solve(Some(bad)), mp_result::InvalidArgument);
+    assert_eq!(p.pack(Some(bad)), mp_result::InvalidArgument);
     assert!(p.last_error().contains("0x80"), "{}", p.last_error());
     assert_eq!(
         p.peak(),
-        Err(mp_result::NotSolved),
-        "a failed solve discards the plan"
+        Err(mp_result::NotPacked),
+        "a failed pack discards the plan"
     );
 
     let mut words = [0u64; 6];
@@ -519,29 +516,29 @@ fn solve_options_limits_and_flags() {
         .as_mut_ptr()
         .cast::<u8>()
         .wrapping_add(4)
-        .cast::<mp_solve_options>();
+        .cast::<mp_pack_options>();
     // SAFETY: the misaligned pointer is rejected before it is read.
-    let rc = unsafe { mp_planner_solve(p.0, misaligned) };
+    let rc = unsafe { mp_packer_pack(p.0, misaligned) };
     assert_eq!(rc, mp_result::InvalidArgument);
 }
 
 #[test]
-fn solve_options_layout_is_pinned() {
-    assert_eq!(size_of::<mp_solve_options>(), 32);
-    assert_eq!(align_of::<mp_solve_options>(), 8);
-    assert_eq!(core::mem::offset_of!(mp_solve_options, flags), 0);
-    assert_eq!(core::mem::offset_of!(mp_solve_options, capacity), 8);
-    assert_eq!(core::mem::offset_of!(mp_solve_options, max_nodes), 16);
-    assert_eq!(core::mem::offset_of!(mp_solve_options, time_limit_ms), 24);
+fn pack_options_layout_is_pinned() {
+    assert_eq!(size_of::<mp_pack_options>(), 32);
+    assert_eq!(align_of::<mp_pack_options>(), 8);
+    assert_eq!(core::mem::offset_of!(mp_pack_options, flags), 0);
+    assert_eq!(core::mem::offset_of!(mp_pack_options, capacity), 8);
+    assert_eq!(core::mem::offset_of!(mp_pack_options, max_nodes), 16);
+    assert_eq!(core::mem::offset_of!(mp_pack_options, time_limit_ms), 24);
     assert_eq!(size_of::<mp_result>(), 4);
 }
 
 #[test]
-fn caught_panic_poisons_the_planner() {
+fn caught_panic_poisons_the_packer() {
     let p = Handle::new();
     p.add_input_12();
-    assert_eq!(p.solve(None), mp_result::Ok);
-    PANIC_NEXT_MUTATION.with(|f| f.set(true));
+    assert_eq!(p.pack(None), mp_result::Ok);
+    crate::ffi::PANIC_NEXT_MUTATION.with(|f| f.set(true));
     assert_eq!(p.add("x", 0, 1, 1, 0), Err(mp_result::Panic));
     assert!(
         p.last_error().contains("test-injected panic"),
@@ -549,7 +546,7 @@ fn caught_panic_poisons_the_planner() {
         p.last_error()
     );
     assert_eq!(p.add("y", 0, 1, 1, 0), Err(mp_result::Poisoned));
-    assert_eq!(p.solve(None), mp_result::Poisoned);
+    assert_eq!(p.pack(None), mp_result::Poisoned);
     assert_eq!(p.len(), Err(mp_result::Poisoned));
     assert_eq!(p.max_load(), Err(mp_result::Poisoned));
     assert_eq!(p.peak(), Err(mp_result::Poisoned));
@@ -557,7 +554,7 @@ fn caught_panic_poisons_the_planner() {
     assert_eq!(p.is_optimal(), Err(mp_result::Poisoned));
     // The message survives and the handle is still freed normally (by `Drop`).
     assert!(p.last_error().contains("poisoned"));
-    // Other planners are unaffected.
+    // Other packers are unaffected.
     let q = Handle::new();
     assert_eq!(q.add("x", 0, 1, 1, 0), Ok(0));
 }
@@ -576,7 +573,7 @@ fn result_codes_are_stable() {
         (mp_result::Overflow, 8),
         (mp_result::InvalidUtf8, 9),
         (mp_result::CapacityExceeded, 10),
-        (mp_result::NotSolved, 11),
+        (mp_result::NotPacked, 11),
         (mp_result::IndexOutOfRange, 12),
         (mp_result::Poisoned, 13),
         (mp_result::OtherError, 14),
@@ -667,7 +664,7 @@ fn last_error_truncates_like_result_message() {
     let mut buf = [0x55 as c_char; 10];
     let mut n = 0;
     // SAFETY: the handle is live; `buf` is valid for 10 bytes.
-    let rc = unsafe { mp_planner_last_error(p.0, buf.as_mut_ptr(), 10, &mut n) };
+    let rc = unsafe { mp_packer_last_error(p.0, buf.as_mut_ptr(), 10, &mut n) };
     assert_eq!(rc, mp_result::Ok);
     assert_eq!(n, full.len());
     // SAFETY: `buf` is NUL-terminated within its 10 bytes.

@@ -1,5 +1,5 @@
 /*
- * Plans MiniMalloc's input.12.csv through the C API and checks the plan in C, then walks the
+ * Packs MiniMalloc's input.12.csv through the C API and checks the plan in C, then walks the
  * error paths. Built and run by tests/tests/c_api.rs (C11, -Wall -Wextra -Wpedantic -Werror,
  * and once more with ASan+UBSan). Exit status 0 means every check passed.
  */
@@ -23,12 +23,12 @@ static const struct buffer INPUT_12[] = {
 };
 #define N_INPUT_12 (sizeof INPUT_12 / sizeof INPUT_12[0])
 
-static mp_result add(mp_planner *p, const char *id, uint64_t lower, uint64_t upper,
+static mp_result add(mp_packer *p, const char *id, uint64_t lower, uint64_t upper,
                      uint64_t size, uint64_t alignment, size_t *out_index) {
-    return mp_planner_add_buffer(p, id, strlen(id), lower, upper, size, alignment, out_index);
+    return mp_packer_add_buffer(p, id, strlen(id), lower, upper, size, alignment, out_index);
 }
 
-static void add_input_12(mp_planner *p) {
+static void add_input_12(mp_packer *p) {
     size_t i;
     for (i = 0; i < N_INPUT_12; i++) {
         size_t index = 99;
@@ -40,46 +40,46 @@ static void add_input_12(mp_planner *p) {
 }
 
 /* The last-error text of `p` (static buffer). */
-static const char *last_error(const mp_planner *p) {
+static const char *last_error(const mp_packer *p) {
     static char buf[256];
     size_t n = 0;
     buf[0] = '\0';
-    CHECK_RC(mp_planner_last_error(p, buf, sizeof buf, &n), MP_RESULT_OK);
+    CHECK_RC(mp_packer_last_error(p, buf, sizeof buf, &n), MP_RESULT_OK);
     CHECK(n < sizeof buf && strlen(buf) == n);
     return buf;
 }
 
 static void test_plan(void) {
-    mp_planner *p = NULL;
+    mp_packer *p = NULL;
     uint64_t offsets[N_INPUT_12];
     uint64_t peak = 0, best = 0, max_load = 0, nodes = 0, off = 0;
     bool optimal = false, infeasible = true;
     size_t len = 0, i, j;
 
-    CHECK_RC(mp_planner_new(&p), MP_RESULT_OK);
+    CHECK_RC(mp_packer_new(&p), MP_RESULT_OK);
     CHECK(p != NULL);
     add_input_12(p);
-    CHECK_RC(mp_planner_len(p, &len), MP_RESULT_OK);
+    CHECK_RC(mp_packer_len(p, &len), MP_RESULT_OK);
     CHECK(len == N_INPUT_12);
-    CHECK_RC(mp_planner_max_load(p, &max_load), MP_RESULT_OK);
+    CHECK_RC(mp_packer_max_load(p, &max_load), MP_RESULT_OK);
     CHECK(max_load == 12);
 
-    CHECK_RC(mp_planner_solve(p, NULL), MP_RESULT_OK);
-    CHECK_RC(mp_planner_peak(p, &peak), MP_RESULT_OK);
+    CHECK_RC(mp_packer_pack(p, NULL), MP_RESULT_OK);
+    CHECK_RC(mp_packer_peak(p, &peak), MP_RESULT_OK);
     CHECK(peak == 12);
-    CHECK_RC(mp_planner_best_peak(p, &best), MP_RESULT_OK);
+    CHECK_RC(mp_packer_best_peak(p, &best), MP_RESULT_OK);
     CHECK(best == 12);
-    CHECK_RC(mp_planner_is_optimal(p, &optimal), MP_RESULT_OK);
+    CHECK_RC(mp_packer_is_optimal(p, &optimal), MP_RESULT_OK);
     CHECK(optimal);
-    CHECK_RC(mp_planner_is_proven_infeasible(p, &infeasible), MP_RESULT_OK);
+    CHECK_RC(mp_packer_is_proven_infeasible(p, &infeasible), MP_RESULT_OK);
     CHECK(!infeasible);
-    CHECK_RC(mp_planner_nodes(p, &nodes), MP_RESULT_OK);
+    CHECK_RC(mp_packer_nodes(p, &nodes), MP_RESULT_OK);
     CHECK(strcmp(last_error(p), "") == 0);
 
     /* Every offset: inside the arena, and no two buffers alive together share a byte. */
     for (i = 0; i < N_INPUT_12; i++) {
         offsets[i] = UINT64_MAX;
-        CHECK_RC(mp_planner_offset(p, i, &offsets[i]), MP_RESULT_OK);
+        CHECK_RC(mp_packer_offset(p, i, &offsets[i]), MP_RESULT_OK);
         CHECK(offsets[i] + INPUT_12[i].size <= peak);
         printf("%s: [%" PRIu64 ", %" PRIu64 ") at offset %" PRIu64 "\n", INPUT_12[i].id,
                INPUT_12[i].lower, INPUT_12[i].upper, offsets[i]);
@@ -99,64 +99,64 @@ static void test_plan(void) {
            nodes);
 
     off = 777;
-    CHECK_RC(mp_planner_offset(p, N_INPUT_12, &off), MP_RESULT_INDEX_OUT_OF_RANGE);
+    CHECK_RC(mp_packer_offset(p, N_INPUT_12, &off), MP_RESULT_INDEX_OUT_OF_RANGE);
     CHECK(off == 777); /* out-params are written only on success */
-    mp_planner_free(p);
+    mp_packer_free(p);
 }
 
 static void test_alignment_and_options(void) {
-    mp_planner *p = NULL;
-    mp_solve_options options;
+    mp_packer *p = NULL;
+    mp_pack_options options;
     size_t index = 0;
     uint64_t off = 1, peak = 0;
 
-    CHECK(sizeof(mp_solve_options) == 32);
-    CHECK(offsetof(mp_solve_options, flags) == 0);
-    CHECK(offsetof(mp_solve_options, capacity) == 8);
-    CHECK(offsetof(mp_solve_options, max_nodes) == 16);
-    CHECK(offsetof(mp_solve_options, time_limit_ms) == 24);
+    CHECK(sizeof(mp_pack_options) == 32);
+    CHECK(offsetof(mp_pack_options, flags) == 0);
+    CHECK(offsetof(mp_pack_options, capacity) == 8);
+    CHECK(offsetof(mp_pack_options, max_nodes) == 16);
+    CHECK(offsetof(mp_pack_options, time_limit_ms) == 24);
 
-    CHECK_RC(mp_planner_new(&p), MP_RESULT_OK);
+    CHECK_RC(mp_packer_new(&p), MP_RESULT_OK);
     CHECK_RC(add(p, "odd", 0, 2, 3, 0, &index), MP_RESULT_OK);
     CHECK_RC(add(p, "aligned", 0, 2, 8, 64, &index), MP_RESULT_OK);
     CHECK(index == 1);
 
     memset(&options, 0, sizeof options);
-    options.flags = MP_SOLVE_MAX_NODES | MP_SOLVE_TIME_LIMIT;
+    options.flags = MP_PACK_MAX_NODES | MP_PACK_TIME_LIMIT;
     options.max_nodes = 1000;
     options.time_limit_ms = 1000;
-    CHECK_RC(mp_planner_solve(p, &options), MP_RESULT_OK);
-    CHECK_RC(mp_planner_offset(p, 1, &off), MP_RESULT_OK);
+    CHECK_RC(mp_packer_pack(p, &options), MP_RESULT_OK);
+    CHECK_RC(mp_packer_offset(p, 1, &off), MP_RESULT_OK);
     CHECK(off % 64 == 0);
-    CHECK_RC(mp_planner_peak(p, &peak), MP_RESULT_OK);
+    CHECK_RC(mp_packer_peak(p, &peak), MP_RESULT_OK);
     CHECK(peak >= 11);
 
     options.flags = 1u << 30;
-    CHECK_RC(mp_planner_solve(p, &options), MP_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(mp_packer_pack(p, &options), MP_RESULT_INVALID_ARGUMENT);
     CHECK(strstr(last_error(p), "flags") != NULL);
-    CHECK_RC(mp_planner_peak(p, &peak), MP_RESULT_NOT_SOLVED);
-    mp_planner_free(p);
+    CHECK_RC(mp_packer_peak(p, &peak), MP_RESULT_NOT_PACKED);
+    mp_packer_free(p);
 }
 
 static void test_errors(void) {
-    mp_planner *p = NULL;
-    mp_solve_options options;
+    mp_packer *p = NULL;
+    mp_pack_options options;
     size_t index = 42, len = 0;
     uint64_t value = 42;
     bool flag = false;
 
     /* NULL handle and NULL out-params. */
-    CHECK_RC(mp_planner_new(NULL), MP_RESULT_NULL_PARAMETER);
+    CHECK_RC(mp_packer_new(NULL), MP_RESULT_NULL_PARAMETER);
     CHECK_RC(add(NULL, "x", 0, 1, 1, 0, &index), MP_RESULT_NULL_PARAMETER);
-    CHECK_RC(mp_planner_solve(NULL, NULL), MP_RESULT_NULL_PARAMETER);
-    CHECK_RC(mp_planner_peak(NULL, &value), MP_RESULT_NULL_PARAMETER);
-    CHECK_RC(mp_planner_len(NULL, &len), MP_RESULT_NULL_PARAMETER);
-    mp_planner_free(NULL); /* a no-op */
+    CHECK_RC(mp_packer_pack(NULL, NULL), MP_RESULT_NULL_PARAMETER);
+    CHECK_RC(mp_packer_peak(NULL, &value), MP_RESULT_NULL_PARAMETER);
+    CHECK_RC(mp_packer_len(NULL, &len), MP_RESULT_NULL_PARAMETER);
+    mp_packer_free(NULL); /* a no-op */
 
-    CHECK_RC(mp_planner_new(&p), MP_RESULT_OK);
-    CHECK_RC(mp_planner_add_buffer(p, NULL, 0, 0, 1, 1, 0, &index), MP_RESULT_NULL_PARAMETER);
+    CHECK_RC(mp_packer_new(&p), MP_RESULT_OK);
+    CHECK_RC(mp_packer_add_buffer(p, NULL, 0, 0, 1, 1, 0, &index), MP_RESULT_NULL_PARAMETER);
     CHECK_RC(add(p, "x", 0, 1, 1, 0, NULL), MP_RESULT_NULL_PARAMETER);
-    CHECK_RC(mp_planner_peak(p, NULL), MP_RESULT_NULL_PARAMETER);
+    CHECK_RC(mp_packer_peak(p, NULL), MP_RESULT_NULL_PARAMETER);
 
     /* Validation errors, each with its own code and a detail naming the id. */
     CHECK_RC(add(p, "zero", 0, 1, 0, 0, &index), MP_RESULT_ZERO_SIZE);
@@ -165,45 +165,45 @@ static void test_errors(void) {
     CHECK(strstr(last_error(p), "\"empty\"") != NULL);
     CHECK_RC(add(p, "reversed", 5, 4, 1, 0, &index), MP_RESULT_EMPTY_LIFETIME);
     CHECK_RC(add(p, "align", 0, 1, 1, 3, &index), MP_RESULT_BAD_ALIGNMENT);
-    CHECK_RC(mp_planner_add_buffer(p, "\xff\xfe", 2, 0, 1, 1, 0, &index), MP_RESULT_INVALID_UTF8);
+    CHECK_RC(mp_packer_add_buffer(p, "\xff\xfe", 2, 0, 1, 1, 0, &index), MP_RESULT_INVALID_UTF8);
     CHECK_RC(add(p, "big", 0, 1, UINT64_MAX, 0, &index), MP_RESULT_OK);
     CHECK_RC(add(p, "bigger", 0, 1, 1, 0, &index), MP_RESULT_OVERFLOW);
     CHECK(strstr(last_error(p), "\"bigger\"") != NULL);
     CHECK_RC(add(p, "big", 2, 3, 1, 0, &index), MP_RESULT_DUPLICATE_ID);
     CHECK(strcmp(last_error(p), "duplicate buffer id \"big\"") == 0);
     CHECK(index == 0); /* only the successful add wrote it */
-    CHECK_RC(mp_planner_len(p, &len), MP_RESULT_OK);
+    CHECK_RC(mp_packer_len(p, &len), MP_RESULT_OK);
     CHECK(len == 1);
-    mp_planner_free(p);
+    mp_packer_free(p);
 
-    /* Reading before a solve, and after an add that follows a solve. */
-    CHECK_RC(mp_planner_new(&p), MP_RESULT_OK);
+    /* Reading before a pack, and after an add that follows a pack. */
+    CHECK_RC(mp_packer_new(&p), MP_RESULT_OK);
     add_input_12(p);
-    CHECK_RC(mp_planner_offset(p, 0, &value), MP_RESULT_NOT_SOLVED);
-    CHECK_RC(mp_planner_is_optimal(p, &flag), MP_RESULT_NOT_SOLVED);
-    CHECK_RC(mp_planner_solve(p, NULL), MP_RESULT_OK);
+    CHECK_RC(mp_packer_offset(p, 0, &value), MP_RESULT_NOT_PACKED);
+    CHECK_RC(mp_packer_is_optimal(p, &flag), MP_RESULT_NOT_PACKED);
+    CHECK_RC(mp_packer_pack(p, NULL), MP_RESULT_OK);
     CHECK_RC(add(p, "b6", 21, 30, 4, 0, &index), MP_RESULT_OK);
-    CHECK_RC(mp_planner_peak(p, &value), MP_RESULT_NOT_SOLVED);
+    CHECK_RC(mp_packer_peak(p, &value), MP_RESULT_NOT_PACKED);
 
     /* Capacity 8 < max load 12: CAPACITY_EXCEEDED, proven, best peak 12 readable. */
     memset(&options, 0, sizeof options);
-    options.flags = MP_SOLVE_CAPACITY;
+    options.flags = MP_PACK_CAPACITY;
     options.capacity = 8;
-    CHECK_RC(mp_planner_solve(p, &options), MP_RESULT_CAPACITY_EXCEEDED);
+    CHECK_RC(mp_packer_pack(p, &options), MP_RESULT_CAPACITY_EXCEEDED);
     value = 0;
-    CHECK_RC(mp_planner_best_peak(p, &value), MP_RESULT_OK);
+    CHECK_RC(mp_packer_best_peak(p, &value), MP_RESULT_OK);
     CHECK(value == 12);
-    CHECK_RC(mp_planner_is_proven_infeasible(p, &flag), MP_RESULT_OK);
+    CHECK_RC(mp_packer_is_proven_infeasible(p, &flag), MP_RESULT_OK);
     CHECK(flag);
-    CHECK_RC(mp_planner_offset(p, 0, &value), MP_RESULT_NOT_SOLVED);
+    CHECK_RC(mp_packer_offset(p, 0, &value), MP_RESULT_NOT_PACKED);
     CHECK(strstr(last_error(p), "8 bytes") != NULL);
     printf("capacity 8: %s\n", last_error(p));
 
     options.capacity = 12;
-    CHECK_RC(mp_planner_solve(p, &options), MP_RESULT_OK);
-    CHECK_RC(mp_planner_peak(p, &value), MP_RESULT_OK);
+    CHECK_RC(mp_packer_pack(p, &options), MP_RESULT_OK);
+    CHECK_RC(mp_packer_peak(p, &value), MP_RESULT_OK);
     CHECK(value <= 12);
-    mp_planner_free(p);
+    mp_packer_free(p);
 }
 
 static void test_messages(void) {
@@ -252,6 +252,6 @@ int main(void) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
     }
-    printf("plan_example.c: all checks passed\n");
+    printf("packer_example.c: all checks passed\n");
     return 0;
 }

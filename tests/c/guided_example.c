@@ -1,7 +1,7 @@
 /*
  * Serves allocations from a plan through the C API: builds a plan file in memory exactly as
- * the format in core/src/plan.rs describes it (magic, version 2, little-endian slots, FNV-1a
- * checksum), loads it with mp_allocator_new_planned, serves a prologue and three laps from
+ * the format in core/src/plan/format.rs describes it (magic, version 2, little-endian slots, FNV-1a
+ * checksum), loads it with mp_allocator_new_guided, serves a prologue and three laps from
  * it (every request a hit), an unforeseen request (a miss that grows the arena), and checks
  * that corrupt, truncated and wrong-version plan files are refused. Built and run by
  * tests/tests/c_api.rs (C11, -Wall -Wextra -Wpedantic -Werror, and with ASan+UBSan).
@@ -62,12 +62,12 @@ static void build_plan(uint32_t version) {
 
 static mp_result load(mp_allocator **a) {
     *a = NULL;
-    return mp_allocator_new_planned(plan, len, NULL, a);
+    return mp_allocator_new_guided(plan, len, NULL, a);
 }
 
 int main(void) {
     mp_allocator *a = NULL;
-    mp_plan_counters c;
+    mp_guided_counters c;
     mp_alloc_stats s;
     uint64_t w = 0, p = 0, x = 0, y = 0, big = 0;
 
@@ -88,7 +88,7 @@ int main(void) {
         CHECK_RC(mp_allocator_dealloc(a, x), MP_RESULT_OK);
         CHECK_RC(mp_allocator_dealloc(a, y), MP_RESULT_OK);
     }
-    CHECK_RC(mp_allocator_plan_counters(a, &c), MP_RESULT_OK);
+    CHECK_RC(mp_allocator_guided_counters(a, &c), MP_RESULT_OK);
     CHECK(c.hits == 8 && c.misses == 0 && c.laps == 4 && c.replans == 0);
     CHECK_RC(mp_allocator_stats(a, &s), MP_RESULT_OK);
     CHECK(s.allocated == 1000 && s.peak_allocated == 1000 + 1024 + 2000);
@@ -97,7 +97,7 @@ int main(void) {
     /* Something the plan never saw: a miss, placed above everything live (the arena grows). */
     CHECK_RC(mp_allocator_alloc(a, 8u << 20, 0, &big), MP_RESULT_OK);
     CHECK(big >= w + 1024);
-    CHECK_RC(mp_allocator_plan_counters(a, &c), MP_RESULT_OK);
+    CHECK_RC(mp_allocator_guided_counters(a, &c), MP_RESULT_OK);
     CHECK(c.misses == 1 && c.growths == 1);
     CHECK_RC(mp_allocator_stats(a, &s), MP_RESULT_OK);
     CHECK(s.reserved >= (8u << 20) + 1024 && s.reservations == 2);
@@ -115,17 +115,17 @@ int main(void) {
     CHECK_RC(load(&a), MP_RESULT_INVALID_PLAN);
     build_plan(1); /* an older version */
     CHECK_RC(load(&a), MP_RESULT_INVALID_PLAN);
-    CHECK_RC(mp_allocator_new_planned(NULL, 0, NULL, &a), MP_RESULT_INVALID_PLAN);
-    CHECK_RC(mp_allocator_new_planned(NULL, 16, NULL, &a), MP_RESULT_NULL_PARAMETER);
+    CHECK_RC(mp_allocator_new_guided(NULL, 0, NULL, &a), MP_RESULT_INVALID_PLAN);
+    CHECK_RC(mp_allocator_new_guided(NULL, 16, NULL, &a), MP_RESULT_NULL_PARAMETER);
     build_plan(2);
-    CHECK_RC(mp_allocator_new_planned(plan, len, NULL, NULL), MP_RESULT_NULL_PARAMETER);
+    CHECK_RC(mp_allocator_new_guided(plan, len, NULL, NULL), MP_RESULT_NULL_PARAMETER);
 
     /* An online allocator has no plan counters. */
     CHECK_RC(mp_allocator_new(NULL, &a), MP_RESULT_OK);
-    CHECK_RC(mp_allocator_plan_counters(a, &c), MP_RESULT_INVALID_ARGUMENT);
-    CHECK_RC(mp_allocator_plan_counters(NULL, &c), MP_RESULT_NULL_PARAMETER);
+    CHECK_RC(mp_allocator_guided_counters(a, &c), MP_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(mp_allocator_guided_counters(NULL, &c), MP_RESULT_NULL_PARAMETER);
     mp_allocator_free(a);
 
-    if (failures == 0) printf("planned allocator: all checks passed\n");
+    if (failures == 0) printf("guided allocator: all checks passed\n");
     return failures == 0 ? 0 : 1;
 }

@@ -1,5 +1,5 @@
-// C++17 variant of plan_example.c: the header must work from C++ (extern "C", the enum with
-// an underlying type), and an RAII wrapper is the natural way to own a planner there.
+// C++17 variant of packer_example.c: the header must work from C++ (extern "C", the enum with
+// an underlying type), and an RAII wrapper is the natural way to own a packer there.
 // Built and run by tests/tests/c_api.rs with -std=c++17 -Wall -Wextra -Wpedantic -Werror.
 #include "memplan.h"
 
@@ -14,7 +14,7 @@
 
 static_assert(std::is_same_v<std::underlying_type_t<mp_result>, uint32_t>);
 static_assert(MP_RESULT_OK == 0 && MP_RESULT_CAPACITY_EXCEEDED == 10 && MP_RESULT_POISONED == 13);
-static_assert(sizeof(mp_solve_options) == 32);
+static_assert(sizeof(mp_pack_options) == 32);
 
 namespace {
 
@@ -22,7 +22,7 @@ int failures = 0;
 
 void check(bool ok, const char *what, int line) {
     if (!ok) {
-        std::fprintf(stderr, "plan_example.cpp:%d: check failed: %s\n", line, what);
+        std::fprintf(stderr, "packer_example.cpp:%d: check failed: %s\n", line, what);
         ++failures;
     }
 }
@@ -37,15 +37,15 @@ std::string message(uint32_t code) {
     return s;
 }
 
-struct PlannerDeleter {
-    void operator()(mp_planner *p) const noexcept { mp_planner_free(p); }
+struct PackerDeleter {
+    void operator()(mp_packer *p) const noexcept { mp_packer_free(p); }
 };
-using Planner = std::unique_ptr<mp_planner, PlannerDeleter>;
+using Packer = std::unique_ptr<mp_packer, PackerDeleter>;
 
-Planner make_planner() {
-    mp_planner *raw = nullptr;
-    CHECK(mp_planner_new(&raw) == MP_RESULT_OK);
-    return Planner(raw);
+Packer make_packer() {
+    mp_packer *raw = nullptr;
+    CHECK(mp_packer_new(&raw) == MP_RESULT_OK);
+    return Packer(raw);
 }
 
 struct Buffer {
@@ -59,29 +59,29 @@ int main() {
     const std::vector<Buffer> input = {
         {"b1", 0, 3, 4}, {"b2", 3, 9, 4}, {"b3", 0, 9, 4}, {"b4", 9, 21, 4}, {"b5", 0, 21, 4},
     };
-    Planner p = make_planner();
+    Packer p = make_packer();
     for (size_t i = 0; i < input.size(); ++i) {
         const Buffer &b = input[i];
         size_t index = 0;
-        CHECK(mp_planner_add_buffer(p.get(), b.id.data(), b.id.size(), b.lower, b.upper, b.size, 0,
+        CHECK(mp_packer_add_buffer(p.get(), b.id.data(), b.id.size(), b.lower, b.upper, b.size, 0,
                                     &index) == MP_RESULT_OK);
         CHECK(index == i);
     }
-    mp_solve_options options{};
-    options.flags = MP_SOLVE_CAPACITY;
+    mp_pack_options options{};
+    options.flags = MP_PACK_CAPACITY;
     options.capacity = 8;
-    CHECK(mp_planner_solve(p.get(), &options) == MP_RESULT_CAPACITY_EXCEEDED);
+    CHECK(mp_packer_pack(p.get(), &options) == MP_RESULT_CAPACITY_EXCEEDED);
     uint64_t best = 0;
-    CHECK(mp_planner_best_peak(p.get(), &best) == MP_RESULT_OK && best == 12);
+    CHECK(mp_packer_best_peak(p.get(), &best) == MP_RESULT_OK && best == 12);
 
-    CHECK(mp_planner_solve(p.get(), nullptr) == MP_RESULT_OK);
+    CHECK(mp_packer_pack(p.get(), nullptr) == MP_RESULT_OK);
     uint64_t peak = 0;
     bool optimal = false;
-    CHECK(mp_planner_peak(p.get(), &peak) == MP_RESULT_OK && peak == 12);
-    CHECK(mp_planner_is_optimal(p.get(), &optimal) == MP_RESULT_OK && optimal);
+    CHECK(mp_packer_peak(p.get(), &peak) == MP_RESULT_OK && peak == 12);
+    CHECK(mp_packer_is_optimal(p.get(), &optimal) == MP_RESULT_OK && optimal);
     std::vector<uint64_t> offsets(input.size());
     for (size_t i = 0; i < input.size(); ++i) {
-        CHECK(mp_planner_offset(p.get(), i, &offsets[i]) == MP_RESULT_OK);
+        CHECK(mp_packer_offset(p.get(), i, &offsets[i]) == MP_RESULT_OK);
         CHECK(offsets[i] + input[i].size <= peak);
     }
     for (size_t i = 0; i < input.size(); ++i) {
@@ -94,8 +94,8 @@ int main() {
     }
 
     size_t index = 0;
-    CHECK(mp_planner_add_buffer(p.get(), "b1", 2, 0, 1, 1, 0, &index) == MP_RESULT_DUPLICATE_ID);
-    CHECK(mp_planner_add_buffer(nullptr, "x", 1, 0, 1, 1, 0, &index) == MP_RESULT_NULL_PARAMETER);
+    CHECK(mp_packer_add_buffer(p.get(), "b1", 2, 0, 1, 1, 0, &index) == MP_RESULT_DUPLICATE_ID);
+    CHECK(mp_packer_add_buffer(nullptr, "x", 1, 0, 1, 1, 0, &index) == MP_RESULT_NULL_PARAMETER);
     CHECK(message(MP_RESULT_DUPLICATE_ID) == "a buffer id was already added");
     CHECK(std::string(mp_version()) == std::to_string(MP_VERSION_MAJOR) + "." +
                                            std::to_string(MP_VERSION_MINOR) + "." +
@@ -105,6 +105,6 @@ int main() {
         std::fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
     }
-    std::printf("plan_example.cpp: all checks passed\n");
+    std::printf("packer_example.cpp: all checks passed\n");
     return 0;
 }
