@@ -38,7 +38,7 @@
 //!
 //! # Recipe
 //! [`place_training`] chains the steps: size search → layout → schedule × iterations →
-//! placement. `memplan chunks` and `mp_chunk_plan_new` call it and nothing else.
+//! placement. `memplan chunks` and `mp_chunk_placement_new` call it and nothing else.
 
 mod error;
 mod layout;

@@ -1,6 +1,6 @@
 //! The chunk training recipe, [`place_training`]: chunk-size search → [`Layout`] → one
 //! iteration's [`Schedule::training`], repeated for N iterations → [`place`]. `memplan chunks`
-//! and the C API's `mp_chunk_plan_new` both call it, so the two front ends plan the same
+//! and the C API's `mp_chunk_placement_new` both call it, so the two front ends plan the same
 //! moves for the same model and options.
 //!
 //! Invariants of a [`TrainingPlacement`]: its schedule is `iterations` copies of one
