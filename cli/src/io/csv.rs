@@ -11,37 +11,12 @@
 //! A file with no buffers (empty, or a header alone) is an error: it is far more likely to be
 //! the wrong file than a request to plan nothing.
 
-use std::fmt;
-
 use memplan_core::{Buffer, Error as CoreError, Problem};
+
+use super::InputError;
 
 /// The four columns every problem file must have.
 pub const REQUIRED: [&str; 4] = ["id", "lower", "upper", "size"];
-
-/// Why a file could not be read as a problem.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputError {
-    /// The name the file is reported under.
-    pub file: String,
-    /// The 1-based line at fault, when the fault is on one line.
-    pub line: Option<u64>,
-    /// What is wrong.
-    pub message: String,
-    /// True when the header lacks the required columns: the file is not a problem file at all
-    /// (`bench` skips such files instead of reporting them).
-    pub not_a_problem: bool,
-}
-
-impl fmt::Display for InputError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{}: {}", self.file, line, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
-        }
-    }
-}
-
-impl std::error::Error for InputError {}
 
 /// Reads the problem in `data`, reporting errors against `file`. Every buffer gets
 /// `alignment` (which must be a power of two; the caller checks it).
