@@ -11,7 +11,7 @@
 //!   - [`io::snapshot`]: PyTorch memory snapshots (`_dump_snapshot` pickles);
 //!   - [`io::kineto`]: PyTorch profiler (Kineto) Chrome-trace JSON;
 //!   - [`io::dtr`]: DTR operator logs, read as an allocation trace or as a remat program
-//!     ([`io::dtr::records`] is the one parser of the log grammar, [`io::dtr::trace`] and
+//!     (`io/dtr/records.rs` is the one parser of the log grammar, [`io::dtr::trace`] and
 //!     [`io::dtr::program`] its two interpreters).
 //! - [`commands`]: one module per subcommand, each with its `…Args` and `run`:
 //!   - [`commands::plan`]: `memplan plan`, plan one problem, verify, write, draw;

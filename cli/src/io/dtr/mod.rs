@@ -1,7 +1,7 @@
 //! Reading DTR operator logs (`uwsampl/dtr-prototype`, `simrd`): as allocation traces
 //! ([`read`]) and as remat programs ([`read_program`]).
 //!
-//! Files: [`records`] is the one parser of the log grammar; [`trace`] and [`program`] are its
+//! Files: `records.rs` (private) is the one parser of the log grammar; [`trace`] and [`program`] are its
 //! two interpreters; `tests.rs` tests both.
 //!
 //! A log is one JSON object per line, each with an `"INSTRUCTION"` key; the format and its
@@ -35,7 +35,7 @@
 //! 1-based line.
 
 pub mod program;
-pub mod records;
+mod records;
 #[cfg(test)]
 mod tests;
 pub mod trace;
