@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// How long work runs before the spinner shows.
 const DELAY: Duration = Duration::from_secs(1);
 
-/// A spinner that shows after [`DELAY`] unless dropped first. Dropping it clears it.
+/// A spinner that shows after a second (`DELAY`) unless dropped first. Dropping it clears it.
 #[derive(Debug)]
 pub struct Spinner {
     /// Closing the channel (dropping the sender) tells the thread to stop.

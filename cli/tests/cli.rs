@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use memplan_tests::require::{shared_data, skip_or_fail};
+
 const BIN: &str = env!("CARGO_BIN_EXE_memplan");
 
 /// A fresh path under the temp dir, unique per process and call.
@@ -446,7 +448,7 @@ fn python_verifier_agrees() {
     let o = plan(&path, &["--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0));
     let Ok(checked) = python(&[&path, &out]) else {
-        eprintln!("python3 not found: skipping the scripts/verify_plan.py check");
+        skip_or_fail("python3 (for the scripts/verify_plan.py check) is not installed");
         return;
     };
     assert_eq!(checked.status.code(), Some(0), "{}", stdout(&checked));
@@ -544,11 +546,8 @@ fn replay_json_reports_every_allocator() {
 #[test]
 fn replay_rejects_malformed_traces_with_exit_1() {
     // A truncated PyTorch snapshot (when the shared traces are present).
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/traces/external/pytorch_snapshots/decomfl_opt/memory.pickle"
-    );
-    if let Ok(data) = std::fs::read(path) {
+    if let Some(path) = shared_data("traces/external/pytorch_snapshots/decomfl_opt/memory.pickle") {
+        let data = std::fs::read(path).unwrap();
         let cut = temp("cut.pickle");
         std::fs::write(&cut, &data[..data.len() / 3]).unwrap();
         let o = memplan(&["replay", cut.to_str().unwrap()]);
@@ -558,8 +557,6 @@ fn replay_rejects_malformed_traces_with_exit_1() {
             "{}",
             stderr(&o)
         );
-    } else {
-        eprintln!("SKIP: {path} not found");
     }
     // A profiler trace that allocates at an address that is still allocated.
     let k = file(
@@ -579,15 +576,17 @@ fn replay_rejects_malformed_traces_with_exit_1() {
 
 #[test]
 fn replay_of_the_decomfl_snapshot_matches_pytorch() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/traces/external/pytorch_snapshots/decomfl_opt/memory.pickle"
-    );
-    if !Path::new(path).exists() {
-        eprintln!("SKIP: {path} not found");
+    let Some(path) = shared_data("traces/external/pytorch_snapshots/decomfl_opt/memory.pickle")
+    else {
         return;
-    }
-    let o = memplan(&["replay", path, "--allocator", "all", "--json"]);
+    };
+    let o = memplan(&[
+        "replay",
+        path.to_str().unwrap(),
+        "--allocator",
+        "all",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     let peak = |name: &str| {
@@ -748,4 +747,47 @@ fn plan_trace_rejects_zero_profile_iterations() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("at least 1"), "{}", stderr(&o));
+}
+
+#[test]
+fn remat_allocator_online_and_the_old_name_is_rejected() {
+    let log = file(
+        "tiny.log",
+        concat!(
+            "{\"ANNOTATION\":\"START\",\"INSTRUCTION\":\"ANNOTATE\"}\n",
+            "{\"INSTRUCTION\":\"CONSTANT\",\"NAME\":\"w\"}\n",
+            "{\"INSTRUCTION\":\"MEMORY\",\"MEMORY\":\"1024\",\"NAME\":\"w\"}\n",
+            "{\"ARGS\":[\"w\"],\"INSTRUCTION\":\"CALL\",\"NAME\":\"f\",\"RESULT\":[\"y\"],\"TIME\":\"5\"}\n",
+            "{\"INSTRUCTION\":\"MEMORY\",\"MEMORY\":\"2048\",\"NAME\":\"y\"}\n",
+            "{\"ALIAS\":\"-1\",\"INSTRUCTION\":\"ALIAS\",\"NAME\":\"y\"}\n",
+            "{\"INSTRUCTION\":\"RELEASE\",\"NAME\":\"y\"}\n",
+        ),
+    );
+    let log = log.to_str().unwrap();
+    let o = memplan(&[
+        "remat",
+        log,
+        "--budget-ratio",
+        "1",
+        "--allocator",
+        "online",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap();
+    assert_eq!(v["allocator"], "online");
+    let o = memplan(&["remat", log, "--allocator", "memplan"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("the memory model `memplan` is now called `online`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = memplan(&["remat", log, "--allocator", "arena"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("expected bytes or online"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -5,58 +5,52 @@
 //! of Sebastian Aaltonen's O(1) OffsetAllocator) as the reference, replaying the same
 //! sequence in the same run. Ratios matter, not absolute times (machines are noisy).
 //!
-//! `cargo bench -p memplan-tests --bench throughput`. Reads the flat exports beside the
-//! shared traces (`events.csv` of decomfl_opt, `df_index_resolver_memory_events.csv` of the
-//! Kineto trace); skips with a message when `../shared` is absent.
+//! `cargo bench -p memplan-tests --bench throughput`. Reads the shared traces with the CLI's
+//! readers (the decomfl_opt snapshot `memory.pickle`, the Kineto trace
+//! `df_index_resolver.json.gz`); without `../shared` it skips with a message, or fails under
+//! `CI=true`.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
+use memplan_cli::io::{kineto, snapshot};
 use memplan_core::allocator::Allocator;
 use memplan_core::allocator::registry::{self, AllocatorKind, Settings};
 use memplan_core::plan::{Plan, PlanOptions};
-use memplan_core::trace::TraceBuilder;
+use memplan_core::trace::{Event, Trace, TraceBuilder};
+use memplan_tests::require::shared_data;
 
 /// One operation of a replay: `Some(size)` allocates block `id`, `None` frees it.
 type Op = (u64, Option<u64>);
 
-/// decomfl_opt: `alloc` / `free_completed` by address.
-fn decomfl(dir: &Path) -> Option<Vec<Op>> {
-    let mut r =
-        csv::Reader::from_path(dir.join("pytorch_snapshots/decomfl_opt/events.csv")).ok()?;
-    let mut ops = Vec::new();
-    for row in r.records() {
-        let row = row.ok()?;
-        let addr: u64 = row.get(2)?.parse().ok()?;
-        match row.get(1)? {
-            "alloc" => ops.push((addr, Some(row.get(3)?.parse().ok()?))),
-            "free_completed" => ops.push((addr, None)),
-            _ => {}
-        }
-    }
-    Some(ops)
+/// The allocations and frees of `trace`, in order.
+fn ops_of(trace: &Trace) -> Vec<Op> {
+    trace
+        .events()
+        .iter()
+        .filter_map(|e| match *e {
+            Event::Alloc { id, size, .. } => Some((id, Some(size))),
+            Event::Free { id } => Some((id, None)),
+            Event::Marker(_) => None,
+        })
+        .collect()
 }
 
-/// The Kineto trace: CUDA `[memory]` events, positive bytes allocate, negative free.
+/// decomfl_opt, the PyTorch snapshot (read by `memplan_cli::io::snapshot`): allocations and
+/// frees by block address.
+fn decomfl(dir: &Path) -> Option<Vec<Op>> {
+    let data = std::fs::read(dir.join("pytorch_snapshots/decomfl_opt/memory.pickle")).ok()?;
+    let snapshot = snapshot::read("memory.pickle", &data).ok()?;
+    Some(ops_of(&snapshot.trace))
+}
+
+/// The Kineto trace (read by `memplan_cli::io::kineto`): the first CUDA device's `[memory]`
+/// events; frees of blocks allocated before the profiling window are left out.
 fn kineto(dir: &Path) -> Option<Vec<Op>> {
-    let path = dir.join("kineto_profiler/hta/df_index_resolver_memory_events.csv");
-    let mut r = csv::Reader::from_path(path).ok()?;
-    let mut rows: Vec<(i64, i64, u64, i64)> = Vec::new();
-    for row in r.records() {
-        let row = row.ok()?;
-        if row.get(2)? != "1" {
-            continue;
-        }
-        let f = |k: usize| row.get(k).and_then(|v| v.parse::<i64>().ok());
-        rows.push((f(0)?, f(1)?, row.get(4)?.parse().ok()?, f(5)?));
-    }
-    rows.sort_unstable();
-    Some(
-        rows.into_iter()
-            .map(|(_, _, addr, bytes)| (addr, (bytes >= 0).then_some(bytes.unsigned_abs())))
-            .collect(),
-    )
+    let data = std::fs::read(dir.join("kineto_profiler/hta/df_index_resolver.json.gz")).ok()?;
+    let k = kineto::read("df_index_resolver.json.gz", &data).ok()?;
+    Some(ops_of(&k.trace))
 }
 
 /// The plan of `ops` (profiled as a trace: one iteration, or the first detected one).
@@ -132,11 +126,9 @@ fn run_offset(ops: &[Op]) -> f64 {
 }
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces/external");
-    if !dir.is_dir() {
-        println!("SKIP: {} not found; no traces to benchmark", dir.display());
+    let Some(dir) = shared_data("traces/external") else {
         return;
-    }
+    };
     println!(
         "| trace | ops | online ns/op | guided ns/op | torch model ns/op | offset-allocator ns/op | online / offset | guided / offset | torch / offset |"
     );

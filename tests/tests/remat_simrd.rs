@@ -3,37 +3,35 @@
 //! every log, heuristic and budget ratio, the same outcome (pass / OOM / thrash), the final
 //! clock within 0.1 % (in fact equal), and the same number of evictions.
 //!
-//! The log parser is the CLI's (`cli/src/dtr.rs`), compiled in here by path.
-
-#[path = "../../cli/src/input.rs"]
-#[allow(dead_code)]
-mod input;
-
-#[path = "../../cli/src/dtr.rs"]
-#[allow(dead_code)]
-mod dtr;
+//! The log parser is the CLI's (`memplan_cli::io::dtr::read_program`).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
+use memplan_cli::io::dtr;
 use memplan_core::remat::Heuristic;
 use memplan_core::remat::sim::{self, RunOptions, Verdict};
+use memplan_tests::require::shared_data;
 use serde_json::Value;
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/traces/external/dtr-simrd-logs"
-);
-
-#[test]
-fn simrd_agreement() {
-    let Ok(text) = std::fs::read_to_string(format!("{DIR}/simrd-results.jsonl")) else {
-        println!("SKIP: {DIR}/simrd-results.jsonl is absent");
-        return;
-    };
-    let rows: Vec<Value> = text
+/// The folder of the anchor logs and simrd's results on them, and those results; `None`
+/// (after [`shared_data`] reported it) when they are absent.
+fn simrd_results() -> Option<(PathBuf, Vec<Value>)> {
+    let dir = shared_data("traces/external/dtr-simrd-logs")?;
+    let results = shared_data("traces/external/dtr-simrd-logs/simrd-results.jsonl")?;
+    let text = std::fs::read_to_string(results).expect("simrd-results.jsonl");
+    let rows = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("results line"))
         .collect();
+    Some((dir, rows))
+}
+
+#[test]
+fn simrd_agreement() {
+    let Some((dir, rows)) = simrd_results() else {
+        return;
+    };
     // model -> log file name
     let logs: BTreeMap<String, String> = rows
         .iter()
@@ -48,7 +46,7 @@ fn simrd_agreement() {
     assert_eq!(logs.len(), 6);
     let mut checked = 0;
     for (model, file) in &logs {
-        let data = std::fs::read(format!("{DIR}/{file}")).expect("log");
+        let data = std::fs::read(dir.join(file)).expect("log");
         let program = dtr::read_program(file, &data).unwrap_or_else(|e| panic!("{e}"));
         let base = program.baseline().expect("baseline");
         let brow = rows
@@ -114,19 +112,14 @@ fn simrd_agreement() {
 /// one at which all heuristics reach the same clock (no eviction decision was taken).
 #[test]
 fn memplan_heuristic_beats_simrds() {
-    let Ok(text) = std::fs::read_to_string(format!("{DIR}/simrd-results.jsonl")) else {
-        println!("SKIP: {DIR}/simrd-results.jsonl is absent");
+    let Some((dir, rows)) = simrd_results() else {
         return;
     };
-    let rows: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("results line"))
-        .collect();
     let mut compared = 0;
     for b in rows.iter().filter(|r| r["kind"] == "baseline") {
         let model = b["model"].as_str().unwrap();
         let file = b["log"].as_str().unwrap();
-        let data = std::fs::read(format!("{DIR}/{file}")).expect("log");
+        let data = std::fs::read(dir.join(file)).expect("log");
         let program = dtr::read_program(file, &data).unwrap_or_else(|e| panic!("{e}"));
         let base = program.baseline().expect("baseline");
         // ratio (as text) -> memplan's clock when it passes

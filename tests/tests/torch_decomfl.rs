@@ -1,12 +1,13 @@
 //! The `torch` model against a real PyTorch trace: replaying the DeComFL OPT snapshot
-//! (`shared/traces/external/pytorch_snapshots/decomfl_opt/events.csv`, recorded from an empty
+//! (`shared/traces/external/pytorch_snapshots/decomfl_opt/memory.pickle`, recorded from an empty
 //! allocator) with the recorded `segment_alloc` addresses must put every `alloc` exactly where
 //! PyTorch put it and reach PyTorch's peak reserved.
 //!
-//! The CSV is `idx,action,addr,size,stream,time_us`. `alloc` rows give the requested size and
-//! the block address; `free_completed` rows the address of the block returned to the pool
-//! (`free_requested` rows precede them and are skipped: the trace records no cross-stream
-//! use, so a free completes at once); `segment_alloc` rows give each `cudaMalloc`'s address.
+//! The snapshot is read by the CLI's reader (`memplan_cli::io::snapshot`): `alloc` events give
+//! the requested size, stream and block address (the allocation's id); `free_completed` the
+//! address of the block returned to the pool (`free_requested` carries no memory change: the
+//! trace records no cross-stream use, so a free completes at once); `segment_alloc` each
+//! `cudaMalloc`'s address and size.
 //!
 //! The same trace also goes through the `torch-expandable` model. It was recorded without
 //! expandable segments, so addresses cannot be compared there: that test maps recorded
@@ -14,76 +15,54 @@
 //! one and that peak reserved covers peak allocated, and prints both models' peaks.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 
+use memplan_cli::io::snapshot::{self, Snapshot};
 use memplan_core::allocator::{Allocator, TorchAllocator, TorchConfig, TorchExpandableAllocator};
+use memplan_core::trace::Event;
+use memplan_tests::require::shared_data;
 
-struct Event {
-    idx: u64,
-    action: String,
-    addr: u64,
-    size: u64,
-    stream: u32,
-}
-
-fn read_events(path: &Path) -> Vec<Event> {
-    let mut rdr = csv::Reader::from_path(path).expect("open events.csv");
-    rdr.records()
-        .map(|r| {
-            let r = r.expect("csv record");
-            let num = |i: usize| -> u64 { r[i].parse().expect("number") };
-            Event {
-                idx: num(0),
-                action: r[1].to_string(),
-                addr: num(2),
-                size: num(3),
-                stream: r[4].parse().expect("stream"),
-            }
-        })
-        .collect()
+/// The DeComFL OPT snapshot, or `None` (after [`shared_data`] reported it) when absent.
+fn decomfl() -> Option<Snapshot> {
+    let path = shared_data("traces/external/pytorch_snapshots/decomfl_opt/memory.pickle")?;
+    let data = std::fs::read(&path).expect("memory.pickle");
+    Some(snapshot::read("memory.pickle", &data).unwrap_or_else(|e| panic!("{e}")))
 }
 
 #[test]
 fn decomfl_opt_replays_exactly() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/traces/external/pytorch_snapshots/decomfl_opt/events.csv");
-    if !path.exists() {
-        println!("SKIP: {} not found", path.display());
+    let Some(Snapshot {
+        trace,
+        mut segments,
+    }) = decomfl()
+    else {
         return;
-    }
-    let events = read_events(&path);
-    let mut segments: Vec<(u64, u64)> = events
-        .iter()
-        .filter(|e| e.action == "segment_alloc")
-        .map(|e| (e.addr, e.size))
-        .collect();
+    };
     let mut model = TorchAllocator::new(TorchConfig::default())
         .with_segment_addresses(segments.iter().map(|&(a, _)| a));
 
     let (mut allocs, mut frees, mut matched) = (0u64, 0u64, 0u64);
     let mut first_diverging = None;
-    for e in &events {
-        match e.action.as_str() {
-            "alloc" => {
+    for (idx, e) in trace.events().iter().enumerate() {
+        match *e {
+            Event::Alloc { id, size, stream } => {
                 allocs += 1;
                 let got = model
-                    .alloc(e.size, e.stream)
-                    .unwrap_or_else(|err| panic!("event {}: {err}", e.idx));
-                if got == e.addr {
+                    .alloc(size, stream)
+                    .unwrap_or_else(|err| panic!("event {idx}: {err}"));
+                if got == id {
                     matched += 1;
                 } else {
-                    first_diverging.get_or_insert((e.idx, e.size, e.addr, got));
+                    first_diverging.get_or_insert((idx, size, id, got));
                     break;
                 }
             }
-            "free_completed" => {
+            Event::Free { id } => {
                 frees += 1;
                 model
-                    .free(e.addr)
-                    .unwrap_or_else(|err| panic!("event {}: {err}", e.idx));
+                    .free(id)
+                    .unwrap_or_else(|err| panic!("event {idx}: {err}"));
             }
-            "free_requested" | "segment_alloc" => {}
-            other => panic!("event {}: unexpected action {other}", e.idx),
+            Event::Marker(_) => {}
         }
     }
     let stats = model.stats();
@@ -106,33 +85,33 @@ fn decomfl_opt_replays_exactly() {
     assert_eq!(model.segments().collect::<Vec<_>>(), segments);
 }
 
-/// Replays `alloc` / `free_completed` rows; checks that no two live allocations overlap.
+/// Replays the allocations and frees; checks that no two live allocations overlap.
 fn replay(model: &mut dyn Allocator, events: &[Event]) -> u64 {
     // Recorded address → (model address, size); model address → size, for the overlap check.
     let mut ids: HashMap<u64, u64> = HashMap::new();
     let mut live: BTreeMap<u64, u64> = BTreeMap::new();
     let mut allocs = 0;
-    for e in events {
-        match e.action.as_str() {
-            "alloc" => {
+    for (idx, e) in events.iter().enumerate() {
+        match *e {
+            Event::Alloc { id, size, stream } => {
                 allocs += 1;
                 let a = model
-                    .alloc(e.size, e.stream)
-                    .unwrap_or_else(|err| panic!("{}: event {}: {err}", model.name(), e.idx));
-                if let Some((&b, &bs)) = live.range(..a + e.size).next_back() {
-                    assert!(b + bs <= a, "{}: event {}: overlap", model.name(), e.idx);
+                    .alloc(size, stream)
+                    .unwrap_or_else(|err| panic!("{}: event {idx}: {err}", model.name()));
+                if let Some((&b, &bs)) = live.range(..a + size).next_back() {
+                    assert!(b + bs <= a, "{}: event {idx}: overlap", model.name());
                 }
-                live.insert(a, e.size);
-                assert!(ids.insert(e.addr, a).is_none(), "event {}: live id", e.idx);
+                live.insert(a, size);
+                assert!(ids.insert(id, a).is_none(), "event {idx}: live id");
             }
-            "free_completed" => {
-                let a = ids.remove(&e.addr).expect("free of a live block");
+            Event::Free { id } => {
+                let a = ids.remove(&id).expect("free of a live block");
                 live.remove(&a);
                 model
                     .free(a)
-                    .unwrap_or_else(|err| panic!("{}: event {}: {err}", model.name(), e.idx));
+                    .unwrap_or_else(|err| panic!("{}: event {idx}: {err}", model.name()));
             }
-            _ => {}
+            Event::Marker(_) => {}
         }
     }
     allocs
@@ -140,17 +119,14 @@ fn replay(model: &mut dyn Allocator, events: &[Event]) -> u64 {
 
 #[test]
 fn decomfl_opt_replays_with_expandable_segments() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/traces/external/pytorch_snapshots/decomfl_opt/events.csv");
-    if !path.exists() {
-        println!("SKIP: {} not found", path.display());
+    let Some(snapshot) = decomfl() else {
         return;
-    }
-    let events = read_events(&path);
+    };
+    let events = snapshot.trace.events();
     let mut plain = TorchAllocator::new(TorchConfig::default());
     let mut expandable = TorchExpandableAllocator::new(TorchConfig::default());
-    assert_eq!(replay(&mut plain, &events), 7_946);
-    assert_eq!(replay(&mut expandable, &events), 7_946);
+    assert_eq!(replay(&mut plain, events), 7_946);
+    assert_eq!(replay(&mut expandable, events), 7_946);
     let (p, x) = (plain.stats(), expandable.stats());
     println!(
         "decomfl_opt peak reserved: torch {} bytes ({} cudaMalloc), torch-expandable {} bytes \

@@ -7,17 +7,15 @@
 //! is at least the max load, and a plan claimed optimal is no worse than a plan known to
 //! exist (MiniMalloc's capacity for `minimalloc/challenging/*.NNN.csv`, IREE's own offsets in
 //! `idealloc/iree`). Timings are printed, never asserted. Run with `--nocapture` to see the
-//! table.
+//! table. Files are read by the CLI's reader, `memplan_cli::io::csv::parse_plan`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use memplan_cli::io::csv::{challenging_capacity, parse_plan};
 use memplan_core::check::verify;
-use memplan_core::{Budget, Buffer, Error, PackOptions, PlacedBuffer, Problem, pack};
-
-fn traces_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces/external")
-}
+use memplan_core::{Budget, Error, PackOptions, pack};
+use memplan_tests::require::shared_data;
 
 /// Node budget by size, so the whole test stays around half a minute in a debug build (a
 /// search node costs O(n) there; the heuristics alone are O(n²)).
@@ -27,64 +25,6 @@ fn node_budget(n: usize) -> u64 {
         1_001..=10_000 => 200,
         _ => 0,
     }
-}
-
-/// A trace read from CSV: the problem, and the plan in its `offset` column if it has one.
-struct Trace {
-    problem: Problem,
-    given: Option<Vec<PlacedBuffer>>,
-}
-
-/// Reads a trace; `Ok(None)` when the file is not one (its header lacks a column).
-fn read_trace(path: &Path) -> Result<Option<Trace>, String> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .comment(Some(b'#'))
-        .trim(csv::Trim::All)
-        .flexible(true)
-        .from_path(path)
-        .map_err(|e| e.to_string())?;
-    let headers = rdr.headers().map_err(|e| e.to_string())?.clone();
-    let col = |name: &str| headers.iter().position(|h| h == name);
-    let (Some(ci), Some(cl), Some(cu), Some(cs)) =
-        (col("id"), col("lower"), col("upper"), col("size"))
-    else {
-        return Ok(None);
-    };
-    let co = col("offset");
-    let mut problem = Problem::new();
-    let mut given = co.map(|_| Vec::new());
-    for (line, record) in rdr.records().enumerate() {
-        let record = record.map_err(|e| e.to_string())?;
-        let field = |c: usize| {
-            record
-                .get(c)
-                .ok_or(format!("record {line}: missing column {c}"))
-        };
-        let num = |c: usize| -> Result<u64, String> {
-            let f = field(c)?;
-            f.parse().map_err(|e| format!("record {line}: {f:?}: {e}"))
-        };
-        let b = Buffer::new(field(ci)?, num(cl)?, num(cu)?, num(cs)?);
-        if let (Some(co), Some(given)) = (co, given.as_mut()) {
-            given.push(PlacedBuffer {
-                id: b.id.clone(),
-                lower: b.lower,
-                upper: b.upper,
-                size: b.size,
-                offset: num(co)?,
-            });
-        }
-        problem.push(b).map_err(|e| format!("record {line}: {e}"))?;
-    }
-    Ok(Some(Trace { problem, given }))
-}
-
-/// `NNN` in `…/minimalloc/challenging/X.NNN.csv`: the capacity MiniMalloc fits it in.
-fn challenge_capacity(path: &Path) -> Option<u64> {
-    if !path.parent()?.ends_with("minimalloc/challenging") {
-        return None;
-    }
-    path.file_stem()?.to_str()?.rsplit('.').next()?.parse().ok()
 }
 
 fn csv_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -113,14 +53,9 @@ fn options(capacity: Option<u64>, max_nodes: u64) -> PackOptions<'static> {
 
 #[test]
 fn external_traces_pack_to_valid_plans() {
-    let dir = traces_dir();
-    if !dir.is_dir() {
-        eprintln!(
-            "SKIP: {} not found; no external traces to test",
-            dir.display()
-        );
+    let Some(dir) = shared_data("traces/external") else {
         return;
-    }
+    };
     let mut files = Vec::new();
     csv_files(&dir, &mut files);
     files.sort();
@@ -131,15 +66,16 @@ fn external_traces_pack_to_valid_plans() {
             .unwrap_or(path)
             .display()
             .to_string();
-        let trace = match read_trace(path) {
-            Ok(Some(t)) => t,
-            Ok(None) => {
+        let data = std::fs::read(path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (problem, given) = match parse_plan(&name, &data) {
+            Ok(read) => read,
+            Err(e) if e.not_a_problem => {
                 println!("skip {name}: not an id,lower,upper,size trace");
                 continue;
             }
-            Err(e) => panic!("{name}: {e}"),
+            Err(e) => panic!("{e}"),
         };
-        let p = &trace.problem;
+        let p = &problem;
         let budget = node_budget(p.len());
         let start = Instant::now();
         let s = pack(p, options(None, budget)).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -163,7 +99,7 @@ fn external_traces_pack_to_valid_plans() {
             s.optimal,
             s.nodes
         );
-        if let Some(given) = &trace.given {
+        if let Some(given) = &given {
             // The file's own plan (IREE's, lifetimes read half-open) is valid, so no optimum
             // exceeds it.
             if let Err(e) = verify(p.buffers(), given, None) {
@@ -177,7 +113,7 @@ fn external_traces_pack_to_valid_plans() {
                 s.peak
             );
         }
-        if let Some(cap) = challenge_capacity(path) {
+        if let Some(cap) = challenging_capacity(path) {
             assert!(
                 !s.optimal || s.peak <= cap,
                 "{name}: 'optimal' peak {} > MiniMalloc's {cap}",

@@ -5,26 +5,74 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::Args;
 use memplan_core::check::verify;
 use memplan_core::pack::Deadline;
 use memplan_core::{Error as CoreError, PackOptions, PlacedBuffer, Problem, Solution, pack};
 use serde::Serialize;
 
-use crate::input;
+use super::{Limit, parse_seconds};
+use crate::io::csv;
 use crate::progress::Spinner;
-use crate::{Failure, Limit, PlanArgs, plot};
+use crate::{Failure, plot};
 
 /// The embedded example: MindSpore SOMAS's ResNet-50 tensor dump (MIT, see the comment line
 /// at its top and `examples/LICENSE-idealloc`).
-pub const EXAMPLE: &str = include_str!("../examples/resnet50.csv");
+pub const EXAMPLE: &str = include_str!("../../examples/resnet50.csv");
 /// The name the embedded example is reported under.
 pub const EXAMPLE_NAME: &str = "resnet50.csv (embedded example)";
 /// Where the plot goes when planning the embedded example without `--svg`.
 pub const DEFAULT_SVG: &str = "memplan-plan.svg";
 
-/// The outcome of one [`solve`] call.
+/// Arguments of `memplan plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// CSV with a header naming id,lower,upper,size (any order, extra columns ignored; lines
+    /// starting with # are comments). Without it, plans the embedded ResNet-50 example and
+    /// draws it to memplan-plan.svg.
+    pub file: Option<PathBuf>,
+    /// Fail (exit 2) unless the plan's peak is at most this many bytes; the search stops at
+    /// the first plan that fits.
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
+    pub capacity: Option<u64>,
+    /// Align every buffer's offset to this power of two.
+    #[arg(long, value_name = "BYTES", default_value_t = 1, value_parser = parse_alignment,
+          allow_negative_numbers = true)]
+    pub alignment: u64,
+    /// Stop the search after this many seconds (0: heuristics only; "inf": no limit).
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds,
+          allow_negative_numbers = true)]
+    pub time_limit: Limit,
+    /// Stop the search after this many nodes (deterministic, unlike --time-limit).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub max_nodes: Option<u64>,
+    /// Write the plan as CSV: id,lower,upper,size,offset in input order.
+    #[arg(long, value_name = "SOLUTION.csv")]
+    pub out: Option<PathBuf>,
+    /// Draw the plan as SVG (time on x, offset on y).
+    #[arg(long, value_name = "PLOT.svg")]
+    pub svg: Option<PathBuf>,
+    /// Print one JSON object on stdout instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `--alignment`: a power of two.
+fn parse_alignment(s: &str) -> Result<u64, String> {
+    let a: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a positive integer"))?;
+    if a.is_power_of_two() {
+        Ok(a)
+    } else {
+        Err(format!("alignment must be a power of two, got {a}"))
+    }
+}
+
+/// The result of one packing attempt ([`solve`]).
 #[derive(Debug)]
-pub struct Outcome {
+pub struct PackAttempt {
     /// The packer's answer.
     pub result: Result<Solution, CoreError>,
     /// Time spent in the packer.
@@ -39,14 +87,14 @@ pub fn solve(
     capacity: Option<u64>,
     limit: Limit,
     max_nodes: Option<u64>,
-) -> Outcome {
+) -> PackAttempt {
     let mut deadline = Deadline::from_now(limit.0);
     let options = PackOptions {
         capacity,
         budget: deadline.budget(max_nodes),
     };
     let result = pack(problem, options);
-    Outcome {
+    PackAttempt {
         result,
         elapsed: deadline.elapsed(),
         timed_out: deadline.reached(),
@@ -118,7 +166,7 @@ pub fn run(args: &PlanArgs) -> Result<(), Failure> {
         }
         None => (EXAMPLE_NAME.to_owned(), EXAMPLE.as_bytes().to_vec()),
     };
-    let problem = input::parse(&name, &data, args.alignment)?;
+    let problem = csv::parse(&name, &data, args.alignment)?;
     drop(data);
     let svg_path = args
         .svg
@@ -279,7 +327,7 @@ fn write_plan(path: &Path, placements: &[PlacedBuffer]) -> Result<(), Failure> {
     let fail = |e: &dyn std::fmt::Display| {
         Failure::Input(format!("{}: cannot write: {e}", path.display()))
     };
-    let mut w = csv::Writer::from_path(path).map_err(|e| fail(&e))?;
+    let mut w = ::csv::Writer::from_path(path).map_err(|e| fail(&e))?;
     w.write_record(["id", "lower", "upper", "size", "offset"])
         .map_err(|e| fail(&e))?;
     for p in placements {

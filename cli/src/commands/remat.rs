@@ -1,7 +1,7 @@
 //! `memplan remat`: simulate tensor rematerialization (DTR) on operator logs under a memory
 //! budget, `simrd`-exact, with any heuristic; `--sweep` over all ratios and heuristics.
 //!
-//! The log is parsed by [`crate::dtr::read_program`], the baseline and the runs are
+//! The log is parsed by [`crate::io::dtr::read_program`], the baseline and the runs are
 //! `memplan_core::remat::sim`. Budgets are `trunc(baseline_peak × ratio)`; a run thrashes
 //! when recomputation exceeds the baseline compute (overhead would pass 2×).
 
@@ -14,7 +14,8 @@ use memplan_core::remat::Heuristic;
 use memplan_core::remat::sim::{self, Baseline, Program, RunOptions};
 use serde::Serialize;
 
-use crate::{Failure, dtr};
+use crate::Failure;
+use crate::io::dtr;
 
 /// Arguments of `memplan remat`.
 #[derive(Debug, Args)]
@@ -39,7 +40,7 @@ pub struct RematArgs {
     #[arg(long)]
     pub json: bool,
     /// Memory model: `bytes` (simrd: a byte counter, where tensors live is ignored) or
-    /// `memplan` (tensors are blocks of memplan's online allocator over one arena of the
+    /// `online` (tensors are blocks of memplan's online allocator over one arena of the
     /// budget's size; eviction goes on until a contiguous range fits).
     #[arg(long, value_name = "MODEL", default_value = "bytes", value_parser = parse_allocator)]
     pub allocator: MemoryModel,
@@ -54,16 +55,21 @@ pub struct RematArgs {
 pub enum MemoryModel {
     /// A byte counter (simrd).
     Bytes,
-    /// memplan's online allocator over one arena.
-    Memplan,
+    /// memplan's online allocator over one arena (`online`, as in the allocator registry).
+    Online,
 }
 
 fn parse_allocator(s: &str) -> Result<MemoryModel, String> {
     match s {
         "bytes" => Ok(MemoryModel::Bytes),
-        "memplan" => Ok(MemoryModel::Memplan),
+        "online" => Ok(MemoryModel::Online),
+        // The name before issue 12; the allocator registry calls this allocator `online`.
+        "memplan" => Err(
+            "the memory model `memplan` is now called `online` (expected bytes or online)"
+                .to_owned(),
+        ),
         _ => Err(format!(
-            "unknown memory model {s:?} (expected bytes or memplan)"
+            "unknown memory model {s:?} (expected bytes or online)"
         )),
     }
 }
@@ -118,9 +124,9 @@ pub struct RunReport {
     pub peak_bytes: u64,
     /// Wall time of the run.
     pub elapsed_ms: f64,
-    /// Memory model: `bytes` or `memplan`.
+    /// Memory model: `bytes` or `online`.
     pub allocator: &'static str,
-    /// Evictions made because no contiguous range fitted (allocator `memplan`).
+    /// Evictions made because no contiguous range fitted (allocator `online`).
     pub placement_evictions: u64,
     /// Host link bandwidth (GB/s) when swapping is on.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -183,7 +189,7 @@ pub fn run_one(log: &Log, heuristic: Heuristic, ratio: f64, mode: Mode) -> RunRe
             budget,
             heuristic,
             remat_limit: Some(log.baseline.compute),
-            arena: mode.allocator == MemoryModel::Memplan,
+            arena: mode.allocator == MemoryModel::Online,
             swap_bytes_per_second: mode.swap_bandwidth.map(|g| (g * 1e9).round() as u64),
         },
     )
@@ -199,7 +205,7 @@ pub fn run_one(log: &Log, heuristic: Heuristic, ratio: f64, mode: Mode) -> RunRe
         elapsed_ms: t0.elapsed().as_secs_f64() * 1e3,
         allocator: match mode.allocator {
             MemoryModel::Bytes => "bytes",
-            MemoryModel::Memplan => "memplan",
+            MemoryModel::Online => "online",
         },
         placement_evictions: r.stats.placement_evictions,
         swap_bandwidth: mode.swap_bandwidth,

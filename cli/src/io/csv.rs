@@ -11,37 +11,12 @@
 //! A file with no buffers (empty, or a header alone) is an error: it is far more likely to be
 //! the wrong file than a request to plan nothing.
 
-use std::fmt;
+use memplan_core::{Buffer, Error as CoreError, PlacedBuffer, Problem};
 
-use memplan_core::{Buffer, Error as CoreError, Problem};
+use super::InputError;
 
 /// The four columns every problem file must have.
 pub const REQUIRED: [&str; 4] = ["id", "lower", "upper", "size"];
-
-/// Why a file could not be read as a problem.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputError {
-    /// The name the file is reported under.
-    pub file: String,
-    /// The 1-based line at fault, when the fault is on one line.
-    pub line: Option<u64>,
-    /// What is wrong.
-    pub message: String,
-    /// True when the header lacks the required columns: the file is not a problem file at all
-    /// (`bench` skips such files instead of reporting them).
-    pub not_a_problem: bool,
-}
-
-impl fmt::Display for InputError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{}: {}", self.file, line, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
-        }
-    }
-}
-
-impl std::error::Error for InputError {}
 
 /// Reads the problem in `data`, reporting errors against `file`. Every buffer gets
 /// `alignment` (which must be a power of two; the caller checks it).
@@ -49,6 +24,44 @@ impl std::error::Error for InputError {}
 /// # Errors
 /// The first thing wrong in the file, with its line.
 pub fn parse(file: &str, data: &[u8], alignment: u64) -> Result<Problem, InputError> {
+    Ok(parse_columns(file, data, alignment, false)?.0)
+}
+
+/// Reads a problem together with the plan in its `offset` column, if it has one (as
+/// `memplan plan --out` writes, or IREE's dumps): the placements in file order, or `None`
+/// without that column. Alignment 1.
+///
+/// # Errors
+/// As [`parse`], and an `offset` that is not an unsigned 64-bit integer.
+pub fn parse_plan(
+    file: &str,
+    data: &[u8],
+) -> Result<(Problem, Option<Vec<PlacedBuffer>>), InputError> {
+    let (problem, offsets) = parse_columns(file, data, 1, true)?;
+    let placements = offsets.map(|offsets| {
+        problem
+            .buffers()
+            .iter()
+            .zip(offsets)
+            .map(|(b, offset)| PlacedBuffer {
+                id: b.id.clone(),
+                lower: b.lower,
+                upper: b.upper,
+                size: b.size,
+                offset,
+            })
+            .collect()
+    });
+    Ok((problem, placements))
+}
+
+/// [`parse`], also reading the `offset` column when `with_offsets` and the header has one.
+fn parse_columns(
+    file: &str,
+    data: &[u8],
+    alignment: u64,
+    with_offsets: bool,
+) -> Result<(Problem, Option<Vec<u64>>), InputError> {
     let err = |line: Option<u64>, message: String| InputError {
         file: file.to_owned(),
         line,
@@ -131,6 +144,10 @@ pub fn parse(file: &str, data: &[u8], alignment: u64) -> Result<Problem, InputEr
         return Err(e);
     }
     let [c_id, c_lower, c_upper, c_size] = columns;
+    let c_offset = with_offsets
+        .then(|| header.iter().position(|name| name == "offset"))
+        .flatten();
+    let mut offsets = c_offset.map(|_| Vec::new());
 
     // The buffers.
     let mut problem = Problem::new();
@@ -156,6 +173,9 @@ pub fn parse(file: &str, data: &[u8], alignment: u64) -> Result<Problem, InputEr
         let lower = number(&record[c_lower], "lower").map_err(|m| err(Some(line), m))?;
         let upper = number(&record[c_upper], "upper").map_err(|m| err(Some(line), m))?;
         let size = number(&record[c_size], "size").map_err(|m| err(Some(line), m))?;
+        if let (Some(c), Some(offsets)) = (c_offset, offsets.as_mut()) {
+            offsets.push(number(&record[c], "offset").map_err(|m| err(Some(line), m))?);
+        }
         let buffer = Buffer::new(id, lower, upper, size).with_alignment(alignment);
         if let Err(e) = problem.push(buffer) {
             let message = match e {
@@ -190,7 +210,7 @@ pub fn parse(file: &str, data: &[u8], alignment: u64) -> Result<Problem, InputEr
             "no buffers: the file has a header but no data lines".into(),
         ));
     }
-    Ok(problem)
+    Ok((problem, offsets))
 }
 
 /// Parses one unsigned integer field named `what`, with a message fit for a user.
@@ -295,5 +315,29 @@ mod tests {
         assert_eq!(challenging_capacity(p), Some(1048576));
         let p = std::path::Path::new("x/minimalloc/examples/input.12.csv");
         assert_eq!(challenging_capacity(p), None);
+    }
+
+    #[test]
+    fn plan_with_and_without_offsets() {
+        let (p, placed) = parse_plan(
+            "p.csv",
+            b"id,lower,upper,size,offset\na,0,2,4,8\nb,1,3,2,0\n",
+        )
+        .unwrap();
+        assert_eq!(p.len(), 2);
+        let placed = placed.expect("an offset column");
+        assert_eq!(
+            placed
+                .iter()
+                .map(|b| (b.id.as_str(), b.offset))
+                .collect::<Vec<_>>(),
+            [("a", 8), ("b", 0)]
+        );
+        let (_, placed) = parse_plan("p.csv", b"id,lower,upper,size\na,0,2,4\n").unwrap();
+        assert!(placed.is_none());
+        let e = parse_plan("p.csv", b"id,lower,upper,size,offset\na,0,2,4,x\n").unwrap_err();
+        assert!(e.to_string().starts_with("p.csv:2: `offset` is not"), "{e}");
+        // `parse` ignores the column, even a malformed one.
+        assert!(parse("p.csv", b"id,lower,upper,size,offset\na,0,2,4,x\n", 1).is_ok());
     }
 }

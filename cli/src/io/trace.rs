@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 
 use memplan_core::trace::{Event, Marker, Trace, TraceBuilder};
 
-use crate::input::{self, InputError};
+use super::{InputError, csv, dtr, kineto, snapshot};
 
 /// The first line of a trace file.
 pub const MAGIC: &str = "memplan-trace";
@@ -46,8 +46,8 @@ pub fn read_with_segments(
     file: &str,
     data: &[u8],
 ) -> Result<(Trace, Option<Vec<u64>>), InputError> {
-    if crate::snapshot::is_pickle(data) {
-        let snapshot = crate::snapshot::read(file, data)?;
+    if snapshot::is_pickle(data) {
+        let snapshot = snapshot::read(file, data)?;
         eprintln!(
             "{file}: PyTorch snapshot, {} allocations over {} segments",
             snapshot.trace.allocs(),
@@ -57,8 +57,8 @@ pub fn read_with_segments(
         return Ok((snapshot.trace, Some(segments)));
     }
     // Before the profiler branch: a DTR log's first line starts with `{` too.
-    if crate::dtr::is_dtr(data) {
-        let trace = crate::dtr::read(file, data)?;
+    if dtr::is_dtr(data) {
+        let trace = dtr::read(file, data)?;
         eprintln!(
             "{file}: DTR operator log, {} storage allocations, peak {} bytes requested",
             trace.allocs(),
@@ -66,8 +66,8 @@ pub fn read_with_segments(
         );
         return Ok((trace, None));
     }
-    if crate::kineto::is_kineto(data) {
-        let k = crate::kineto::read(file, data)?;
+    if kineto::is_kineto(data) {
+        let k = kineto::read(file, data)?;
         eprintln!(
             "{file}: profiler trace, CUDA device {}: {} allocations; {} frees of blocks \
              allocated before the window skipped",
@@ -88,7 +88,7 @@ pub fn read_with_segments(
             Ok((parse(file, text.unwrap_or(""))?, None))
         }
         _ => {
-            let problem = input::parse(file, data, 1)?;
+            let problem = csv::parse(file, data, 1)?;
             Ok((Trace::from_buffers(problem.buffers()), None))
         }
     }

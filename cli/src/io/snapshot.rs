@@ -10,7 +10,7 @@
 use memplan_core::trace::{Marker, Trace, TraceBuilder};
 use serde_pickle::{DeOptions, HashableValue, Value};
 
-use crate::input::InputError;
+use super::InputError;
 
 /// A snapshot's first device history, as a trace plus what a replay of PyTorch needs.
 #[derive(Debug, Clone)]
@@ -159,14 +159,12 @@ mod tests {
 
     #[test]
     fn reads_the_decomfl_snapshot() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/traces/external/pytorch_snapshots/decomfl_opt/memory.pickle"
-        );
-        let Ok(data) = std::fs::read(path) else {
-            eprintln!("SKIP: {path} not found");
+        let Some(path) = memplan_tests::require::shared_data(
+            "traces/external/pytorch_snapshots/decomfl_opt/memory.pickle",
+        ) else {
             return;
         };
+        let data = std::fs::read(&path).unwrap();
         let s = read("memory.pickle", &data).unwrap();
         // Counts from the trace's README: 7,946 alloc, 7,549 free_completed, 61 segment_alloc.
         assert_eq!(s.trace.allocs(), 7946);

@@ -13,7 +13,7 @@ use std::io::Read;
 use memplan_core::trace::{Trace, TraceBuilder};
 use serde_json::Value;
 
-use crate::input::InputError;
+use super::InputError;
 
 /// A profiler trace's CUDA memory events, as a trace.
 #[derive(Debug, Clone)]
@@ -155,14 +155,12 @@ mod tests {
 
     #[test]
     fn reads_the_hta_trace() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/traces/external/kineto_profiler/hta/df_index_resolver.json.gz"
-        );
-        let Ok(data) = std::fs::read(path) else {
-            eprintln!("SKIP: {path} not found");
+        let Some(path) = memplan_tests::require::shared_data(
+            "traces/external/kineto_profiler/hta/df_index_resolver.json.gz",
+        ) else {
             return;
         };
+        let data = std::fs::read(&path).unwrap();
         let k = read("hta", &data).unwrap();
         // 26,770 CUDA [memory] events on device 1; each is an alloc, a matched free or an
         // unmatched one.

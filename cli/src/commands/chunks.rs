@@ -15,8 +15,8 @@ use memplan_core::chunk::{
 };
 use serde::Serialize;
 
+use super::estimate::parse_count;
 use crate::Failure;
-use crate::estimate::parse_count;
 
 /// `--policy` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

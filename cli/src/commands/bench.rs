@@ -10,16 +10,33 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use clap::Args;
 use memplan_core::{Error as CoreError, greedy_by_size};
 use serde::Serialize;
 
-use crate::input;
-use crate::plan::{print_out, solve, verified};
+use super::plan::{print_out, solve, verified};
+use super::{Limit, parse_seconds};
+use crate::Failure;
+use crate::io::csv;
 use crate::progress::Spinner;
-use crate::{BenchArgs, Failure};
 
 /// Where traces are looked for by default, relative to the current directory.
 pub const DEFAULT_TRACES: &str = "../shared/traces/external/";
+
+/// Arguments of `memplan bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Files or directories (searched recursively for *.csv). Default:
+    /// ../shared/traces/external/ relative to the current directory.
+    pub paths: Vec<PathBuf>,
+    /// Search time limit per trace, in seconds ("inf": no limit).
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds,
+          allow_negative_numbers = true)]
+    pub time_limit: Limit,
+    /// Print one JSON object instead of the Markdown table.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// One benchmarked trace.
 #[derive(Debug, Serialize)]
@@ -105,7 +122,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
                 continue;
             }
         };
-        let problem = match input::parse(&name, &data, 1) {
+        let problem = match csv::parse(&name, &data, 1) {
             Ok(p) => p,
             Err(e) => {
                 let reason = if e.not_a_problem {
@@ -117,7 +134,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
                 continue;
             }
         };
-        let capacity = input::challenging_capacity(&path);
+        let capacity = csv::challenging_capacity(&path);
         let spinner = Spinner::start(format!(
             "bench {}/{total}: {trace} ({} buffers)",
             k + 1,

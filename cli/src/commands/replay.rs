@@ -23,7 +23,7 @@ use serde::Serialize;
 use svg::Document;
 use svg::node::element::{Group, Line, Polyline, Text};
 
-use crate::{Failure, plot, traceio, workload};
+use crate::{Failure, plot, workload};
 
 /// Which allocators to replay through: one of the registry's (by its name), or all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +127,7 @@ pub fn load(
     let name = path.display().to_string();
     let data =
         std::fs::read(path).map_err(|e| Failure::Input(format!("{name}: cannot read: {e}")))?;
-    let (trace, segments) = traceio::read_with_segments(&name, &data)?;
+    let (trace, segments) = crate::io::trace::read_with_segments(&name, &data)?;
     let transformed = (repeat > 1).then(|| workload::describe(&trace, repeat, dynamic));
     let trace = match dynamic {
         Some(seed) => workload::dynamic(&trace, repeat, seed)?,

@@ -8,8 +8,8 @@ use clap::Args;
 use memplan_core::lifetime::Class;
 use serde::Serialize;
 
+use super::replay::{describe_iterations, load, parse_positive, plan_of};
 use crate::Failure;
-use crate::replay::{describe_iterations, load, plan_of};
 
 /// Arguments of `memplan plan-trace`.
 #[derive(Debug, Args)]
@@ -21,13 +21,13 @@ pub struct PlanTraceArgs {
     #[arg(long, value_name = "PLAN")]
     pub out: PathBuf,
     /// Iterations profiled to make the plan.
-    #[arg(long, value_name = "K", default_value_t = 1, value_parser = crate::replay::parse_positive)]
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = parse_positive)]
     pub profile_iterations: usize,
     /// Profile only the first N events of the trace.
     #[arg(long, value_name = "N")]
     pub profile_events: Option<usize>,
     /// Treat the (one-iteration) trace as N iterations, as `memplan replay --repeat`.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = crate::replay::parse_positive)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_positive)]
     pub repeat: usize,
     /// Vary the repeated iterations, seeded, as `memplan replay --dynamic`.
     #[arg(long, value_name = "SEED")]

@@ -1,0 +1,62 @@
+//! Reading (and writing) the files `memplan` takes. One module per format; every reader
+//! takes the name a file is reported under and its bytes, and fails with an [`InputError`]
+//! naming the file and, when the fault is on one line, the 1-based line.
+//!
+//! | module | format | read by |
+//! |---|---|---|
+//! | [`csv`] | allocation problem: CSV with `id,lower,upper,size` columns | `plan`, `bench`; as a trace, everything below |
+//! | [`trace`] | memplan's own trace format (`memplan-trace 1` first line); also writes it | `replay`, `plan-trace`, `convert` |
+//! | [`snapshot`] | PyTorch memory snapshot (`torch.cuda.memory._dump_snapshot` pickle) | as a trace |
+//! | [`kineto`] | PyTorch profiler (Kineto) Chrome-trace JSON, plain or gzip | as a trace |
+//! | [`dtr`] | DTR operator log (JSON lines with `"INSTRUCTION"`) | as a trace; as a program by `remat` |
+//!
+//! # How a trace's format is detected
+//!
+//! [`trace::read`] (via [`trace::read_with_segments`]) sniffs the bytes, first match wins:
+//!
+//! 1. a pickle (first byte `0x80`, [`snapshot::is_pickle`]) → [`snapshot`];
+//! 2. a JSON object with a string `"INSTRUCTION"` on the first non-blank line
+//!    ([`dtr::is_dtr`]) → [`dtr`] (before the profiler, whose JSON starts with `{` too);
+//! 3. gzip, or text starting with `{` ([`kineto::is_kineto`]) → [`kineto`];
+//! 4. a first non-comment line starting `memplan-trace` → memplan's own format ([`trace`]);
+//! 5. anything else → a problem CSV ([`csv`]), its buffers turned into events in time order.
+//!
+//! # Adding a trace format
+//!
+//! Write `io/<format>.rs` with an `is_<format>(data) -> bool` sniffer and a
+//! `read(file, data) -> Result<…, InputError>` reader (with its unit tests), declare it here
+//! and in the table above, and add its branch, in the right place of the order above, to
+//! [`trace::read_with_segments`]. Every command that reads traces then takes it.
+
+use std::fmt;
+
+pub mod csv;
+pub mod dtr;
+pub mod kineto;
+pub mod snapshot;
+pub mod trace;
+
+/// Why a file could not be read, in any format: the file, the line, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    /// The name the file is reported under.
+    pub file: String,
+    /// The 1-based line at fault, when the fault is on one line.
+    pub line: Option<u64>,
+    /// What is wrong.
+    pub message: String,
+    /// True when the header lacks the required columns: the file is not a problem file at all
+    /// (`bench` skips such files instead of reporting them).
+    pub not_a_problem: bool,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.file, line, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for InputError {}
