@@ -1,5 +1,5 @@
 //! `memplan plan-trace`: profile an allocation trace and write the plan file the guided
-//! allocator serves it from (`memplan replay --plan`, `mp_allocator_new_planned` in C,
+//! allocator serves it from (`memplan replay --plan`, `mp_allocator_new_guided` in C,
 //! `MEMPLAN_PLAN` for the PyTorch hook). The plan is built by `Plan::from_trace`.
 
 use std::path::PathBuf;
