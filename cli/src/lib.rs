@@ -43,7 +43,7 @@ pub enum Failure {
     Input(String),
     /// The plan does not fit in the capacity: exit 2. The report was already printed.
     DoesNotFit,
-    /// A bug: the planner's output failed verification. Exit 3.
+    /// A bug: the packer's output failed verification. Exit 3.
     Internal(String),
 }
 

@@ -3,7 +3,7 @@
 //! Files whose header lacks `id,lower,upper,size` (other kinds of trace) are skipped and
 //! listed on stderr. Files under `minimalloc/challenging/` named `NAME.CAPACITY.csv` are
 //! solved against that capacity (the packer stops at the first plan that fits); all others
-//! are minimised. Both planners' plans are checked with the independent verifier.
+//! are minimised. Both packings are checked with the independent verifier.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -14,7 +14,7 @@ use clap::Args;
 use memplan_core::{Error as CoreError, greedy_by_size};
 use serde::Serialize;
 
-use super::plan::{print_out, solve, verified};
+use super::plan::{pack_with_limits, print_out, verified};
 use super::{Limit, parse_seconds};
 use crate::Failure;
 use crate::io::csv;
@@ -140,7 +140,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
             k + 1,
             problem.len()
         ));
-        let outcome = solve(&problem, capacity, args.time_limit, None);
+        let outcome = pack_with_limits(&problem, capacity, args.time_limit, None);
         let greedy_start = Instant::now();
         let greedy = greedy_by_size(&problem);
         let greedy_time = greedy_start.elapsed();

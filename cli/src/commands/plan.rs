@@ -70,7 +70,7 @@ fn parse_alignment(s: &str) -> Result<u64, String> {
     }
 }
 
-/// The result of one packing attempt ([`solve`]).
+/// The result of one packing attempt ([`pack_with_limits`]).
 #[derive(Debug)]
 pub struct PackAttempt {
     /// The packer's answer.
@@ -82,7 +82,7 @@ pub struct PackAttempt {
 }
 
 /// Packs `problem` with a wall-clock limit ([`Deadline`]) and a node limit.
-pub fn solve(
+pub fn pack_with_limits(
     problem: &Problem,
     capacity: Option<u64>,
     limit: Limit,
@@ -174,7 +174,7 @@ pub fn run(args: &PlanArgs) -> Result<(), Failure> {
         .or_else(|| args.file.is_none().then(|| PathBuf::from(DEFAULT_SVG)));
 
     let spinner = Spinner::start(format!("planning {name} ({} buffers)", problem.len()));
-    let outcome = solve(&problem, args.capacity, args.time_limit, args.max_nodes);
+    let outcome = pack_with_limits(&problem, args.capacity, args.time_limit, args.max_nodes);
     drop(spinner);
     let elapsed_ms = (outcome.elapsed.as_secs_f64() * 1e6).round() / 1e3;
 
@@ -232,7 +232,7 @@ pub fn run(args: &PlanArgs) -> Result<(), Failure> {
             );
             return Err(Failure::DoesNotFit);
         }
-        Err(e) => return Err(Failure::Internal(format!("the planner failed: {e}"))),
+        Err(e) => return Err(Failure::Internal(format!("the packer failed: {e}"))),
     };
 
     let placements = verified(&problem, &solution, args.capacity)?;
