@@ -54,9 +54,9 @@ pass
 # ---------------------------------------------------------------------------------------------
 begin "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-# The fuzz checks are linted here: memplan_core::fuzzing is compiled with its `fuzzing`
-# feature by memplan-tests (tests/tests/fuzz_*.rs) and by core's own tests; fuzz/src/capi.rs
-# through tests/tests/fuzz_capi.rs. fuzz/fuzz_targets/ holds only three-line wrappers.
+# The fuzz checks are linted here: memplan_core::fuzzing and memplan_ffi::fuzzing are compiled
+# with their `fuzzing` features by memplan-tests (tests/tests/fuzz_*.rs). fuzz/fuzz_targets/
+# holds only three-line wrappers.
 cargo clippy --manifest-path tests/no_std_check/Cargo.toml -- -D warnings
 pass
 
