@@ -35,7 +35,7 @@ use core::ffi::{c_char, c_int, c_void};
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use memplan_core::{Budget, Buffer, Error, Problem, PackOptions, check, pack};
+use memplan_core::{Budget, Buffer, Error, PackOptions, Problem, check, pack};
 
 #[link(name = "c")]
 unsafe extern "C" {
