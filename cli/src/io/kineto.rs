@@ -62,6 +62,8 @@ pub fn read(file: &str, data: &[u8]) -> Result<Kineto, InputError> {
     // (ts, ev_idx, index in traceEvents, addr, bytes) of the chosen device.
     let mut memory: Vec<(i64, i64, usize, u64, i64)> = Vec::new();
     let mut device: Option<i64> = None;
+    // `[memory]` events by device type other than CUDA (0 = CPU), for the error below.
+    let mut other_types: std::collections::BTreeMap<i64, usize> = Default::default();
     for (i, e) in events.iter().enumerate() {
         if e.get("name").and_then(Value::as_str) != Some("[memory]") {
             continue;
@@ -69,8 +71,10 @@ pub fn read(file: &str, data: &[u8]) -> Result<Kineto, InputError> {
         let at = |m: &str| fail(format!("traceEvents[{i}]: [memory] event {m}"));
         let args = e.get("args").ok_or_else(|| at("without args"))?;
         let arg = |k: &str| args.get(k).and_then(Value::as_i64);
-        if arg("Device Type") != Some(1) {
-            continue; // CPU memory
+        let device_type = arg("Device Type").unwrap_or(-1);
+        if device_type != 1 {
+            *other_types.entry(device_type).or_default() += 1;
+            continue; // CPU memory, or a device type not read yet
         }
         let dev = arg("Device Id").ok_or_else(|| at("without Device Id"))?;
         if *device.get_or_insert(dev) != dev {
@@ -101,8 +105,37 @@ pub fn read(file: &str, data: &[u8]) -> Result<Kineto, InputError> {
             unmatched_frees += 1;
         }
     }
+    let trace = b.finish();
+    if trace.allocs() == 0 {
+        let cuda = match device {
+            Some(d) => format!(
+                "no allocation on CUDA device {d} (only {unmatched_frees} frees of blocks \
+                 allocated before the profiling window)"
+            ),
+            None => "no [memory] event on a CUDA device".to_owned(),
+        };
+        let others = if other_types.is_empty() {
+            "and no other [memory] events".to_owned()
+        } else {
+            let list: Vec<String> = other_types
+                .iter()
+                .map(|(t, n)| format!("{n} with Device Type {t}"))
+                .collect();
+            format!(
+                "other [memory] events: {} (0 is CPU memory; other device types are not read \
+                 yet)",
+                list.join(", ")
+            )
+        };
+        return Err(fail(format!(
+            "a profiler trace of {} events with {cuda}; {others}: nothing to replay. Record GPU \
+             memory with torch.profiler.profile(activities=[ProfilerActivity.CPU, \
+             ProfilerActivity.CUDA], profile_memory=True) and prof.export_chrome_trace(\"trace.json\")",
+            events.len()
+        )));
+    }
     Ok(Kineto {
-        trace: b.finish(),
+        trace,
         device: device.unwrap_or(0),
         unmatched_frees,
     })
@@ -130,6 +163,39 @@ mod tests {
         let k = read("k.json", json.as_bytes()).unwrap();
         assert_eq!((k.trace.len(), k.unmatched_frees, k.device), (3, 1, 0));
         assert_eq!(k.trace.peak_requested(), 1024);
+    }
+
+    #[test]
+    fn a_trace_without_cuda_allocations_is_an_error_saying_what_it_holds() {
+        let other = |t: i64| {
+            format!(
+                r#"{{"name":"[memory]","ph":"i","ts":1,"args":{{"Device Type":{t},"Device Id":0,"Addr":64,"Bytes":8}}}}"#
+            )
+        };
+        let json = format!(
+            r#"{{"traceEvents":[{},{},{}]}}"#,
+            other(0),
+            other(6),
+            other(6)
+        );
+        let e = read("k", json.as_bytes()).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "k: a profiler trace of 3 events with no [memory] event on a CUDA device; other \
+                 [memory] events: 1 with Device Type 0, 2 with Device Type 6"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("profile_memory=True"), "{e}");
+        // Only frees of blocks allocated before the window.
+        let json = format!(r#"{{"traceEvents":[{}]}}"#, mem(1, 64, -8));
+        let e = read("k", json.as_bytes()).unwrap_err().to_string();
+        assert!(
+            e.contains("no allocation on CUDA device 0 (only 1 frees"),
+            "{e}"
+        );
+        let e = read("k", br#"{"traceEvents":[]}"#).unwrap_err().to_string();
+        assert!(e.contains("0 events with no [memory] event"), "{e}");
     }
 
     #[test]

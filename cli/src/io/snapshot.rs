@@ -46,6 +46,14 @@ pub fn read(file: &str, data: &[u8]) -> Result<Snapshot, InputError> {
         .decode_strings();
     let root = serde_pickle::value_from_slice(data, options)
         .map_err(|e| fail(format!("not a readable pickle: {e}")))?;
+    if let Some(segments) = list(&root) {
+        // `torch.cuda.memory_snapshot()` returns the segment list alone.
+        return Err(fail(format!(
+            "{}, without an allocation history (the segment list that \
+             torch.cuda.memory_snapshot() returns). {RECORD_HISTORY}",
+            describe_state(segments)
+        )));
+    }
     let traces = field(&root, "device_traces")
         .and_then(list)
         .ok_or_else(|| fail("no device_traces list: not a memory snapshot".into()))?;
@@ -88,10 +96,67 @@ pub fn read(file: &str, data: &[u8]) -> Result<Snapshot, InputError> {
             other => return Err(at(format!("unknown action {other:?}"))),
         }
     }
-    Ok(Snapshot {
-        trace: b.finish(),
-        segments,
-    })
+    let trace = b.finish();
+    if trace.allocs() == 0 {
+        let state = field(&root, "segments")
+            .and_then(list)
+            .map_or_else(|| "no segments".to_owned(), describe_state);
+        let others: Vec<String> = traces
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter_map(|(d, t)| list(t).filter(|t| !t.is_empty()).map(|t| (d, t.len())))
+            .map(|(d, n)| format!("device_traces[{d}] has {n} events"))
+            .collect();
+        let history = if others.is_empty() {
+            format!(
+                "no allocation in its history ({} device histories, {} events on device 0)",
+                traces.len(),
+                events.len()
+            )
+        } else {
+            format!(
+                "no allocation on device 0, which memplan reads ({}; reading another device \
+                 is not supported yet)",
+                others.join(", ")
+            )
+        };
+        return Err(fail(format!(
+            "a snapshot with {state} but {history}: nothing to replay. {RECORD_HISTORY}"
+        )));
+    }
+    Ok(Snapshot { trace, segments })
+}
+
+/// What a user runs to record the allocation history memplan replays.
+const RECORD_HISTORY: &str = "Record one with \
+    torch.cuda.memory._record_memory_history(max_entries=100000) before the code to analyse \
+    runs, then torch.cuda.memory._dump_snapshot(\"snapshot.pickle\")";
+
+/// "N segments (B bytes reserved) holding M active blocks (A bytes)", from a snapshot's
+/// segment list; entries without the expected fields count as segments of unknown size.
+fn describe_state(segments: &[Value]) -> String {
+    let size = |v: &Value, key: &str| field(v, key).and_then(int).unwrap_or(0).max(0);
+    let mut reserved: i128 = 0;
+    let mut blocks = 0usize;
+    let mut active: i128 = 0;
+    for seg in segments {
+        reserved = reserved.saturating_add(size(seg, "total_size"));
+        for block in field(seg, "blocks").and_then(list).unwrap_or(&[]) {
+            let state = match field(block, "state") {
+                Some(Value::String(s)) => s.as_str(),
+                _ => "",
+            };
+            if state.starts_with("active") {
+                blocks += 1;
+                active = active.saturating_add(size(block, "size"));
+            }
+        }
+    }
+    format!(
+        "{} segments ({reserved} bytes reserved) holding {blocks} active blocks ({active} bytes)",
+        segments.len()
+    )
 }
 
 /// `value[key]` for a dict with string keys.
@@ -155,6 +220,71 @@ mod tests {
         let s = read("s.pickle", &data).unwrap();
         assert_eq!(s.segments, vec![(1 << 21, 2 << 20)]);
         assert_eq!((s.trace.len(), s.trace.peak_requested()), (3, 1000));
+    }
+
+    /// A segment of `total` bytes holding one block per `(state, size)`.
+    fn segment(total: i64, blocks: &[(&str, i64)]) -> Value {
+        let s = |k: &str| HashableValue::String(k.to_owned());
+        let blocks = blocks
+            .iter()
+            .map(|&(state, size)| {
+                let mut b = BTreeMap::new();
+                b.insert(s("state"), Value::String(state.to_owned()));
+                b.insert(s("size"), Value::I64(size));
+                Value::Dict(b)
+            })
+            .collect();
+        let mut d = BTreeMap::new();
+        d.insert(s("total_size"), Value::I64(total));
+        d.insert(s("blocks"), Value::List(blocks));
+        Value::Dict(d)
+    }
+
+    #[test]
+    fn a_snapshot_without_allocations_is_an_error_saying_what_it_holds() {
+        let seg = segment(2 << 20, &[("active_allocated", 4096), ("inactive", 8192)]);
+        // State only: the dict with an empty history on every device.
+        let mut d = BTreeMap::new();
+        d.insert(
+            HashableValue::String("device_traces".into()),
+            Value::List(vec![Value::List(vec![])]),
+        );
+        d.insert(
+            HashableValue::String("segments".into()),
+            Value::List(vec![seg.clone()]),
+        );
+        let data =
+            serde_pickle::value_to_vec(&Value::Dict(d), serde_pickle::SerOptions::new()).unwrap();
+        let e = read("s", &data).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "s: a snapshot with 1 segments (2097152 bytes reserved) holding 1 active blocks \
+                 (4096 bytes) but no allocation in its history (1 device histories, 0 events on \
+                 device 0): nothing to replay."
+            ),
+            "{e}"
+        );
+        assert!(e.contains("_record_memory_history("), "{e}");
+        // The bare segment list of torch.cuda.memory_snapshot().
+        let data =
+            serde_pickle::value_to_vec(&Value::List(vec![seg]), serde_pickle::SerOptions::new())
+                .unwrap();
+        let e = read("s", &data).unwrap_err().to_string();
+        assert!(e.contains("torch.cuda.memory_snapshot()"), "{e}");
+        assert!(e.contains("holding 1 active blocks (4096 bytes)"), "{e}");
+        // Only frees and markers on device 0, allocations on device 1: say where they are.
+        let mut d = BTreeMap::new();
+        d.insert(
+            HashableValue::String("device_traces".into()),
+            Value::List(vec![
+                Value::List(vec![entry("snapshot", 0, 0)]),
+                Value::List(vec![entry("alloc", 4096, 8)]),
+            ]),
+        );
+        let data =
+            serde_pickle::value_to_vec(&Value::Dict(d), serde_pickle::SerOptions::new()).unwrap();
+        let e = read("s", &data).unwrap_err().to_string();
+        assert!(e.contains("device_traces[1] has 1 events"), "{e}");
     }
 
     #[test]
