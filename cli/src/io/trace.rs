@@ -53,6 +53,13 @@ pub fn read_with_segments(
             snapshot.trace.allocs(),
             snapshot.segments.len()
         );
+        if snapshot.pre_existing > 0 {
+            eprintln!(
+                "{file}: the history starts mid-run: {} blocks allocated before it (freed in it) \
+                 open the trace; blocks allocated before it and never freed are not in it",
+                snapshot.pre_existing
+            );
+        }
         let segments = snapshot.segments.iter().map(|&(addr, _)| addr).collect();
         return Ok((snapshot.trace, Some(segments)));
     }
