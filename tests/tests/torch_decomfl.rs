@@ -33,10 +33,13 @@ fn decomfl_opt_replays_exactly() {
     let Some(Snapshot {
         trace,
         mut segments,
+        pre_existing,
     }) = decomfl()
     else {
         return;
     };
+    // The history covers the whole run: nothing was allocated before it.
+    assert_eq!(pre_existing, 0);
     let mut model = TorchAllocator::new(TorchConfig::default())
         .with_segment_addresses(segments.iter().map(|&(a, _)| a));
 
