@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::replay::{describe_iterations, load, parse_positive, plan_of};
 use crate::Failure;
+use crate::io::DeviceChoice;
 
 /// Arguments of `memplan plan-trace`.
 #[derive(Debug, Args)]
@@ -17,6 +18,10 @@ pub struct PlanTraceArgs {
     /// The trace: a PyTorch snapshot pickle, a profiler JSON (.json or .json.gz), a DTR log,
     /// memplan's trace format, or an id,lower,upper,size CSV.
     pub trace: PathBuf,
+    /// The device whose events to plan (snapshots and profiler traces record several): an
+    /// index, or `auto` for the one with the most allocations.
+    #[arg(long, value_name = "N|auto", default_value = "auto")]
+    pub device: DeviceChoice,
     /// Where to write the plan file.
     #[arg(long, value_name = "PLAN")]
     pub out: PathBuf,
@@ -61,7 +66,7 @@ struct Summary<'a> {
 /// an unwritable output ([`Failure::Input`]).
 pub fn run(args: &PlanTraceArgs) -> Result<(), Failure> {
     let name = args.trace.display().to_string();
-    let (trace, _, _) = load(&args.trace, args.repeat, args.dynamic)?;
+    let (trace, _, _) = load(&args.trace, args.device, args.repeat, args.dynamic)?;
     let built = plan_of(&trace, args.profile_iterations, args.profile_events)?;
     let (analysis, plan) = (&built.analysis, &built.plan);
     let bytes = plan.to_bytes();

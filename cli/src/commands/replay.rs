@@ -23,6 +23,7 @@ use serde::Serialize;
 use svg::Document;
 use svg::node::element::{Group, Line, Polyline, Text};
 
+use crate::io::DeviceChoice;
 use crate::{Failure, plot, workload};
 
 /// Which allocators to replay through: one of the registry's (by its name), or all of them.
@@ -68,6 +69,10 @@ pub struct ReplayArgs {
     /// The trace: a PyTorch snapshot pickle, a profiler JSON (.json or .json.gz), memplan's
     /// trace format, or an id,lower,upper,size CSV.
     pub trace: PathBuf,
+    /// The device whose events to replay (snapshots and profiler traces record several):
+    /// an index, or `auto` for the one with the most allocations.
+    #[arg(long, value_name = "N|auto", default_value = "auto")]
+    pub device: DeviceChoice,
     /// Allocator(s) to replay through.
     #[arg(long, value_enum, default_value = "all")]
     pub allocator: Which,
@@ -115,6 +120,7 @@ pub type Loaded = (Trace, Option<Vec<u64>>, Option<String>);
 /// `--repeat` would overflow ([`Failure::Input`]).
 pub fn load(
     path: &std::path::Path,
+    device: DeviceChoice,
     repeat: usize,
     dynamic: Option<u64>,
 ) -> Result<Loaded, Failure> {
@@ -127,7 +133,7 @@ pub fn load(
     let name = path.display().to_string();
     let data =
         std::fs::read(path).map_err(|e| Failure::Input(format!("{name}: cannot read: {e}")))?;
-    let (trace, segments) = crate::io::trace::read_with_segments(&name, &data)?;
+    let (trace, segments) = crate::io::trace::read_with_segments(&name, &data, device)?;
     let transformed = (repeat > 1).then(|| workload::describe(&trace, repeat, dynamic));
     let trace = match dynamic {
         Some(seed) => workload::dynamic(&trace, repeat, seed)?,
@@ -251,7 +257,7 @@ struct Report<'a> {
 /// trace guarantees valid is a bug ([`Failure::Internal`]).
 pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
     let name = args.trace.display().to_string();
-    let (trace, segments, transformed) = load(&args.trace, args.repeat, args.dynamic)?;
+    let (trace, segments, transformed) = load(&args.trace, args.device, args.repeat, args.dynamic)?;
     let kinds = args.allocator.kinds();
     let (plan, report) = if kinds.contains(&AllocatorKind::Guided) {
         let (plan, report) = guided_plan(args, &trace)?;

@@ -13,7 +13,7 @@ use std::io::Read;
 use memplan_core::trace::{Trace, TraceBuilder};
 use serde_json::Value;
 
-use super::InputError;
+use super::{DeviceChoice, InputError};
 
 /// A profiler trace's CUDA memory events, as a trace.
 #[derive(Debug, Clone)]
@@ -37,7 +37,9 @@ pub fn is_kineto(data: &[u8]) -> bool {
 /// Bad gzip or JSON, no `traceEvents`, a `[memory]` event without the fields it needs, or an
 /// allocation at an address that is still allocated: the message names the `traceEvents`
 /// index.
-pub fn read(file: &str, data: &[u8]) -> Result<Kineto, InputError> {
+pub fn read(file: &str, data: &[u8], device: DeviceChoice) -> Result<Kineto, InputError> {
+    let _ = device; // TODO(issue 13): device selection
+
     let fail = |message: String| InputError {
         file: file.to_owned(),
         line: None,
@@ -160,7 +162,7 @@ mod tests {
             mem(2, 8192, -512),
             mem(4, 8192, 1024)
         );
-        let k = read("k.json", json.as_bytes()).unwrap();
+        let k = read("k.json", json.as_bytes(), DeviceChoice::Auto).unwrap();
         assert_eq!((k.trace.len(), k.unmatched_frees, k.device), (3, 1, 0));
         assert_eq!(k.trace.peak_requested(), 1024);
     }
@@ -178,7 +180,9 @@ mod tests {
             other(6),
             other(6)
         );
-        let e = read("k", json.as_bytes()).unwrap_err().to_string();
+        let e = read("k", json.as_bytes(), DeviceChoice::Auto)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with(
                 "k: a profiler trace of 3 events with no [memory] event on a CUDA device; other \
@@ -189,12 +193,16 @@ mod tests {
         assert!(e.contains("profile_memory=True"), "{e}");
         // Only frees of blocks allocated before the window.
         let json = format!(r#"{{"traceEvents":[{}]}}"#, mem(1, 64, -8));
-        let e = read("k", json.as_bytes()).unwrap_err().to_string();
+        let e = read("k", json.as_bytes(), DeviceChoice::Auto)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("no allocation on CUDA device 0 (only 1 frees"),
             "{e}"
         );
-        let e = read("k", br#"{"traceEvents":[]}"#).unwrap_err().to_string();
+        let e = read("k", br#"{"traceEvents":[]}"#, DeviceChoice::Auto)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("0 events with no [memory] event"), "{e}");
     }
 
@@ -202,17 +210,19 @@ mod tests {
     fn bad_traces_name_the_event() {
         let twice = format!(r#"{{"traceEvents":[{},{}]}}"#, mem(1, 64, 8), mem(2, 64, 8));
         assert_eq!(
-            read("k", twice.as_bytes()).unwrap_err().to_string(),
+            read("k", twice.as_bytes(), DeviceChoice::Auto)
+                .unwrap_err()
+                .to_string(),
             "k: traceEvents[1]: event 1: allocation 64 is still live (allocated at event 0)"
         );
         assert!(
-            read("k", b"{\"x\":1}")
+            read("k", b"{\"x\":1}", DeviceChoice::Auto)
                 .unwrap_err()
                 .to_string()
                 .contains("no traceEvents")
         );
         assert!(
-            read("k", b"{\"traceEvents\":[")
+            read("k", b"{\"traceEvents\":[", DeviceChoice::Auto)
                 .unwrap_err()
                 .to_string()
                 .contains("not valid JSON")
@@ -227,7 +237,7 @@ mod tests {
             return;
         };
         let data = std::fs::read(&path).unwrap();
-        let k = read("hta", &data).unwrap();
+        let k = read("hta", &data, DeviceChoice::Auto).unwrap();
         // 26,770 CUDA [memory] events on device 1; each is an alloc, a matched free or an
         // unmatched one.
         // 26,770 CUDA [memory] events on device 1 (counted in the flat CSV export beside it):

@@ -29,6 +29,7 @@
 //! [`trace::read_with_segments`]. Every command that reads traces then takes it.
 
 use std::fmt;
+use std::str::FromStr;
 
 pub mod csv;
 pub mod dtr;
@@ -60,3 +61,40 @@ impl fmt::Display for InputError {
 }
 
 impl std::error::Error for InputError {}
+
+/// Which device's events a reader takes (`--device`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// The device with the most allocation events (the reader says so when several have
+    /// some).
+    #[default]
+    Auto,
+    /// This device index.
+    Index(u32),
+    /// Every device with events, each reported on its own (`memplan analyze`).
+    All,
+}
+
+impl FromStr for DeviceChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "auto" => Ok(Self::Auto),
+            "all" => Ok(Self::All),
+            n => n.parse::<u32>().map(Self::Index).map_err(|_| {
+                format!("{s:?} is not a device: give an index (0, 1, ...), `auto` or `all`")
+            }),
+        }
+    }
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::All => f.write_str("all"),
+            Self::Index(n) => write!(f, "{n}"),
+        }
+    }
+}

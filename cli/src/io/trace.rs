@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 
 use memplan_core::trace::{Event, Marker, Trace, TraceBuilder};
 
-use super::{InputError, csv, dtr, kineto, snapshot};
+use super::{DeviceChoice, InputError, csv, dtr, kineto, snapshot};
 
 /// The first line of a trace file.
 pub const MAGIC: &str = "memplan-trace";
@@ -33,21 +33,33 @@ pub const VERSION: u32 = 1;
 /// # Errors
 /// The first thing wrong, with its file and line.
 pub fn read(file: &str, data: &[u8]) -> Result<Trace, InputError> {
-    Ok(read_with_segments(file, data)?.0)
+    Ok(read_with_segments(file, data, DeviceChoice::Auto)?.0)
 }
 
-/// [`read`], also returning the addresses PyTorch's cudaMalloc gave each segment when the
-/// trace is a PyTorch snapshot (a replay of PyTorch's allocator needs them to reproduce its
-/// addresses).
+/// [`read`] of the events of `device` (snapshots and profiler traces record several), also
+/// returning the addresses PyTorch's cudaMalloc gave each segment when the trace is a PyTorch
+/// snapshot (a replay of PyTorch's allocator needs them to reproduce its addresses).
 ///
 /// # Errors
-/// As [`read`].
+/// As [`read`]; [`DeviceChoice::All`] (one trace is one device's) or a device the file has no
+/// events for.
 pub fn read_with_segments(
     file: &str,
     data: &[u8],
+    device: DeviceChoice,
 ) -> Result<(Trace, Option<Vec<u64>>), InputError> {
+    if device == DeviceChoice::All {
+        return Err(InputError {
+            file: file.to_owned(),
+            line: None,
+            message: "--device all is for `memplan analyze`, which reports each device; a \
+                      trace is one device's: pick one with --device N"
+                .to_owned(),
+            not_a_problem: false,
+        });
+    }
     if snapshot::is_pickle(data) {
-        let snapshot = snapshot::read(file, data)?;
+        let snapshot = snapshot::read(file, data, device)?;
         eprintln!(
             "{file}: PyTorch snapshot, {} allocations over {} segments",
             snapshot.trace.allocs(),
@@ -74,7 +86,7 @@ pub fn read_with_segments(
         return Ok((trace, None));
     }
     if kineto::is_kineto(data) {
-        let k = kineto::read(file, data)?;
+        let k = kineto::read(file, data, device)?;
         eprintln!(
             "{file}: profiler trace, CUDA device {}: {} allocations; {} frees of blocks \
              allocated before the window skipped",

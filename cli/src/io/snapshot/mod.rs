@@ -16,7 +16,9 @@
 use memplan_core::trace::{Marker, Trace, TraceBuilder};
 use serde_pickle::{DeOptions, HashableValue, Value};
 
-use super::InputError;
+use super::{DeviceChoice, InputError};
+
+pub mod model;
 
 /// A snapshot's first device history, as a trace plus what a replay of PyTorch needs.
 #[derive(Debug, Clone)]
@@ -42,7 +44,9 @@ pub fn is_pickle(data: &[u8]) -> bool {
 /// An undecodable pickle, a missing `device_traces`, an entry without the fields its action
 /// needs, an unknown action, or an inconsistent history (a free of a block that is not
 /// allocated, ...): the message names `device_traces[0][i]`.
-pub fn read(file: &str, data: &[u8]) -> Result<Snapshot, InputError> {
+pub fn read(file: &str, data: &[u8], device: DeviceChoice) -> Result<Snapshot, InputError> {
+    let _ = device; // TODO(issue 13): device selection
+
     let fail = |message: String| InputError {
         file: file.to_owned(),
         line: None,
@@ -282,7 +286,7 @@ mod tests {
             entry("alloc", 1 << 21, 512),
         ]);
         assert!(is_pickle(&data));
-        let s = read("s.pickle", &data).unwrap();
+        let s = read("s.pickle", &data, DeviceChoice::Auto).unwrap();
         assert_eq!(s.segments, vec![(1 << 21, 2 << 20)]);
         assert_eq!((s.trace.len(), s.trace.peak_requested()), (3, 1000));
     }
@@ -320,7 +324,9 @@ mod tests {
         );
         let data =
             serde_pickle::value_to_vec(&Value::Dict(d), serde_pickle::SerOptions::new()).unwrap();
-        let e = read("s", &data).unwrap_err().to_string();
+        let e = read("s", &data, DeviceChoice::Auto)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with(
                 "s: a snapshot with 1 segments (2097152 bytes reserved) holding 1 active blocks \
@@ -334,7 +340,9 @@ mod tests {
         let data =
             serde_pickle::value_to_vec(&Value::List(vec![seg]), serde_pickle::SerOptions::new())
                 .unwrap();
-        let e = read("s", &data).unwrap_err().to_string();
+        let e = read("s", &data, DeviceChoice::Auto)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("torch.cuda.memory_snapshot()"), "{e}");
         assert!(e.contains("holding 1 active blocks (4096 bytes)"), "{e}");
         // Only frees and markers on device 0, allocations on device 1: say where they are.
@@ -348,7 +356,9 @@ mod tests {
         );
         let data =
             serde_pickle::value_to_vec(&Value::Dict(d), serde_pickle::SerOptions::new()).unwrap();
-        let e = read("s", &data).unwrap_err().to_string();
+        let e = read("s", &data, DeviceChoice::Auto)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("device_traces[1] has 1 events"), "{e}");
     }
 
@@ -360,7 +370,7 @@ mod tests {
             entry("alloc", 4096, 512),
             entry("alloc", 8192, 64),
         ]);
-        let s = read("s", &data).unwrap();
+        let s = read("s", &data, DeviceChoice::Auto).unwrap();
         assert_eq!(s.pre_existing, 1);
         assert_eq!((s.trace.allocs(), s.trace.peak_requested()), (3, 1000));
         // A second free of it without an allocation is still an error, naming the entry.
@@ -368,7 +378,9 @@ mod tests {
             entry("free_completed", 4096, 1000),
             entry("free_completed", 4096, 1000),
         ]);
-        let e = read("s", &data).unwrap_err().to_string();
+        let e = read("s", &data, DeviceChoice::Auto)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("s: device_traces[0][1]: free_completed at 0x1000"),
             "{e}"
@@ -383,7 +395,7 @@ mod tests {
             return;
         };
         let data = std::fs::read(&path).unwrap();
-        let s = read("memory.pickle", &data).unwrap();
+        let s = read("memory.pickle", &data, DeviceChoice::Auto).unwrap();
         // Counts from the trace's README: 7,946 alloc, 7,549 free_completed, 61 segment_alloc.
         assert_eq!(s.trace.allocs(), 7946);
         assert_eq!(s.trace.len(), 7946 + 7549);
@@ -403,10 +415,17 @@ mod tests {
             ),
         ];
         for (data, want) in cases {
-            assert_eq!(read("s", &data).unwrap_err().to_string(), want);
+            assert_eq!(
+                read("s", &data, DeviceChoice::Auto)
+                    .unwrap_err()
+                    .to_string(),
+                want
+            );
         }
         let good = pickle(vec![entry("alloc", 4096, 1)]);
-        let e = read("s", &good[..good.len() / 2]).unwrap_err().to_string();
+        let e = read("s", &good[..good.len() / 2], DeviceChoice::Auto)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("s: not a readable pickle"), "{e}");
     }
 }
