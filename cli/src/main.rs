@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use memplan_cli::Failure;
-use memplan_cli::commands::{bench, chunks, convert, estimate, plan, plan_trace, remat, replay};
+use memplan_cli::commands::{
+    analyze, bench, chunks, convert, estimate, plan, plan_trace, remat, replay,
+};
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
@@ -27,6 +29,9 @@ struct Cli {
 enum Command {
     /// Plan one problem file and report, write and draw the plan.
     Plan(plan::PlanArgs),
+    /// Report on a PyTorch snapshot or trace: peaks, fragmentation, stranded ranges, what
+    /// each allocator would reserve, and what to do.
+    Analyze(analyze::AnalyzeArgs),
     /// Plan every problem CSV under some paths and print a comparison table.
     Bench(bench::BenchArgs),
     /// Replay an allocation trace through allocators and compare peak reserved memory.
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Plan(args) => plan::run(&args),
+        Command::Analyze(args) => analyze::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Convert(args) => convert::run(&args),
         Command::Replay(args) => replay::run(&args),

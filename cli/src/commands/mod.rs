@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+pub mod analyze;
 pub mod bench;
 pub mod chunks;
 pub mod convert;
