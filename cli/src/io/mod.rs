@@ -9,6 +9,7 @@
 //! | [`snapshot`] | PyTorch memory snapshot (`torch.cuda.memory._dump_snapshot` pickle) | as a trace |
 //! | [`kineto`] | PyTorch profiler (Kineto) Chrome-trace JSON, plain or gzip | as a trace |
 //! | [`dtr`] | DTR operator log (JSON lines with `"INSTRUCTION"`) | as a trace; as a program by `remat` |
+//! | [`timeline`] | PyTorch profiler memory timeline (`export_memory_timeline`, raw JSON list, plain or gzip) | as a trace |
 //!
 //! # How a trace's format is detected
 //!
@@ -17,9 +18,11 @@
 //! 1. a pickle (first byte `0x80`, [`snapshot::is_pickle`]) → [`snapshot`];
 //! 2. a JSON object with a string `"INSTRUCTION"` on the first non-blank line
 //!    ([`dtr::is_dtr`]) → [`dtr`] (before the profiler, whose JSON starts with `{` too);
-//! 3. gzip, or text starting with `{` ([`kineto::is_kineto`]) → [`kineto`];
-//! 4. a first non-comment line starting `memplan-trace` → memplan's own format ([`trace`]);
-//! 5. anything else → a problem CSV ([`csv`]), its buffers turned into events in time order.
+//! 3. a JSON list of `[time, action, bytes, category]` lists, plain or gzip
+//!    ([`timeline::is_timeline`]) → [`timeline`];
+//! 4. gzip, or text starting with `{` ([`kineto::is_kineto`]) → [`kineto`];
+//! 5. a first non-comment line starting `memplan-trace` → memplan's own format ([`trace`]);
+//! 6. anything else → a problem CSV ([`csv`]), its buffers turned into events in time order.
 //!
 //! # Adding a trace format
 //!
@@ -35,6 +38,7 @@ pub mod csv;
 pub mod dtr;
 pub mod kineto;
 pub mod snapshot;
+pub mod timeline;
 pub mod trace;
 
 /// Why a file could not be read, in any format: the file, the line, what is wrong.

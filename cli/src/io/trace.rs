@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 
 use memplan_core::trace::{Event, Marker, Trace, TraceBuilder};
 
-use super::{DeviceChoice, InputError, csv, dtr, kineto, snapshot};
+use super::{DeviceChoice, InputError, csv, dtr, kineto, snapshot, timeline};
 
 /// The first line of a trace file.
 pub const MAGIC: &str = "memplan-trace";
@@ -84,6 +84,22 @@ pub fn read_with_segments(
             trace.peak_requested()
         );
         return Ok((trace, None));
+    }
+    if timeline::is_timeline(data) {
+        let t = timeline::read(file, data)?;
+        eprintln!(
+            "{file}: profiler memory timeline: {} tensors ({} existing before profiling), \
+             destructions paired with the latest live tensor of their size (no identity in the \
+             format; bytes live are exact){}",
+            t.trace.allocs(),
+            t.pre_existing,
+            if t.unpaired_frees > 0 {
+                format!("; {} destructions matched no live tensor", t.unpaired_frees)
+            } else {
+                String::new()
+            }
+        );
+        return Ok((t.trace, None));
     }
     if kineto::is_kineto(data) {
         let k = kineto::read(file, data, device)?;
