@@ -14,7 +14,12 @@ use memplan_cli::commands::{bench, chunks, convert, estimate, plan, plan_trace, 
     name = "memplan",
     version,
     about = "Plan GPU buffer offsets from buffer lifetimes and sizes",
-    after_help = "Exit codes: 0 success, 1 bad input or usage, 2 does not fit in --capacity, \
+    after_help = "Every file argument takes `-` for standard input (inputs) or standard output \
+                  (outputs); every size option takes byte sizes: 1048576, 512MB (10^6), 16GiB \
+                  (2^30), 1.5e9.\n\n\
+                  Exit codes: 0 success (also when stdout is closed early, e.g. by `| head`); \
+                  1 bad input or usage; 2 does not fit in --capacity (`plan`: no plan fits; \
+                  `replay`: an allocator ran out of memory; the report is printed first); \
                   3 internal error."
 )]
 struct Cli {
@@ -75,6 +80,8 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(Failure::DoesNotFit) => ExitCode::from(2),
+        // The reader of stdout went away (`| head`): what it wanted was written.
+        Err(Failure::Closed) => ExitCode::SUCCESS,
         Err(Failure::Internal(message)) => {
             let _ = writeln!(std::io::stderr(), "memplan: internal error: {message}");
             ExitCode::from(3)
