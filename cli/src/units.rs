@@ -7,7 +7,7 @@
 //! - a decimal or scientific number (`1.5e9`, `14.2e+8`); fractional bytes round to the nearest
 //!   byte (`0.3333 KB` is 333);
 //! - an optional unit, case-insensitive, with or without the `B` and a space before it:
-//!   `K`, `M`, `G`, `T`, `P`, `E` and `KB`, `MB`, ... are powers of **1000** (SI: `512MB` is
+//!   `K`, `M`, `G`, `T`, `P`, `E` (so `2E` is 2·10^18, not float notation) and `KB`, `MB`, ... are powers of **1000** (SI: `512MB` is
 //!   512 000 000); `KiB`, `MiB`, `GiB`, ... (and `Ki`, `Mi`, ...) are powers of **1024** (IEC:
 //!   `16GiB` is 17 179 869 184). This is the convention of `nvidia-smi` and PyTorch's
 //!   `memory_summary`, which print MiB/GiB.
@@ -31,8 +31,9 @@
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     use parse_size::Error;
     parse_size::parse_size(s).map_err(|e| match e {
-        Error::Empty => "expected a byte size (e.g. 16GiB, 512MB, 1.5e9, 1048576), got nothing"
-            .to_owned(),
+        Error::Empty => {
+            "expected a byte size (e.g. 16GiB, 512MB, 1.5e9, 1048576), got nothing".to_owned()
+        }
         Error::PosOverflow => format!("{s:?} is too large: byte sizes must be below 2^64 (16 EiB)"),
         // `parse-size` reports a sign as an invalid digit.
         _ if s.trim_start().starts_with('-') => {
@@ -83,7 +84,7 @@ mod tests {
             ("-1GiB", "negative"),
             ("lots", "not a byte size"),
             ("16 GiBs", "not a byte size"),
-            ("1e", "not a byte size"),
+            ("1.5.0", "not a byte size"),
             ("0x10", "not a byte size"),
             ("inf", "not a byte size"),
             ("NaN", "not a byte size"),

@@ -135,7 +135,10 @@ pub fn files_under(
     recursive: bool,
 ) -> Result<(Vec<(PathBuf, String)>, Vec<String>), Failure> {
     if is_std(root) {
-        return Ok((vec![(root.to_path_buf(), STDIN_NAME.to_owned())], Vec::new()));
+        return Ok((
+            vec![(root.to_path_buf(), STDIN_NAME.to_owned())],
+            Vec::new(),
+        ));
     }
     if !root.exists() {
         return Err(Failure::Input(format!(
@@ -172,7 +175,8 @@ pub fn files_under(
             Err(e) => problems.push(match e.loop_ancestor() {
                 Some(a) => format!(
                     "{}: a link back to {} (a loop), not followed",
-                    e.path().map_or_else(String::new, |p| p.display().to_string()),
+                    e.path()
+                        .map_or_else(String::new, |p| p.display().to_string()),
                     a.display()
                 ),
                 None => e.to_string(),
