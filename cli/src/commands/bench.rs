@@ -102,9 +102,9 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
     let mut files: Vec<(PathBuf, String)> = Vec::new();
     let mut skipped = Vec::new();
     for root in &roots {
-        let (found, problems) = files_under(root, "csv", true)?;
-        files.extend(found);
-        skipped.extend(problems.into_iter().map(|reason| Skipped {
+        let walk = files_under(root, "csv", true)?;
+        files.extend(walk.files);
+        skipped.extend(walk.skipped.into_iter().map(|reason| Skipped {
             file: root.display().to_string(),
             reason,
         }));

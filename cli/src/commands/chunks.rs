@@ -8,7 +8,7 @@
 //! the tensor's forward use, `last_use` of its backward use.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use memplan_core::chunk::{
@@ -78,7 +78,7 @@ fn parse_iterations(s: &str) -> Result<u64, String> {
 }
 
 /// Reads the model CSV.
-fn read_model(path: &PathBuf) -> Result<(String, Vec<Tensor>), Failure> {
+fn read_model(path: &Path) -> Result<(String, Vec<Tensor>), Failure> {
     let (name, data) = read_input(path)?;
     let mut reader = csv::ReaderBuilder::new()
         .comment(Some(b'#'))

@@ -231,11 +231,11 @@ fn log_paths(args: &RematArgs) -> Result<Vec<PathBuf>, Failure> {
     };
     let mut out = Vec::new();
     for r in roots {
-        let (found, problems) = files_under(&r, "log", false)?;
-        for p in problems {
+        let walk = files_under(&r, "log", false)?;
+        for p in walk.skipped {
             output::err(format!("memplan: skipped {p}\n"));
         }
-        out.extend(found.into_iter().map(|(path, _)| path));
+        out.extend(walk.files.into_iter().map(|(path, _)| path));
     }
     if out.iter().filter(|p| files::is_std(p)).count() > 1 {
         return Err(Failure::Input(

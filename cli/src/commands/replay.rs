@@ -357,71 +357,69 @@ fn table(
 ) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
-    {
+    let _ = writeln!(
+        s,
+        "{name}: {} events, {} allocations",
+        trace.len(),
+        trace.allocs()
+    );
+    if let Some(t) = transformed {
+        let _ = writeln!(s, "workload: {t}");
+    }
+    let _ = writeln!(
+        s,
+        "{:<16} {:>16} {:>16} {:>11} {:>12} {:>10} {:>9}",
+        "allocator",
+        "peak requested",
+        "peak reserved",
+        "utilization",
+        "reservations",
+        "oom at",
+        "ns/op"
+    );
+    for r in results {
         let _ = writeln!(
             s,
-            "{name}: {} events, {} allocations",
-            trace.len(),
-            trace.allocs()
+            "{:<16} {:>16} {:>16} {:>10.2}% {:>12} {:>10} {:>9.0}",
+            r.allocator,
+            r.peak_allocated,
+            r.peak_reserved,
+            100.0 * r.utilization,
+            r.reservations,
+            r.oom_at_event
+                .map_or("-".to_owned(), |i| format!("event {i}")),
+            r.ns_per_op
         );
-        if let Some(t) = transformed {
-            let _ = writeln!(s, "workload: {t}");
-        }
-        let _ = writeln!(
-            s,
-            "{:<16} {:>16} {:>16} {:>11} {:>12} {:>10} {:>9}",
-            "allocator",
-            "peak requested",
-            "peak reserved",
-            "utilization",
-            "reservations",
-            "oom at",
-            "ns/op"
-        );
-        for r in results {
+    }
+    for r in results {
+        if let Some(p) = &r.plan {
+            let source = if p.profile_iterations == 0 {
+                p.iterations.clone()
+            } else {
+                format!(
+                    "{} profiled iteration(s); {}",
+                    p.profile_iterations, p.iterations
+                )
+            };
             let _ = writeln!(
                 s,
-                "{:<16} {:>16} {:>16} {:>10.2}% {:>12} {:>10} {:>9.0}",
-                r.allocator,
-                r.peak_allocated,
-                r.peak_reserved,
-                100.0 * r.utilization,
-                r.reservations,
-                r.oom_at_event
-                    .map_or("-".to_owned(), |i| format!("event {i}")),
-                r.ns_per_op
+                "guided: plan from {source}: arena {} bytes, {} prologue + {} \
+                 iteration slots; hits {}, misses {} ({} where the plan left room, {} arena \
+                 growths), re-plans {}",
+                p.arena_size,
+                p.prologue_slots,
+                p.iteration_slots,
+                p.hits,
+                p.misses,
+                p.misses_in_room,
+                p.growths,
+                p.replans
             );
         }
-        for r in results {
-            if let Some(p) = &r.plan {
-                let source = if p.profile_iterations == 0 {
-                    p.iterations.clone()
-                } else {
-                    format!(
-                        "{} profiled iteration(s); {}",
-                        p.profile_iterations, p.iterations
-                    )
-                };
-                let _ = writeln!(
-                    s,
-                    "guided: plan from {source}: arena {} bytes, {} prologue + {} \
-                     iteration slots; hits {}, misses {} ({} where the plan left room, {} arena \
-                     growths), re-plans {}",
-                    p.arena_size,
-                    p.prologue_slots,
-                    p.iteration_slots,
-                    p.hits,
-                    p.misses,
-                    p.misses_in_room,
-                    p.growths,
-                    p.replans
-                );
-            }
-        }
-        if let Some(path) = &args.svg {
-            if !files::is_std(path) {
-                let _ = writeln!(s, "timeline written to {}", path.display());
-            }
+    }
+    if let Some(path) = &args.svg {
+        if !files::is_std(path) {
+            let _ = writeln!(s, "timeline written to {}", path.display());
         }
     }
     s

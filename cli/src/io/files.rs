@@ -119,6 +119,15 @@ pub fn stdout_taken(outputs: &[(&str, Option<&Path>)]) -> Result<bool, Failure> 
     }
 }
 
+/// What [`files_under`] found.
+#[derive(Debug, Default)]
+pub struct Walk {
+    /// The files, sorted by path, each with its name relative to the root walked.
+    pub files: Vec<(PathBuf, String)>,
+    /// Entries skipped, each with why (a link loop, an unreadable folder).
+    pub skipped: Vec<String>,
+}
+
 /// The files under `root` whose extension is `ext` (ASCII case-insensitive), sorted by path,
 /// each with its name relative to `root` (the path itself when `root` is a file, which is
 /// returned whatever its extension). `recursive: false` looks only at `root`'s own entries.
@@ -129,16 +138,12 @@ pub fn stdout_taken(outputs: &[(&str, Option<&Path>)]) -> Result<bool, Failure> 
 ///
 /// # Errors
 /// [`Failure::Input`] when `root` does not exist.
-pub fn files_under(
-    root: &Path,
-    ext: &str,
-    recursive: bool,
-) -> Result<(Vec<(PathBuf, String)>, Vec<String>), Failure> {
+pub fn files_under(root: &Path, ext: &str, recursive: bool) -> Result<Walk, Failure> {
     if is_std(root) {
-        return Ok((
-            vec![(root.to_path_buf(), STDIN_NAME.to_owned())],
-            Vec::new(),
-        ));
+        return Ok(Walk {
+            files: vec![(root.to_path_buf(), STDIN_NAME.to_owned())],
+            skipped: Vec::new(),
+        });
     }
     if !root.exists() {
         return Err(Failure::Input(format!(
@@ -147,10 +152,10 @@ pub fn files_under(
         )));
     }
     if !root.is_dir() {
-        return Ok((
-            vec![(root.to_path_buf(), root.display().to_string())],
-            Vec::new(),
-        ));
+        return Ok(Walk {
+            files: vec![(root.to_path_buf(), root.display().to_string())],
+            skipped: Vec::new(),
+        });
     }
     let mut walk = walkdir::WalkDir::new(root)
         .follow_links(true)
@@ -184,7 +189,10 @@ pub fn files_under(
         }
     }
     files.sort();
-    Ok((files, problems))
+    Ok(Walk {
+        files,
+        skipped: problems,
+    })
 }
 
 #[cfg(test)]
@@ -245,12 +253,15 @@ mod tests {
         }
         #[cfg(unix)]
         std::os::unix::fs::symlink(&d, d.join("b/c/loop")).unwrap();
-        let (files, problems) = files_under(&d, "csv", true).unwrap();
+        let Walk {
+            files,
+            skipped: problems,
+        } = files_under(&d, "csv", true).unwrap();
         let names: Vec<&str> = files.iter().map(|f| f.1.as_str()).collect();
         assert_eq!(names, ["a.csv", "b/a.CSV", "b/c/z.csv"]);
         #[cfg(unix)]
         assert!(problems.iter().any(|p| p.contains("loop")), "{problems:?}");
-        let (files, _) = files_under(&d, "csv", false).unwrap();
+        let files = files_under(&d, "csv", false).unwrap().files;
         assert_eq!(files.len(), 1);
         assert!(files_under(&d.join("none"), "csv", true).is_err());
     }
