@@ -38,8 +38,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Profile an allocation trace and write the plan a plan-guided allocator serves it from.
     PlanTrace(plan_trace::PlanTraceArgs),
-    /// Convert an allocation trace (memplan's format, or an id,lower,upper,size CSV) to
-    /// memplan's trace format.
+    /// Convert an allocation trace (PyTorch snapshot or profiler JSON, DTR log, memplan's
+    /// format, or an id,lower,upper,size CSV) to memplan's trace format.
     Convert(convert::ConvertArgs),
     /// Estimate memory per GPU and per host for training a transformer (ZeRO, offload,
     /// TP/PP, recomputation).
