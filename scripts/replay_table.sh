@@ -14,10 +14,10 @@ table() {
 import json, sys
 rows = [json.loads(l) for l in sys.stdin if l.strip()]
 names = [r["allocator"] for r in rows[0]["results"]]
-print("| trace | peak allocated | " + " | ".join(f"{n} peak reserved (utilisation)" for n in names) + " | guided hits / misses |")
+print("| trace | peak requested | " + " | ".join(f"{n} peak reserved (utilisation)" for n in names) + " | guided hits / misses |")
 print("|---|--:|" + "--:|" * len(names) + "--:|")
 for r in rows:
-    parts = r["trace"].split("/")
+    parts = r["file"].split("/")
     name = {"memory.pickle": parts[-2] + " (PyTorch snapshot)",
             "df_index_resolver.json.gz": "HTA DDP rank 1 (Kineto)"}.get(parts[-1], "DTR " + parts[-1].split("-")[0])
     if r["repeat"] > 1:
@@ -27,7 +27,7 @@ for r in rows:
     cells = ["{:,} ({:.1f} %)".format(x["peak_reserved"], 100 * x["utilization"]) for x in r["results"]]
     plan = [x["plan"] for x in r["results"] if x.get("plan")]
     hm = "{:,} / {:,}".format(plan[0]["hits"], plan[0]["misses"]) if plan else "-"
-    print("| {} | {:,} | ".format(name, r["results"][0]["peak_allocated"]) + " | ".join(cells) + " | " + hm + " |")
+    print("| {} | {:,} | ".format(name, r["results"][0]["peak_requested"]) + " | ".join(cells) + " | " + hm + " |")
 '
 }
 traces=("$ext/pytorch_snapshots/decomfl_opt/memory.pickle"

@@ -10,6 +10,8 @@
 //!     detects any supported trace format and reads it;
 //!   - [`io::snapshot`]: PyTorch memory snapshots (`_dump_snapshot` pickles);
 //!   - [`io::kineto`]: PyTorch profiler (Kineto) Chrome-trace JSON;
+//!   - [`io::files`]: opening inputs and outputs (`-` for stdin/stdout, size limit, directory
+//!     walks);
 //!   - [`io::dtr`]: DTR operator logs, read as an allocation trace or as a remat program
 //!     (`io/dtr/records.rs` is the one parser of the log grammar, [`io::dtr::trace`] and
 //!     [`io::dtr::program`] its two interpreters).
@@ -25,15 +27,20 @@
 //! - [`workload`]: multi-iteration workloads from a one-iteration trace (`replay --repeat`,
 //!   `--dynamic`).
 //! - [`plot`]: drawing a plan as SVG.
-//! - [`progress`]: a spinner on stderr for slow work.
+//! - [`progress`]: a spinner and a progress bar on stderr (only on a terminal) for slow work.
+//! - [`output`]: writing to stdout (a closed pipe ends quietly) and `--json` with its
+//!   `schema_version`.
+//! - [`units`]: byte sizes (`16GiB`, `1.5e9`) for every size option.
 //!
 //! Errors of every command are a [`Failure`], whose kind gives the exit code.
 #![doc = include_str!("../README.md")]
 
 pub mod commands;
 pub mod io;
+pub mod output;
 pub mod plot;
 pub mod progress;
+pub mod units;
 pub mod workload;
 
 /// Why a command failed; each kind has its exit code.
@@ -45,6 +52,9 @@ pub enum Failure {
     DoesNotFit,
     /// A bug: the packer's output failed verification. Exit 3.
     Internal(String),
+    /// Standard output was closed by its reader (`memplan ... | head -1`): stop quietly,
+    /// exit 0 ([`output::out`]).
+    Closed,
 }
 
 impl From<io::InputError> for Failure {

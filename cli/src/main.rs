@@ -16,7 +16,12 @@ use memplan_cli::commands::{
     name = "memplan",
     version,
     about = "Plan GPU buffer offsets from buffer lifetimes and sizes",
-    after_help = "Exit codes: 0 success, 1 bad input or usage, 2 does not fit in --capacity, \
+    after_help = "Every file argument takes `-` for standard input (inputs) or standard output \
+                  (outputs); every size option takes byte sizes: 1048576, 512MB (10^6), 16GiB \
+                  (2^30), 1.5e9.\n\n\
+                  Exit codes: 0 success (also when stdout is closed early, e.g. by `| head`); \
+                  1 bad input or usage; 2 does not fit in --capacity (`plan`: no plan fits; \
+                  `replay`: an allocator ran out of memory; the report is printed first); \
                   3 internal error."
 )]
 struct Cli {
@@ -38,8 +43,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Profile an allocation trace and write the plan a plan-guided allocator serves it from.
     PlanTrace(plan_trace::PlanTraceArgs),
-    /// Convert an allocation trace (memplan's format, or an id,lower,upper,size CSV) to
-    /// memplan's trace format.
+    /// Convert an allocation trace (PyTorch snapshot or profiler JSON, DTR log, memplan's
+    /// format, or an id,lower,upper,size CSV) to memplan's trace format.
     Convert(convert::ConvertArgs),
     /// Estimate memory per GPU and per host for training a transformer (ZeRO, offload,
     /// TP/PP, recomputation).
@@ -81,6 +86,8 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(Failure::DoesNotFit) => ExitCode::from(2),
+        // The reader of stdout went away (`| head`): what it wanted was written.
+        Err(Failure::Closed) => ExitCode::SUCCESS,
         Err(Failure::Internal(message)) => {
             let _ = writeln!(std::io::stderr(), "memplan: internal error: {message}");
             ExitCode::from(3)

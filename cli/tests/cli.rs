@@ -206,7 +206,7 @@ fn comments_are_skipped_and_counted() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["buffers"], 2);
-    assert_eq!(v["peak"], 8);
+    assert_eq!(v["arena_size"], 8);
     // Line numbers count comment and blank lines.
     bad(
         &format!("# a comment\n{HEADER}# another\na,0,2,4\n\n# more\nb,1,x,4\n"),
@@ -232,14 +232,14 @@ fn capacity_exceeded_exits_2() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["fits"], false);
     assert_eq!(v["proven"], true);
-    assert_eq!(v["max_load"], 12);
-    assert!(v["peak"].as_u64().unwrap() >= 12);
+    assert_eq!(v["peak_requested"], 12);
+    assert!(v["arena_size"].as_u64().unwrap() >= 12);
 
     let o = plan(&path, &["--capacity", "12", "--json"]);
     assert_eq!(o.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["fits"], true);
-    assert_eq!(v["peak"], 12);
+    assert_eq!(v["arena_size"], 12);
 }
 
 #[test]
@@ -255,17 +255,20 @@ fn json_has_exactly_the_keys() {
     assert_eq!(
         keys,
         [
+            "arena_size",
             "buffers",
+            "capacity",
             "elapsed_ms",
-            "max_load",
+            "file",
             "optimal",
-            "peak",
-            "ratio"
+            "peak_requested",
+            "ratio",
+            "schema_version"
         ]
     );
     assert_eq!(v["buffers"], 4);
-    assert_eq!(v["max_load"], 12);
-    assert_eq!(v["peak"], 12);
+    assert_eq!(v["peak_requested"], 12);
+    assert_eq!(v["arena_size"], 12);
     assert_eq!(v["ratio"], 1.0);
     assert_eq!(v["optimal"], true);
     assert!(v["elapsed_ms"].as_f64().unwrap() >= 0.0);
@@ -331,14 +334,14 @@ fn out_round_trip() {
     }
     assert_no_overlap(&rows);
     let peak = rows.iter().map(|r| r.4 + r.3).max().unwrap();
-    assert_eq!(v["peak"], peak);
+    assert_eq!(v["arena_size"], peak);
 
     // The written plan reads back as a problem (the offset column is ignored) with the same
     // answer: planning is deterministic under --max-nodes.
     let o2 = plan(&out, &["--json"]);
     let v2: serde_json::Value = serde_json::from_str(&stdout(&o2)).unwrap();
-    assert_eq!(v2["peak"], v["peak"]);
-    assert_eq!(v2["max_load"], v["max_load"]);
+    assert_eq!(v2["arena_size"], v["arena_size"]);
+    assert_eq!(v2["peak_requested"], v["peak_requested"]);
 }
 
 #[test]
@@ -424,7 +427,7 @@ fn bench_tables() {
     let o = memplan(&["bench", root.to_str().unwrap(), "--json"]);
     assert_eq!(o.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(v["traces"].as_array().unwrap().len(), 3);
+    assert_eq!(v["results"].as_array().unwrap().len(), 3);
     assert_eq!(v["skipped"].as_array().unwrap().len(), 1);
 
     // No traces where the default path points: a message, not a failure.
@@ -516,7 +519,7 @@ fn replay_json_reports_every_allocator() {
         .collect();
     assert_eq!(names, ["torch", "torch-expandable", "online", "guided"]);
     for r in results {
-        assert_eq!(r["peak_allocated"], 4194304 + 1048576);
+        assert_eq!(r["peak_requested"], 4194304 + 1048576);
         assert!(r["peak_reserved"].as_u64().unwrap() >= 4194304 + 1048576);
         assert!(r["oom_at_event"].is_null());
     }
@@ -528,6 +531,9 @@ fn replay_json_reports_every_allocator() {
         "--capacity",
         "1000000",
     ]);
+    // Running out is exit 2, after the report.
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("out of memory under --capacity 1000000"));
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     for r in v["results"].as_array().unwrap() {
         assert_eq!(r["oom_at_event"], 0, "{r}");
@@ -620,7 +626,7 @@ fn replay_repeat_and_dynamic() {
     assert_eq!(v["repeat"], 3);
     for r in v["results"].as_array().unwrap() {
         // Iteration 2's first allocation joins the persistent ones.
-        assert_eq!(r["peak_allocated"], 4194304 + 1048576 + 512, "{r}");
+        assert_eq!(r["peak_requested"], 4194304 + 1048576 + 512, "{r}");
     }
     let o = memplan(&["replay", path, "--repeat", "3"]);
     assert!(stdout(&o).contains("workload: repeated as 3 iterations (2 persistent"));
@@ -637,7 +643,7 @@ fn replay_repeat_and_dynamic() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| (r["peak_allocated"].clone(), r["peak_reserved"].clone()))
+            .map(|r| (r["peak_requested"].clone(), r["peak_reserved"].clone()))
             .collect::<Vec<_>>()
     };
     let first = run();

@@ -9,7 +9,7 @@
 //! | `MEMPLAN_BACKEND` | `cuda` (the driver), `host` (simulated device, for tests) | `cuda` |
 //! | `MEMPLAN_ALLOCATOR` | an allocator of `memplan_core::allocator::registry`: `online` (memplan's online best fit), `torch` (PyTorch's caching allocator model), `torch-expandable`, `guided` (plan-guided) | `online` |
 //! | `MEMPLAN_PLAN` | path of a plan file (`memplan plan-trace …`), for `guided` | — |
-//! | `MEMPLAN_CAPACITY` | bytes the allocator may use | 90 % of free device memory (`cuda`), 1 GiB (`host`) |
+//! | `MEMPLAN_CAPACITY` | bytes the allocator may use, a byte size: `17179869184`, `16GiB` (2^30 each), `512MB` (10^6 each), `1.5e9` (the `parse-size` crate, as `memplan --capacity`); more than 0 and below 2^64 | 90 % of free device memory (`cuda`), 1 GiB (`host`) |
 //!
 //! A configuration error (bad value, no driver, unreadable plan) makes every `mp_torch_malloc`
 //! return NULL (PyTorch then raises its out-of-memory error); `mp_torch_last_error` says why.
@@ -77,13 +77,7 @@ impl Config {
     fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
         let capacity = match get("MEMPLAN_CAPACITY") {
             None => None,
-            Some(v) => Some(
-                v.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|&c| c > 0)
-                    .ok_or_else(|| format!("MEMPLAN_CAPACITY={v:?} is not a positive integer"))?,
-            ),
+            Some(v) => Some(parse_capacity(&v)?),
         };
         let allocator = match get("MEMPLAN_ALLOCATOR") {
             None => AllocatorKind::Online,
@@ -97,6 +91,24 @@ impl Config {
             plan: get("MEMPLAN_PLAN"),
             capacity,
         })
+    }
+}
+
+/// Parses `MEMPLAN_CAPACITY`: a byte size as `memplan --capacity` takes it (same crate, same
+/// units: `KB`/`MB`/... are powers of 1000, `KiB`/`MiB`/... powers of 1024), more than 0. Sizes
+/// of 2^64 bytes or more are an error, never a wrapped value.
+fn parse_capacity(v: &str) -> Result<u64, String> {
+    match parse_size::parse_size(v) {
+        Ok(0) => Err(format!(
+            "MEMPLAN_CAPACITY={v:?}: the capacity must be more than 0 bytes"
+        )),
+        Ok(c) => Ok(c),
+        Err(parse_size::Error::PosOverflow) => Err(format!(
+            "MEMPLAN_CAPACITY={v:?} is too large: byte sizes must be below 2^64"
+        )),
+        Err(_) => Err(format!(
+            "MEMPLAN_CAPACITY={v:?} is not a byte size (e.g. 16GiB, 512MB, 1.5e9, 17179869184)"
+        )),
     }
 }
 
@@ -318,6 +330,27 @@ mod tests {
         );
         assert!(cfg(&[("MEMPLAN_CAPACITY", "lots")]).is_err());
         assert!(cfg(&[("MEMPLAN_CAPACITY", "0")]).is_err());
+        for (v, want) in [
+            ("16GiB", 16 << 30),
+            ("512MB", 512_000_000),
+            ("1.5e9", 1_500_000_000),
+            (" 67108864 ", 67_108_864),
+            ("18446744073709551615", u64::MAX),
+        ] {
+            let c = cfg(&[("MEMPLAN_CAPACITY", v)]).unwrap();
+            assert_eq!(c.capacity, Some(want), "{v}");
+        }
+        for (v, why) in [
+            ("18446744073709551616", "too large"),
+            ("16EiB", "too large"),
+            ("1e30", "too large"),
+            ("-1", "not a byte size"),
+            ("", "not a byte size"),
+            ("16 GiBs", "not a byte size"),
+        ] {
+            let e = cfg(&[("MEMPLAN_CAPACITY", v)]).unwrap_err();
+            assert!(e.contains(why), "{v}: {e}");
+        }
         for old in ["nope", "memplan", "plan"] {
             let e = cfg(&[("MEMPLAN_BACKEND", "host"), ("MEMPLAN_ALLOCATOR", old)]).unwrap_err();
             assert!(e.contains("torch, torch-expandable, online, guided"), "{e}");

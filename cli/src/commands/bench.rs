@@ -7,18 +7,20 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
 use memplan_core::{Error as CoreError, greedy_by_size};
 use serde::Serialize;
 
-use super::plan::{pack_with_limits, print_out, verified};
+use super::plan::{pack_with_limits, verified};
 use super::{Limit, parse_seconds};
 use crate::Failure;
 use crate::io::csv;
-use crate::progress::Spinner;
+use crate::io::files::{files_under, read_input};
+use crate::output::{self, out};
+use crate::progress::{Bar, Spinner};
 
 /// Where traces are looked for by default, relative to the current directory.
 pub const DEFAULT_TRACES: &str = "../shared/traces/external/";
@@ -26,14 +28,15 @@ pub const DEFAULT_TRACES: &str = "../shared/traces/external/";
 /// Arguments of `memplan bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Files or directories (searched recursively for *.csv). Default:
-    /// ../shared/traces/external/ relative to the current directory.
+    /// Problem CSV files (id,lower,upper,size), or directories searched recursively for
+    /// *.csv (sorted; symbolic links followed, loops skipped); `-` reads one CSV from standard
+    /// input. Default: ../shared/traces/external/ relative to the current directory.
     pub paths: Vec<PathBuf>,
     /// Search time limit per trace, in seconds ("inf": no limit).
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds,
           allow_negative_numbers = true)]
     pub time_limit: Limit,
-    /// Print one JSON object instead of the Markdown table.
+    /// Print one JSON object instead of the Markdown table (keys in cli/README.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -41,17 +44,19 @@ pub struct BenchArgs {
 /// One benchmarked trace.
 #[derive(Debug, Serialize)]
 struct Row {
-    trace: String,
-    n: usize,
-    max_load: u64,
+    /// The file's name relative to the directory given.
+    file: String,
+    buffers: usize,
+    /// The max load: the largest sum of sizes live at once.
+    peak_requested: u64,
     /// memplan's peak (the best peak found when it does not fit the capacity).
-    peak: u64,
+    arena_size: u64,
     ratio: f64,
     optimal: bool,
-    time_ms: f64,
-    greedy_peak: u64,
+    elapsed_ms: f64,
+    greedy_arena_size: u64,
     greedy_ratio: f64,
-    greedy_time_ms: f64,
+    greedy_elapsed_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     capacity: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,7 +68,7 @@ struct Row {
 /// A file that was not benchmarked, and why.
 #[derive(Debug, Serialize)]
 struct Skipped {
-    trace: String,
+    file: String,
     reason: String,
 }
 
@@ -71,7 +76,7 @@ struct Skipped {
 #[derive(Debug, Serialize)]
 struct JsonReport<'a> {
     time_limit_s: Option<f64>,
-    traces: &'a [Row],
+    results: &'a [Row],
     skipped: &'a [Skipped],
 }
 
@@ -85,7 +90,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
         let default = PathBuf::from(DEFAULT_TRACES);
         if !default.exists() {
             let cwd = std::env::current_dir().unwrap_or_default();
-            return print_out(&format!(
+            return out(format!(
                 "traces not found at {DEFAULT_TRACES} (relative to {}), skipping the benchmark\n",
                 cwd.display()
             ));
@@ -95,29 +100,32 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
         args.paths.clone()
     };
     let mut files: Vec<(PathBuf, String)> = Vec::new();
+    let mut skipped = Vec::new();
     for root in &roots {
-        if !root.exists() {
-            return Err(Failure::Input(format!(
-                "{}: no such file or directory",
-                root.display()
-            )));
-        }
-        collect(root, root, &mut files)
-            .map_err(|e| Failure::Input(format!("{}: cannot list: {e}", root.display())))?;
+        let walk = files_under(root, "csv", true)?;
+        files.extend(walk.files);
+        skipped.extend(walk.skipped.into_iter().map(|reason| Skipped {
+            file: root.display().to_string(),
+            reason,
+        }));
     }
 
     let mut rows = Vec::new();
-    let mut skipped = Vec::new();
     let mut invalid = Vec::new();
     let total = files.len();
+    let mut bar = Bar::new(total as u64, "bench");
     for (k, (path, trace)) in files.into_iter().enumerate() {
-        let name = path.display().to_string();
-        let data = match std::fs::read(&path) {
+        bar.inc(1);
+        let (name, data) = match read_input(&path) {
             Ok(d) => d,
             Err(e) => {
+                let reason = match e {
+                    Failure::Input(m) => m,
+                    other => format!("{other:?}"),
+                };
                 skipped.push(Skipped {
-                    trace,
-                    reason: format!("cannot read: {e}"),
+                    file: trace,
+                    reason,
                 });
                 continue;
             }
@@ -130,11 +138,15 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
                 } else {
                     e.to_string()
                 };
-                skipped.push(Skipped { trace, reason });
+                skipped.push(Skipped {
+                    file: trace,
+                    reason,
+                });
                 continue;
             }
         };
         let capacity = csv::challenging_capacity(&path);
+        bar.set_message(format!("bench {trace}"));
         let spinner = Spinner::start(format!(
             "bench {}/{total}: {trace} ({} buffers)",
             k + 1,
@@ -171,36 +183,34 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
             }
         };
         rows.push(Row {
-            trace,
-            n: problem.len(),
-            max_load,
-            peak,
+            file: trace,
+            buffers: problem.len(),
+            peak_requested: max_load,
+            arena_size: peak,
             ratio: ratio(peak),
             optimal,
-            time_ms: outcome.elapsed.as_secs_f64() * 1e3,
-            greedy_peak: greedy.peak,
+            elapsed_ms: outcome.elapsed.as_secs_f64() * 1e3,
+            greedy_arena_size: greedy.peak,
             greedy_ratio: ratio(greedy.peak),
-            greedy_time_ms: greedy_time.as_secs_f64() * 1e3,
+            greedy_elapsed_ms: greedy_time.as_secs_f64() * 1e3,
             capacity,
             fits,
             greedy_fits: capacity.map(|c| greedy.peak <= c),
         });
     }
 
+    drop(bar);
     if args.json {
-        let report = JsonReport {
+        output::json(&JsonReport {
             time_limit_s: args.time_limit.0.map(|d| d.as_secs_f64()),
-            traces: &rows,
+            results: &rows,
             skipped: &skipped,
-        };
-        let text = serde_json::to_string(&report)
-            .map_err(|e| Failure::Internal(format!("cannot encode JSON: {e}")))?;
-        print_out(&format!("{text}\n"))?;
+        })?;
     } else {
-        print_out(&table(&rows, args))?;
+        out(table(&rows, args))?;
         let mut err = std::io::stderr().lock();
         for s in &skipped {
-            let _ = writeln!(err, "skipped {}: {}", s.trace, s.reason);
+            let _ = writeln!(err, "skipped {}: {}", s.file, s.reason);
         }
     }
     if invalid.is_empty() {
@@ -208,29 +218,6 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
     } else {
         Err(Failure::Internal(invalid.join("\n")))
     }
-}
-
-/// Adds the CSV files under `path` (or `path` itself when it is a file) to `out`, sorted, each
-/// with its name relative to `root`.
-fn collect(root: &Path, path: &Path, out: &mut Vec<(PathBuf, String)>) -> std::io::Result<()> {
-    if path.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()?;
-        entries.sort();
-        for e in entries {
-            if e.is_dir() || e.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv")) {
-                collect(root, &e, out)?;
-            }
-        }
-    } else {
-        let name = match path.strip_prefix(root) {
-            Ok(rel) if !rel.as_os_str().is_empty() => rel.display().to_string(),
-            _ => path.display().to_string(),
-        };
-        out.push((path.to_path_buf(), name));
-    }
-    Ok(())
 }
 
 /// The Markdown table, with a totals row and a short summary.
@@ -261,16 +248,16 @@ fn table(rows: &[Row], args: &BenchArgs) -> String {
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {:.5} | {} | {:.3} | {} | {:.5} | {:.3} | {} | {} |",
-            r.trace.replace('|', "\\|"),
-            r.n,
-            r.max_load,
-            r.peak,
+            r.file.replace('|', "\\|"),
+            r.buffers,
+            r.peak_requested,
+            r.arena_size,
             r.ratio,
             yes_no(r.optimal),
-            r.time_ms / 1e3,
-            r.greedy_peak,
+            r.elapsed_ms / 1e3,
+            r.greedy_arena_size,
             r.greedy_ratio,
-            r.greedy_time_ms / 1e3,
+            r.greedy_elapsed_ms / 1e3,
             capacity,
             fits,
         );
@@ -279,12 +266,12 @@ fn table(rows: &[Row], args: &BenchArgs) -> String {
         s.push_str("\nNo problem files found.\n");
         return s;
     }
-    let n: usize = rows.iter().map(|r| r.n).sum();
-    let load: u128 = rows.iter().map(|r| u128::from(r.max_load)).sum();
-    let peak: u128 = rows.iter().map(|r| u128::from(r.peak)).sum();
-    let greedy: u128 = rows.iter().map(|r| u128::from(r.greedy_peak)).sum();
-    let time: f64 = rows.iter().map(|r| r.time_ms).sum::<f64>() / 1e3;
-    let greedy_time: f64 = rows.iter().map(|r| r.greedy_time_ms).sum::<f64>() / 1e3;
+    let n: usize = rows.iter().map(|r| r.buffers).sum();
+    let load: u128 = rows.iter().map(|r| u128::from(r.peak_requested)).sum();
+    let peak: u128 = rows.iter().map(|r| u128::from(r.arena_size)).sum();
+    let greedy: u128 = rows.iter().map(|r| u128::from(r.greedy_arena_size)).sum();
+    let time: f64 = rows.iter().map(|r| r.elapsed_ms).sum::<f64>() / 1e3;
+    let greedy_time: f64 = rows.iter().map(|r| r.greedy_elapsed_ms).sum::<f64>() / 1e3;
     let optimal = rows.iter().filter(|r| r.optimal).count();
     let with_cap: Vec<&Row> = rows.iter().filter(|r| r.capacity.is_some()).collect();
     let fits = with_cap.iter().filter(|r| r.fits == Some(true)).count();
@@ -307,8 +294,14 @@ fn table(rows: &[Row], args: &BenchArgs) -> String {
         greedy as f64 / load as f64,
     );
     let mean = |f: fn(&Row) -> f64| rows.iter().map(f).sum::<f64>() / rows.len() as f64;
-    let better = rows.iter().filter(|r| r.peak < r.greedy_peak).count();
-    let worse = rows.iter().filter(|r| r.peak > r.greedy_peak).count();
+    let better = rows
+        .iter()
+        .filter(|r| r.arena_size < r.greedy_arena_size)
+        .count();
+    let worse = rows
+        .iter()
+        .filter(|r| r.arena_size > r.greedy_arena_size)
+        .count();
     let _ = writeln!(
         s,
         "\nMean ratio per trace: memplan {:.5}, greedy {:.5}. memplan is better than greedy on \

@@ -7,7 +7,8 @@
 //! extra columns ignored, lines starting with `#` are comments). `first_use` is the moment of
 //! the tensor's forward use, `last_use` of its backward use.
 
-use std::path::PathBuf;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use memplan_core::chunk::{
@@ -16,7 +17,10 @@ use memplan_core::chunk::{
 use serde::Serialize;
 
 use super::estimate::parse_count;
-use crate::Failure;
+use crate::io::files::read_input;
+use crate::output;
+use crate::units::parse_bytes;
+use crate::{Failure, output::out};
 
 /// `--policy` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -30,16 +34,18 @@ pub enum PolicyArg {
 /// Arguments of `memplan chunks`.
 #[derive(Debug, Args)]
 pub struct ChunksArgs {
-    /// The model: CSV with columns name,numel,dtype_bytes,first_use,last_use.
+    /// The model: CSV with columns name,numel,dtype_bytes,first_use,last_use (any order, extra
+    /// columns ignored, # comments); `-` reads it from standard input.
     pub model: PathBuf,
-    /// GPU memory for chunks and non-model data (bytes; suffixes K/M/G/T or KiB/MiB/GiB/TiB).
-    #[arg(long, value_parser = parse_bytes, allow_negative_numbers = true)]
+    /// GPU memory for chunks and non-model data, a byte size (1048576, 512MB = 512·10^6,
+    /// 16GiB = 16·2^30, 1.5e9).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, allow_negative_numbers = true)]
     pub gpu_bytes: u64,
-    /// Host memory for chunks.
-    #[arg(long, value_parser = parse_bytes, allow_negative_numbers = true)]
+    /// Host memory for chunks, a byte size.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, allow_negative_numbers = true)]
     pub host_bytes: u64,
-    /// NVMe space for chunks (default: no NVMe tier).
-    #[arg(long, default_value = "0", value_parser = parse_bytes, allow_negative_numbers = true)]
+    /// NVMe space for chunks, a byte size (default: no NVMe tier).
+    #[arg(long, value_name = "BYTES", default_value = "0", value_parser = parse_bytes, allow_negative_numbers = true)]
     pub nvme_bytes: u64,
     /// Eviction policy.
     #[arg(long, value_enum, default_value = "belady")]
@@ -48,8 +54,9 @@ pub struct ChunksArgs {
     /// and twice it).
     #[arg(long, value_parser = parse_count, allow_negative_numbers = true)]
     pub chunk_numel: Option<u64>,
-    /// GPU bytes taken by non-model data (activations, workspace) at every moment.
-    #[arg(long, default_value = "0", value_parser = parse_bytes, allow_negative_numbers = true)]
+    /// GPU bytes taken by non-model data (activations, workspace) at every moment, a byte
+    /// size.
+    #[arg(long, value_name = "BYTES", default_value = "0", value_parser = parse_bytes, allow_negative_numbers = true)]
     pub non_model_bytes: u64,
     /// Training iterations to plan (all chunks start off the GPU).
     #[arg(long, default_value = "2", value_parser = parse_iterations, allow_negative_numbers = true)]
@@ -57,43 +64,9 @@ pub struct ChunksArgs {
     /// Fetch only on demand (no prefetch one moment ahead).
     #[arg(long)]
     pub no_prefetch: bool,
-    /// Print one JSON object instead of the report.
+    /// Print one JSON object instead of the report (keys in cli/README.md).
     #[arg(long)]
     pub json: bool,
-}
-
-/// A byte count: an integer or float notation, optionally with a suffix K, M, G, T (powers of
-/// 1000) or KiB, MiB, GiB, TiB (powers of 1024).
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let units: [(&str, u64); 8] = [
-        ("KiB", 1 << 10),
-        ("MiB", 1 << 20),
-        ("GiB", 1 << 30),
-        ("TiB", 1 << 40),
-        ("K", 1_000),
-        ("M", 1_000_000),
-        ("G", 1_000_000_000),
-        ("T", 1_000_000_000_000),
-    ];
-    let (num, unit) = units
-        .iter()
-        .find_map(|&(u, m)| t.strip_suffix(u).map(|n| (n, m)))
-        .unwrap_or((t, 1));
-    let x: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a byte count"))?;
-    if x < 0.0 {
-        return Err(format!("must not be negative, got {s}"));
-    }
-    let v = x * unit as f64;
-    if !v.is_finite() || v >= 1.8e19 || v.fract() != 0.0 {
-        return Err(format!(
-            "must be a whole number of bytes below 2^64, got {s}"
-        ));
-    }
-    Ok(v as u64)
 }
 
 fn parse_iterations(s: &str) -> Result<u64, String> {
@@ -105,13 +78,12 @@ fn parse_iterations(s: &str) -> Result<u64, String> {
 }
 
 /// Reads the model CSV.
-fn read_model(path: &PathBuf) -> Result<Vec<Tensor>, Failure> {
-    let name = path.display().to_string();
+fn read_model(path: &Path) -> Result<(String, Vec<Tensor>), Failure> {
+    let (name, data) = read_input(path)?;
     let mut reader = csv::ReaderBuilder::new()
         .comment(Some(b'#'))
         .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| Failure::Input(format!("{name}: cannot read: {e}")))?;
+        .from_reader(data.as_slice());
     let headers = reader
         .headers()
         .map_err(|e| Failure::Input(format!("{name}: {e}")))?
@@ -155,7 +127,7 @@ fn read_model(path: &PathBuf) -> Result<Vec<Tensor>, Failure> {
             last_use: number(4, "last_use")?,
         });
     }
-    Ok(tensors)
+    Ok((name, tensors))
 }
 
 #[derive(Serialize)]
@@ -166,9 +138,11 @@ struct PairBytes {
     last_iteration_bytes: u64,
 }
 
+/// The `--json` report (after `schema_version`, [`output::json`]).
 #[derive(Serialize)]
 struct Report {
-    model: String,
+    /// The model file's name (`<stdin>` for `-`).
+    file: String,
     tensors: usize,
     chunk_numel: u64,
     positions: u32,
@@ -199,8 +173,7 @@ fn gib(x: u64) -> String {
 /// Unreadable or malformed CSVs, tensors larger than the chunk, tiers too small
 /// ([`Failure::Input`], with the core's message saying which and by how much).
 pub fn run(args: &ChunksArgs) -> Result<(), Failure> {
-    let name = args.model.display().to_string();
-    let tensors = read_model(&args.model)?;
+    let (name, tensors) = read_model(&args.model)?;
     let policy = match args.policy {
         PolicyArg::Belady => Policy::Belady,
         PolicyArg::Lru => Policy::Lru,
@@ -234,7 +207,7 @@ pub fn run(args: &ChunksArgs) -> Result<(), Failure> {
         })
         .collect();
     let report = Report {
-        model: name.clone(),
+        file: name.clone(),
         tensors: tensors.len(),
         chunk_numel: layout.chunk_numel(),
         positions: layout.positions(),
@@ -258,15 +231,16 @@ pub fn run(args: &ChunksArgs) -> Result<(), Failure> {
         peak_gpu_chunk_bytes: placement.device_bytes.iter().copied().max().unwrap_or(0),
     };
     if args.json {
-        println!("{}", serde_json::to_string(&report).unwrap_or_default());
-        return Ok(());
+        return output::json(&report);
     }
     let r = &report;
     let total_numel: u64 = tensors.iter().map(|t| t.numel).sum();
-    println!(
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
         "{}: {} tensors, {} elements; chunks of {} elements: {} positions × 4 kinds \
          ({} B fp16, {} B fp32/momentum/variance each), waste {:.2}%",
-        r.model,
+        r.file,
         r.tensors,
         total_numel,
         r.chunk_numel,
@@ -275,7 +249,8 @@ pub fn run(args: &ChunksArgs) -> Result<(), Failure> {
         layout.chunk_bytes(StateKind::ParamFp32),
         100.0 * r.waste_numel as f64 / (r.waste_numel + total_numel) as f64
     );
-    println!(
+    let _ = writeln!(
+        s,
         "policy {}, prefetch {}, {} iteration(s) of {} moments, {} moves; chunk bytes {} GiB, \
          peak on GPU {} GiB",
         r.policy,
@@ -286,13 +261,15 @@ pub fn run(args: &ChunksArgs) -> Result<(), Failure> {
         gib(r.chunk_bytes_total),
         gib(r.peak_gpu_chunk_bytes)
     );
-    println!(
+    let _ = writeln!(
+        s,
         "{:<16} {:>14} {:>16}",
         "moved (GiB)", "all", "last iteration"
     );
     for p in &r.moved {
         if p.bytes > 0 || p.from == "device" || p.to == "device" {
-            println!(
+            let _ = writeln!(
+                s,
                 "{:<16} {:>14} {:>16}",
                 format!("{} -> {}", p.from, p.to),
                 gib(p.bytes),
@@ -300,16 +277,18 @@ pub fn run(args: &ChunksArgs) -> Result<(), Failure> {
             );
         }
     }
-    println!(
+    let _ = writeln!(
+        s,
         "{:<16} {:>14} {:>16}",
         "total",
         gib(r.total_moved),
         gib(r.last_iteration_moved)
     );
-    println!(
+    let _ = writeln!(
+        s,
         "stall-free prefetch coverage: {:.1}% of {} GiB fetched to the GPU",
         100.0 * r.prefetch_coverage,
         gib(r.fetched_to_gpu)
     );
-    Ok(())
+    out(s)
 }

@@ -6,12 +6,15 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::Failure;
+use crate::io::files::{read_input, write_output};
 use crate::io::{DeviceChoice, trace};
 
 /// Arguments of `memplan convert`.
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// The trace to read.
+    /// The trace to read: a PyTorch memory snapshot pickle, a PyTorch profiler (Kineto) JSON
+    /// (.json or .json.gz), a DTR operator log, memplan's trace format, or an
+    /// id,lower,upper,size CSV (detected from the content); `-` reads standard input.
     pub input: PathBuf,
     /// The device whose events to take (snapshots and profiler traces record several): an
     /// index, or `auto` for the one with the most allocations.
@@ -26,16 +29,8 @@ pub struct ConvertArgs {
 /// # Errors
 /// [`Failure::Input`] when the input cannot be read or parsed, or the output cannot be written.
 pub fn run(args: &ConvertArgs) -> Result<(), Failure> {
-    let name = args.input.display().to_string();
-    let data = std::fs::read(&args.input)
-        .map_err(|e| Failure::Input(format!("{name}: cannot read: {e}")))?;
+    let (name, data) = read_input(&args.input)?;
     let trace = trace::read_with_segments(&name, &data, args.device)?.0;
     let text = trace::write(&trace);
-    if args.output.as_os_str() == "-" {
-        print!("{text}");
-        Ok(())
-    } else {
-        std::fs::write(&args.output, text)
-            .map_err(|e| Failure::Input(format!("{}: cannot write: {e}", args.output.display())))
-    }
+    write_output(&args.output, text)
 }

@@ -8,7 +8,9 @@ use memplan_core::estimate::{
 };
 use serde::Serialize;
 
-use crate::Failure;
+use std::fmt::Write as _;
+
+use crate::{Failure, output};
 
 /// `--offload` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -83,7 +85,7 @@ pub struct EstimateArgs {
     /// Parameters of the largest layer, gathered whole under ZeRO-3 (default 12·hidden²).
     #[arg(long, value_parser = parse_count, allow_negative_numbers = true)]
     pub largest_layer: Option<u64>,
-    /// Print one JSON object instead of the table.
+    /// Print one JSON object instead of the table (keys in cli/README.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -131,6 +133,7 @@ impl From<StateBytes> for Column {
     }
 }
 
+/// The `--json` report (after `schema_version`, [`output::json`]).
 #[derive(Serialize)]
 struct Report {
     params_per_gpu: u64,
@@ -192,10 +195,11 @@ pub fn run(args: &EstimateArgs) -> Result<(), Failure> {
             per_host: e.host.into(),
             nvme_per_host: e.nvme.into(),
         };
-        println!("{}", serde_json::to_string(&report).unwrap_or_default());
-        return Ok(());
+        return output::json(&report);
     }
-    println!(
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
         "{world} GPUs (dp {} × tp {} × pp {}), {} parameters per GPU before ZeRO, ZeRO-{}, \
          offload {}, {} GPUs per host",
         args.dp,
@@ -207,11 +211,11 @@ pub fn run(args: &EstimateArgs) -> Result<(), Failure> {
         e.gpus_per_host
     );
     let show_nvme = e.nvme.total() > 0;
-    print!("{:<12} {:>14} {:>14}", "GiB", "per GPU", "per host");
+    let _ = write!(s, "{:<12} {:>14} {:>14}", "GiB", "per GPU", "per host");
     if show_nvme {
-        print!(" {:>14}", "NVMe per host");
+        let _ = write!(s, " {:>14}", "NVMe per host");
     }
-    println!();
+    s.push('\n');
     let rows: [Row; 5] = [
         ("params", |s| s.params),
         ("grads", |s| s.grads),
@@ -220,16 +224,17 @@ pub fn run(args: &EstimateArgs) -> Result<(), Failure> {
         ("total", StateBytes::total),
     ];
     for (name, get) in rows {
-        print!(
+        let _ = write!(
+            s,
             "{:<12} {:>14} {:>14}",
             name,
             gib(get(&e.gpu)),
             gib(get(&e.host))
         );
         if show_nvme {
-            print!(" {:>14}", gib(get(&e.nvme)));
+            let _ = write!(s, " {:>14}", gib(get(&e.nvme)));
         }
-        println!();
+        s.push('\n');
     }
-    Ok(())
+    output::out(s)
 }

@@ -1,7 +1,6 @@
 //! `memplan plan`: plan one problem, verify, write, draw and report.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,7 +12,10 @@ use serde::Serialize;
 
 use super::{Limit, parse_seconds};
 use crate::io::csv;
+use crate::io::files::{self, read_input, write_output};
+use crate::output;
 use crate::progress::Spinner;
+use crate::units::parse_bytes;
 use crate::{Failure, plot};
 
 /// The embedded example: MindSpore SOMAS's ResNet-50 tensor dump (MIT, see the comment line
@@ -28,15 +30,15 @@ pub const DEFAULT_SVG: &str = "memplan-plan.svg";
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// CSV with a header naming id,lower,upper,size (any order, extra columns ignored; lines
-    /// starting with # are comments). Without it, plans the embedded ResNet-50 example and
-    /// draws it to memplan-plan.svg.
+    /// starting with # are comments); `-` reads it from standard input. Without it, plans the
+    /// embedded ResNet-50 example and draws it to memplan-plan.svg.
     pub file: Option<PathBuf>,
-    /// Fail (exit 2) unless the plan's peak is at most this many bytes; the search stops at
-    /// the first plan that fits.
-    #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
+    /// Fail (exit 2) unless the plan's peak is at most this many bytes (a byte size: 1048576,
+    /// 512MB, 16GiB, 1.5e9); the search stops at the first plan that fits.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, allow_negative_numbers = true)]
     pub capacity: Option<u64>,
-    /// Align every buffer's offset to this power of two.
-    #[arg(long, value_name = "BYTES", default_value_t = 1, value_parser = parse_alignment,
+    /// Align every buffer's offset to this power of two (a byte size: 256, 4KiB).
+    #[arg(long, value_name = "BYTES", default_value = "1", value_parser = parse_alignment,
           allow_negative_numbers = true)]
     pub alignment: u64,
     /// Stop the search after this many seconds (0: heuristics only; "inf": no limit).
@@ -46,23 +48,22 @@ pub struct PlanArgs {
     /// Stop the search after this many nodes (deterministic, unlike --time-limit).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_nodes: Option<u64>,
-    /// Write the plan as CSV: id,lower,upper,size,offset in input order.
+    /// Write the plan as CSV: id,lower,upper,size,offset in input order (`-`: standard output,
+    /// and the summary goes to standard error).
     #[arg(long, value_name = "SOLUTION.csv")]
     pub out: Option<PathBuf>,
-    /// Draw the plan as SVG (time on x, offset on y).
+    /// Draw the plan as SVG, time on x, offset on y (`-`: standard output, and the summary goes
+    /// to standard error).
     #[arg(long, value_name = "PLOT.svg")]
     pub svg: Option<PathBuf>,
-    /// Print one JSON object on stdout instead of the summary.
+    /// Print one JSON object on stdout instead of the summary (keys in cli/README.md).
     #[arg(long)]
     pub json: bool,
 }
 
 /// Parses `--alignment`: a power of two.
 fn parse_alignment(s: &str) -> Result<u64, String> {
-    let a: u64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a positive integer"))?;
+    let a = parse_bytes(s)?;
     if a.is_power_of_two() {
         Ok(a)
     } else {
@@ -134,16 +135,22 @@ pub fn verified(
     Ok(placements)
 }
 
-/// The `--json` report.
+/// The `--json` report (after `schema_version`, [`output::json`]).
 #[derive(Debug, Serialize)]
-struct JsonReport {
+struct JsonReport<'a> {
+    /// The input's name (`<stdin>` for `-`, the embedded example's name without a file).
+    file: &'a str,
     buffers: usize,
-    max_load: u64,
-    /// The plan's peak, or the best peak found when it does not fit.
-    peak: u64,
+    /// The largest sum of sizes live at once (the max load, a lower bound on any plan).
+    peak_requested: u64,
+    /// The plan's peak (the arena it needs), or the best peak found when it does not fit.
+    arena_size: u64,
+    /// `arena_size / peak_requested`.
     ratio: f64,
     optimal: bool,
     elapsed_ms: f64,
+    /// `--capacity`, or null.
+    capacity: Option<u64>,
     /// Present only with `--capacity`.
     #[serde(skip_serializing_if = "Option::is_none")]
     fits: Option<bool>,
@@ -158,12 +165,7 @@ struct JsonReport {
 /// See [`Failure`]; messages are ready to print.
 pub fn run(args: &PlanArgs) -> Result<(), Failure> {
     let (name, data) = match &args.file {
-        Some(path) => {
-            let name = path.display().to_string();
-            let data = std::fs::read(path)
-                .map_err(|e| Failure::Input(format!("{name}: cannot read: {e}")))?;
-            (name, data)
-        }
+        Some(path) => read_input(path)?,
         None => (EXAMPLE_NAME.to_owned(), EXAMPLE.as_bytes().to_vec()),
     };
     let problem = csv::parse(&name, &data, args.alignment)?;
@@ -172,6 +174,20 @@ pub fn run(args: &PlanArgs) -> Result<(), Failure> {
         .svg
         .clone()
         .or_else(|| args.file.is_none().then(|| PathBuf::from(DEFAULT_SVG)));
+    // With an output file on stdout, the report goes to stderr.
+    let report_to_stderr = files::stdout_taken(&[
+        ("--out", args.out.as_deref()),
+        ("--svg", svg_path.as_deref()),
+    ])?;
+    let report = |text: &str| -> Result<(), Failure> {
+        if report_to_stderr {
+            output::err(text);
+            Ok(())
+        } else {
+            output::out(text)
+        }
+    };
+    let report_json = |r: &JsonReport| report(&output::json_line(r)?);
 
     let spinner = Spinner::start(format!("planning {name} ({} buffers)", problem.len()));
     let outcome = pack_with_limits(&problem, args.capacity, args.time_limit, args.max_nodes);
@@ -197,13 +213,15 @@ pub fn run(args: &PlanArgs) -> Result<(), Failure> {
                 "not proven: the search budget ran out"
             };
             if args.json {
-                print_json(&JsonReport {
+                report_json(&JsonReport {
+                    file: &name,
                     buffers: problem.len(),
-                    max_load,
-                    peak: best_peak,
+                    peak_requested: max_load,
+                    arena_size: best_peak,
                     ratio,
                     optimal: false,
                     elapsed_ms,
+                    capacity: Some(capacity),
                     fits: Some(false),
                     proven: Some(proven),
                 })?;
@@ -224,7 +242,7 @@ pub fn run(args: &PlanArgs) -> Result<(), Failure> {
                     "time",
                     &format!("{:.3} s", outcome.elapsed.as_secs_f64()),
                 );
-                print_out(&s)?;
+                report(&s)?;
             }
             let _ = writeln!(
                 std::io::stderr(),
@@ -241,31 +259,31 @@ pub fn run(args: &PlanArgs) -> Result<(), Failure> {
     }
     if let Some(path) = &svg_path {
         let title = match &args.file {
-            Some(f) => f
+            Some(f) if !files::is_std(f) => f
                 .file_name()
                 .map_or(name.clone(), |n| n.to_string_lossy().into_owned()),
-            None => name.clone(),
+            _ => name.clone(),
         };
         let labels = plot::Labels {
             name: &title,
             capacity: args.capacity,
         };
-        let file = File::create(path)
-            .map_err(|e| Failure::Input(format!("{}: cannot create: {e}", path.display())))?;
-        let mut w = BufWriter::new(file);
-        plot::write(&mut w, &problem, &solution, &labels)
-            .and_then(|()| w.flush())
-            .map_err(|e| Failure::Input(format!("{}: cannot write: {e}", path.display())))?;
+        let mut svg = Vec::new();
+        plot::write(&mut svg, &problem, &solution, &labels)
+            .map_err(|e| Failure::Internal(format!("cannot draw the plan: {e}")))?;
+        write_output(path, svg)?;
     }
 
     if args.json {
-        return print_json(&JsonReport {
+        return report_json(&JsonReport {
+            file: &name,
             buffers: problem.len(),
-            max_load: solution.max_load,
-            peak: solution.peak,
+            peak_requested: solution.max_load,
+            arena_size: solution.peak,
             ratio: solution.ratio(),
             optimal: solution.optimal,
             elapsed_ms,
+            capacity: args.capacity,
             fits: args.capacity.map(|_| true),
             proven: None,
         });
@@ -313,13 +331,20 @@ pub fn run(args: &PlanArgs) -> Result<(), Failure> {
         ),
     );
     line(&mut s, "verified", "yes (memplan_core::check::verify)");
+    let shown = |p: &Path| {
+        if files::is_std(p) {
+            "standard output".to_owned()
+        } else {
+            p.display().to_string()
+        }
+    };
     if let Some(out) = &args.out {
-        line(&mut s, "plan", &format!("written to {}", out.display()));
+        line(&mut s, "plan", &format!("written to {}", shown(out)));
     }
     if let Some(path) = &svg_path {
-        line(&mut s, "plot", &format!("written to {}", path.display()));
+        line(&mut s, "plot", &format!("written to {}", shown(path)));
     }
-    print_out(&s)
+    report(&s)
 }
 
 /// Writes the plan as `id,lower,upper,size,offset`.
@@ -327,7 +352,7 @@ fn write_plan(path: &Path, placements: &[PlacedBuffer]) -> Result<(), Failure> {
     let fail = |e: &dyn std::fmt::Display| {
         Failure::Input(format!("{}: cannot write: {e}", path.display()))
     };
-    let mut w = ::csv::Writer::from_path(path).map_err(|e| fail(&e))?;
+    let mut w = ::csv::Writer::from_writer(Vec::new());
     w.write_record(["id", "lower", "upper", "size", "offset"])
         .map_err(|e| fail(&e))?;
     for p in placements {
@@ -340,7 +365,8 @@ fn write_plan(path: &Path, placements: &[PlacedBuffer]) -> Result<(), Failure> {
         ])
         .map_err(|e| fail(&e))?;
     }
-    w.flush().map_err(|e| fail(&e))
+    let bytes = w.into_inner().map_err(|e| fail(&e))?;
+    write_output(path, bytes)
 }
 
 /// Appends one `  label  value` line of the summary.
@@ -357,16 +383,10 @@ fn amount(v: u64) -> String {
     }
 }
 
-fn print_json(report: &JsonReport) -> Result<(), Failure> {
-    let text = serde_json::to_string(report)
-        .map_err(|e| Failure::Internal(format!("cannot encode JSON: {e}")))?;
-    print_out(&format!("{text}\n"))
-}
-
-/// Writes to stdout; a closed stdout is reported, not a panic.
+/// Writes to stdout ([`output::out`]: a closed pipe ends quietly).
+///
+/// # Errors
+/// As [`output::out`].
 pub fn print_out(s: &str) -> Result<(), Failure> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(s.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|e| Failure::Input(format!("memplan: cannot write to stdout: {e}")))
+    output::out(s)
 }

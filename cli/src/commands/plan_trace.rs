@@ -9,20 +9,23 @@ use memplan_core::lifetime::Class;
 use serde::Serialize;
 
 use super::replay::{describe_iterations, load, parse_positive, plan_of};
-use crate::Failure;
 use crate::io::DeviceChoice;
+use crate::io::files::{self, write_output};
+use crate::{Failure, output};
 
 /// Arguments of `memplan plan-trace`.
 #[derive(Debug, Args)]
 pub struct PlanTraceArgs {
-    /// The trace: a PyTorch snapshot pickle, a profiler JSON (.json or .json.gz), a DTR log,
-    /// memplan's trace format, or an id,lower,upper,size CSV.
+    /// The trace: a PyTorch memory snapshot pickle, a PyTorch profiler (Kineto) JSON (.json or
+    /// .json.gz), a DTR operator log, memplan's trace format, or an id,lower,upper,size CSV
+    /// (detected from the content); `-` reads it from standard input.
     pub trace: PathBuf,
     /// The device whose events to plan (snapshots and profiler traces record several): an
     /// index, or `auto` for the one with the most allocations.
     #[arg(long, value_name = "N|auto", default_value = "auto")]
     pub device: DeviceChoice,
-    /// Where to write the plan file.
+    /// Where to write the plan file (`-`: standard output, and the summary goes to standard
+    /// error).
     #[arg(long, value_name = "PLAN")]
     pub out: PathBuf,
     /// Iterations profiled to make the plan.
@@ -37,14 +40,16 @@ pub struct PlanTraceArgs {
     /// Vary the repeated iterations, seeded, as `memplan replay --dynamic`.
     #[arg(long, value_name = "SEED")]
     pub dynamic: Option<u64>,
-    /// Print one JSON object on stdout instead of the summary.
+    /// Print one JSON object instead of the summary (keys in cli/README.md).
     #[arg(long)]
     pub json: bool,
 }
 
+/// The `--json` report (after `schema_version`, [`output::json`]).
 #[derive(Serialize)]
 struct Summary<'a> {
-    trace: &'a str,
+    /// The trace's name (`<stdin>` for `-`).
+    file: &'a str,
     out: &'a str,
     allocations: usize,
     iterations: String,
@@ -56,7 +61,8 @@ struct Summary<'a> {
     prologue_slots: usize,
     iteration_slots: usize,
     peak_requested: u64,
-    bytes: usize,
+    /// The plan file's size in bytes.
+    out_bytes: usize,
 }
 
 /// Runs `memplan plan-trace`.
@@ -65,16 +71,24 @@ struct Summary<'a> {
 /// Unreadable or malformed traces, bad workload options, a trace that cannot be planned, or
 /// an unwritable output ([`Failure::Input`]).
 pub fn run(args: &PlanTraceArgs) -> Result<(), Failure> {
-    let name = args.trace.display().to_string();
+    let name = if files::is_std(&args.trace) {
+        files::STDIN_NAME.to_owned()
+    } else {
+        args.trace.display().to_string()
+    };
+    let report_to_stderr = files::stdout_taken(&[("--out", Some(&args.out))])?;
     let (trace, _, _) = load(&args.trace, args.device, args.repeat, args.dynamic)?;
     let built = plan_of(&trace, args.profile_iterations, args.profile_events)?;
     let (analysis, plan) = (&built.analysis, &built.plan);
     let bytes = plan.to_bytes();
-    let out = args.out.display().to_string();
-    std::fs::write(&args.out, &bytes)
-        .map_err(|e| Failure::Input(format!("{out}: cannot write: {e}")))?;
+    let out = if report_to_stderr {
+        "standard output".to_owned()
+    } else {
+        args.out.display().to_string()
+    };
+    write_output(&args.out, &bytes)?;
     let summary = Summary {
-        trace: &name,
+        file: &name,
         out: &out,
         allocations: analysis.lifetimes.len(),
         iterations: describe_iterations(analysis),
@@ -86,28 +100,34 @@ pub fn run(args: &PlanTraceArgs) -> Result<(), Failure> {
         prologue_slots: plan.prologue.len(),
         iteration_slots: plan.iteration.len(),
         peak_requested: trace.peak_requested(),
-        bytes: bytes.len(),
+        out_bytes: bytes.len(),
     };
-    if args.json {
-        println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+    let text = if args.json {
+        output::json_line(&summary)?
     } else {
-        println!(
-            "{name}: {} allocations, {}",
-            summary.allocations, summary.iterations
-        );
-        println!(
-            "classes: {} persistent, {} per-iteration, {} cross-iteration, {} dynamic",
-            summary.persistent, summary.per_iteration, summary.cross_iteration, summary.dynamic
-        );
-        println!(
-            "plan: arena {} bytes (trace peak {} bytes requested), {} prologue + {} iteration \
-             slots",
+        format!(
+            "{name}: {} allocations, {}\n\
+             classes: {} persistent, {} per-iteration, {} cross-iteration, {} dynamic\n\
+             plan: arena {} bytes (trace peak {} bytes requested), {} prologue + {} iteration \
+             slots\n\
+             plan written to {out} ({} bytes)\n",
+            summary.allocations,
+            summary.iterations,
+            summary.persistent,
+            summary.per_iteration,
+            summary.cross_iteration,
+            summary.dynamic,
             summary.arena_size,
             summary.peak_requested,
             summary.prologue_slots,
-            summary.iteration_slots
-        );
-        println!("plan written to {out} ({} bytes)", summary.bytes);
+            summary.iteration_slots,
+            summary.out_bytes,
+        )
+    };
+    if report_to_stderr {
+        output::err(text);
+        Ok(())
+    } else {
+        output::out(text)
     }
-    Ok(())
 }

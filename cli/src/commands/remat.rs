@@ -5,7 +5,7 @@
 //! `memplan_core::remat::sim`. Budgets are `trunc(baseline_peak × ratio)`; a run thrashes
 //! when recomputation exceeds the baseline compute (overhead would pass 2×).
 
-use std::io::Write;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -16,11 +16,15 @@ use serde::Serialize;
 
 use crate::Failure;
 use crate::io::dtr;
+use crate::io::files::{self, files_under, read_input};
+use crate::output::{self, out};
+use crate::progress::Bar;
 
 /// Arguments of `memplan remat`.
 #[derive(Debug, Args)]
 pub struct RematArgs {
-    /// DTR operator logs, or directories of `*.log` files. Default:
+    /// DTR operator logs (JSON lines with "INSTRUCTION"), or directories of `*.log` files (their
+    /// own entries, sorted); `-` reads one log from standard input. Default:
     /// ../shared/traces/external/dtr-simrd-logs.
     pub logs: Vec<PathBuf>,
     /// Budget as a fraction of the unbudgeted peak.
@@ -36,7 +40,7 @@ pub struct RematArgs {
     /// versus each of simrd's six: passes and geometric means where both pass).
     #[arg(long, requires = "sweep")]
     pub table: bool,
-    /// Print JSON (one object per run, one per line).
+    /// Print JSON lines: one object per run (keys in cli/README.md).
     #[arg(long)]
     pub json: bool,
     /// Memory model: `bytes` (simrd: a byte counter, where tensors live is ignored) or
@@ -108,11 +112,13 @@ fn parse_heuristic(s: &str) -> Result<Heuristic, String> {
 /// One run's report (the JSON object of `--json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
-    /// Log file name.
+    /// Log file name (`file` in JSON, as in every command).
+    #[serde(rename = "file")]
     pub log: String,
     /// Heuristic name.
     pub heuristic: &'static str,
-    /// Budget ratio.
+    /// Budget ratio (`budget_ratio` in JSON, as the option).
+    #[serde(rename = "budget_ratio")]
     pub ratio: f64,
     /// `pass`, `oom` or `thrash`.
     pub result: &'static str,
@@ -120,7 +126,9 @@ pub struct RunReport {
     pub overhead: f64,
     /// Storages evicted.
     pub evictions: u64,
-    /// Peak resident bytes.
+    /// Peak resident bytes: the largest sum of the sizes of tensors in memory
+    /// (`peak_requested` in JSON, as in every command).
+    #[serde(rename = "peak_requested")]
     pub peak_bytes: u64,
     /// Wall time of the run.
     pub elapsed_ms: f64,
@@ -161,12 +169,13 @@ pub struct Log {
 
 /// Reads and parses one log.
 pub fn load(path: &Path) -> Result<Log, Failure> {
-    let name = path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    let data = std::fs::read(path)
-        .map_err(|e| Failure::Input(format!("{}: cannot read: {e}", path.display())))?;
+    let (shown, data) = read_input(path)?;
+    let name = if files::is_std(path) {
+        shown
+    } else {
+        path.file_name()
+            .map_or(shown, |n| n.to_string_lossy().into_owned())
+    };
     let program = dtr::read_program(&name, &data)?;
     let baseline = program
         .baseline()
@@ -222,17 +231,16 @@ fn log_paths(args: &RematArgs) -> Result<Vec<PathBuf>, Failure> {
     };
     let mut out = Vec::new();
     for r in roots {
-        if r.is_dir() {
-            let mut v: Vec<PathBuf> = std::fs::read_dir(&r)
-                .map_err(|e| Failure::Input(format!("{}: cannot read: {e}", r.display())))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "log"))
-                .collect();
-            v.sort();
-            out.extend(v);
-        } else {
-            out.push(r);
+        let walk = files_under(&r, "log", false)?;
+        for p in walk.skipped {
+            output::err(format!("memplan: skipped {p}\n"));
         }
+        out.extend(walk.files.into_iter().map(|(path, _)| path));
+    }
+    if out.iter().filter(|p| files::is_std(p)).count() > 1 {
+        return Err(Failure::Input(
+            "`-` is given twice: standard input can be read once".to_owned(),
+        ));
     }
     if out.is_empty() {
         return Err(Failure::Input("no logs given or found".to_owned()));
@@ -253,22 +261,24 @@ pub fn run(args: &RematArgs) -> Result<(), Failure> {
     };
     let t0 = Instant::now();
     let mut reports = Vec::new();
-    let mut out = std::io::stdout().lock();
+    let runs = logs.len() * heuristics.len() * ratios.len();
+    let mut bar = Bar::new(runs as u64, "remat");
     for log in &logs {
         for &h in &heuristics {
+            bar.set_message(format!("remat {} {}", log.name, h.name()));
             for &r in &ratios {
                 let mode = Mode {
                     allocator: args.allocator,
                     swap_bandwidth: args.swap_bandwidth,
                 };
                 let rep = run_one(log, h, r, mode);
+                bar.inc(1);
                 if args.json {
-                    let line = serde_json::to_string(&rep)
-                        .map_err(|e| Failure::Internal(e.to_string()))?;
-                    let _ = writeln!(out, "{line}");
+                    out(output::json_line(&rep)?)?;
                 } else if !args.table {
+                    let mut line = String::new();
                     let _ = writeln!(
-                        out,
+                        line,
                         "{:<48} {:<9} {:>4} {:<6} overhead {:>7.4} evictions {:>6} peak {:>13} {:>8.1} ms",
                         rep.log,
                         rep.heuristic,
@@ -279,13 +289,15 @@ pub fn run(args: &RematArgs) -> Result<(), Failure> {
                         rep.peak_bytes,
                         rep.elapsed_ms
                     );
+                    out(line)?;
                 }
                 reports.push(rep);
             }
         }
     }
+    drop(bar);
     if args.table {
-        let _ = write!(out, "{}", table(&logs, &reports));
+        out(table(&logs, &reports))?;
         if args.allocator != MemoryModel::Bytes || args.swap_bandwidth.is_some() {
             // The same sweep in simrd's model, to compare with.
             let simrd = Mode {
@@ -293,23 +305,25 @@ pub fn run(args: &RematArgs) -> Result<(), Failure> {
                 swap_bandwidth: None,
             };
             let mut base = Vec::new();
+            let mut bar = Bar::new(runs as u64, "remat (simrd's model, to compare)");
             for log in &logs {
                 for &h in &heuristics {
                     for &r in &ratios {
                         base.push(run_one(log, h, r, simrd));
+                        bar.inc(1);
                     }
                 }
             }
-            let _ = write!(out, "\n{}", mode_comparison(&logs, &base, &reports));
+            drop(bar);
+            out(format!("\n{}", mode_comparison(&logs, &base, &reports)))?;
         }
     }
     if args.sweep && !args.json {
-        let _ = writeln!(
-            std::io::stderr(),
-            "{} runs in {:.2} s",
+        output::err(format!(
+            "{} runs in {:.2} s\n",
             reports.len(),
             t0.elapsed().as_secs_f64()
-        );
+        ));
     }
     Ok(())
 }

@@ -24,6 +24,10 @@ use svg::Document;
 use svg::node::element::{Group, Line, Polyline, Text};
 
 use crate::io::DeviceChoice;
+use crate::io::files::{self, read_input, write_output};
+use crate::output::{self, out};
+use crate::progress::Bar;
+use crate::units::parse_bytes;
 use crate::{Failure, plot, workload};
 
 /// Which allocators to replay through: one of the registry's (by its name), or all of them.
@@ -66,8 +70,9 @@ impl ValueEnum for Which {
 /// Arguments of `memplan replay`.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// The trace: a PyTorch snapshot pickle, a profiler JSON (.json or .json.gz), memplan's
-    /// trace format, or an id,lower,upper,size CSV.
+    /// The trace: a PyTorch memory snapshot pickle, a PyTorch profiler (Kineto) JSON (.json or
+    /// .json.gz), a DTR operator log, memplan's trace format, or an id,lower,upper,size CSV
+    /// (detected from the content); `-` reads it from standard input.
     pub trace: PathBuf,
     /// The device whose events to replay (snapshots and profiler traces record several):
     /// an index, or `auto` for the one with the most allocations.
@@ -76,13 +81,15 @@ pub struct ReplayArgs {
     /// Allocator(s) to replay through.
     #[arg(long, value_enum, default_value = "all")]
     pub allocator: Which,
-    /// Device memory available: report whether and at which event each allocator runs out.
-    #[arg(long, value_name = "BYTES")]
+    /// Device memory available, a byte size (1048576, 512MB, 16GiB, 1.5e9): report whether and
+    /// at which event each allocator runs out; exit 2 when one does (after the report).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, allow_negative_numbers = true)]
     pub capacity: Option<u64>,
-    /// Print one JSON object on stdout instead of the table.
+    /// Print one JSON object on stdout instead of the table (keys in cli/README.md).
     #[arg(long)]
     pub json: bool,
-    /// Draw reserved and allocated bytes over the trace, per allocator.
+    /// Draw reserved and allocated bytes over the trace, per allocator (`-`: standard output,
+    /// and the report goes to standard error).
     #[arg(long, value_name = "TIMELINE.svg")]
     pub svg: Option<PathBuf>,
     /// Replay the (one-iteration) trace as N iterations; allocations it never frees are made
@@ -101,8 +108,8 @@ pub struct ReplayArgs {
     /// early); the rest of the trace is served from what that profile planned.
     #[arg(long, value_name = "N")]
     pub profile_events: Option<usize>,
-    /// guided: serve from this plan file (written by `memplan plan-trace`) instead of
-    /// profiling the trace.
+    /// guided: serve from this plan file (written by `memplan plan-trace`; `-` reads it from
+    /// standard input) instead of profiling the trace.
     #[arg(long, value_name = "PLAN")]
     pub plan: Option<PathBuf>,
 }
@@ -130,9 +137,7 @@ pub fn load(
                 .to_owned(),
         ));
     }
-    let name = path.display().to_string();
-    let data =
-        std::fs::read(path).map_err(|e| Failure::Input(format!("{name}: cannot read: {e}")))?;
+    let (name, data) = read_input(path)?;
     let (trace, segments) = crate::io::trace::read_with_segments(&name, &data, device)?;
     let transformed = (repeat > 1).then(|| workload::describe(&trace, repeat, dynamic));
     let trace = match dynamic {
@@ -192,7 +197,8 @@ pub fn parse_positive(s: &str) -> Result<usize, String> {
 pub struct AllocatorReplay {
     /// The allocator's name.
     pub allocator: &'static str,
-    /// Largest sum of requested bytes live.
+    /// Largest sum of requested bytes live (`peak_requested` in JSON, as in every command).
+    #[serde(rename = "peak_requested")]
     pub peak_allocated: u64,
     /// Largest bytes reserved from the device.
     pub peak_reserved: u64,
@@ -238,14 +244,19 @@ pub struct PlanReport {
     pub replans: u64,
 }
 
+/// The `--json` report (after `schema_version`, [`output::json`]).
 #[derive(Serialize)]
 struct Report<'a> {
-    trace: &'a str,
+    /// The trace's name (`<stdin>` for `-`).
+    file: &'a str,
+    /// `--capacity`, or null.
+    capacity: Option<u64>,
     /// Iterations the trace was replayed as (`--repeat`).
     repeat: usize,
     /// The `--dynamic` seed, if any.
     dynamic: Option<u64>,
     events: usize,
+    allocations: usize,
     results: &'a [AllocatorReplay],
 }
 
@@ -256,7 +267,17 @@ struct Report<'a> {
 /// `--repeat` would overflow ([`Failure::Input`]); an allocator that rejects a free the
 /// trace guarantees valid is a bug ([`Failure::Internal`]).
 pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
-    let name = args.trace.display().to_string();
+    let name = if files::is_std(&args.trace) {
+        files::STDIN_NAME.to_owned()
+    } else {
+        args.trace.display().to_string()
+    };
+    let report_to_stderr = files::stdout_taken(&[("--svg", args.svg.as_deref())])?;
+    if files::is_std(&args.trace) && args.plan.as_deref().is_some_and(files::is_std) {
+        return Err(Failure::Input(
+            "the trace and --plan both name `-`: only one can come from standard input".to_owned(),
+        ));
+    }
     let (trace, segments, transformed) = load(&args.trace, args.device, args.repeat, args.dynamic)?;
     let kinds = args.allocator.kinds();
     let (plan, report) = if kinds.contains(&AllocatorKind::Guided) {
@@ -272,91 +293,136 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
         ..Settings::default()
     };
     let mut results = Vec::new();
+    let mut bar = Bar::new((kinds.len() * trace.len()) as u64, "replay");
     for kind in kinds {
         let mut a = registry::build(kind, &settings)
             .map_err(|e| Failure::Internal(format!("{kind}: {e}")))?;
-        let mut outcome = replay(&trace, a.as_mut())?;
+        bar.set_message(format!("replay through {kind}"));
+        let mut outcome = replay_observed(&trace, a.as_mut(), &mut |n| bar.inc(n))?;
         if let (Some(c), Some(report)) = (a.guided_counters(), &report) {
             outcome.plan = Some(report.clone().with_counters(c));
         }
         results.push(outcome);
     }
+    drop(bar);
     if let Some(path) = &args.svg {
         let doc = timeline(&name, trace.len(), &results);
-        svg::save(path, &doc)
-            .map_err(|e| Failure::Input(format!("{}: cannot write: {e}", path.display())))?;
+        write_output(path, doc.to_string())?;
     }
-    if args.json {
-        let report = Report {
-            trace: &name,
+    let text = if args.json {
+        output::json_line(&Report {
+            file: &name,
+            capacity: args.capacity,
             repeat: args.repeat,
             dynamic: args.dynamic,
             events: trace.len(),
+            allocations: trace.allocs(),
             results: &results,
-        };
-        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        })?
     } else {
-        println!(
-            "{name}: {} events, {} allocations",
-            trace.len(),
-            trace.allocs()
-        );
-        if let Some(t) = &transformed {
-            println!("workload: {t}");
-        }
-        println!(
-            "{:<16} {:>16} {:>16} {:>11} {:>12} {:>10} {:>9}",
-            "allocator",
-            "peak allocated",
-            "peak reserved",
-            "utilization",
-            "reservations",
-            "oom at",
-            "ns/op"
-        );
-        for r in &results {
-            println!(
-                "{:<16} {:>16} {:>16} {:>10.2}% {:>12} {:>10} {:>9.0}",
-                r.allocator,
-                r.peak_allocated,
-                r.peak_reserved,
-                100.0 * r.utilization,
-                r.reservations,
-                r.oom_at_event
-                    .map_or("-".to_owned(), |i| format!("event {i}")),
-                r.ns_per_op
-            );
-        }
-        for r in &results {
-            if let Some(p) = &r.plan {
-                let source = if p.profile_iterations == 0 {
-                    p.iterations.clone()
-                } else {
-                    format!(
-                        "{} profiled iteration(s); {}",
-                        p.profile_iterations, p.iterations
-                    )
-                };
-                println!(
-                    "guided: plan from {source}: arena {} bytes, {} prologue + {} \
-                     iteration slots; hits {}, misses {} ({} where the plan left room, {} arena \
-                     growths), re-plans {}",
-                    p.arena_size,
-                    p.prologue_slots,
-                    p.iteration_slots,
-                    p.hits,
-                    p.misses,
-                    p.misses_in_room,
-                    p.growths,
-                    p.replans
-                );
-            }
-        }
-        if let Some(path) = &args.svg {
-            println!("timeline written to {}", path.display());
-        }
+        table(args, &name, &trace, transformed.as_deref(), &results)
+    };
+    if report_to_stderr {
+        output::err(&text);
+    } else {
+        out(&text)?;
+    }
+    // Running out under --capacity is a failure of the run (exit 2), said after the report.
+    let ooms: Vec<String> = results
+        .iter()
+        .filter_map(|r| {
+            r.oom_at_event
+                .map(|i| format!("{} at event {i}", r.allocator))
+        })
+        .collect();
+    if !ooms.is_empty() {
+        output::err(format!(
+            "memplan: {name}: out of memory under --capacity {}: {}\n",
+            args.capacity
+                .map_or_else(|| "(none)".to_owned(), |c| c.to_string()),
+            ooms.join(", ")
+        ));
+        return Err(Failure::DoesNotFit);
     }
     Ok(())
+}
+
+/// The text report: the trace, the workload, one line per allocator, the guided plan.
+fn table(
+    args: &ReplayArgs,
+    name: &str,
+    trace: &Trace,
+    transformed: Option<&str>,
+    results: &[AllocatorReplay],
+) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{name}: {} events, {} allocations",
+        trace.len(),
+        trace.allocs()
+    );
+    if let Some(t) = transformed {
+        let _ = writeln!(s, "workload: {t}");
+    }
+    let _ = writeln!(
+        s,
+        "{:<16} {:>16} {:>16} {:>11} {:>12} {:>10} {:>9}",
+        "allocator",
+        "peak requested",
+        "peak reserved",
+        "utilization",
+        "reservations",
+        "oom at",
+        "ns/op"
+    );
+    for r in results {
+        let _ = writeln!(
+            s,
+            "{:<16} {:>16} {:>16} {:>10.2}% {:>12} {:>10} {:>9.0}",
+            r.allocator,
+            r.peak_allocated,
+            r.peak_reserved,
+            100.0 * r.utilization,
+            r.reservations,
+            r.oom_at_event
+                .map_or("-".to_owned(), |i| format!("event {i}")),
+            r.ns_per_op
+        );
+    }
+    for r in results {
+        if let Some(p) = &r.plan {
+            let source = if p.profile_iterations == 0 {
+                p.iterations.clone()
+            } else {
+                format!(
+                    "{} profiled iteration(s); {}",
+                    p.profile_iterations, p.iterations
+                )
+            };
+            let _ = writeln!(
+                s,
+                "guided: plan from {source}: arena {} bytes, {} prologue + {} \
+                 iteration slots; hits {}, misses {} ({} where the plan left room, {} arena \
+                 growths), re-plans {}",
+                p.arena_size,
+                p.prologue_slots,
+                p.iteration_slots,
+                p.hits,
+                p.misses,
+                p.misses_in_room,
+                p.growths,
+                p.replans
+            );
+        }
+    }
+    if let Some(path) = &args.svg {
+        if !files::is_std(path) {
+            let _ = writeln!(s, "timeline written to {}", path.display());
+        }
+    }
+    s
 }
 
 /// The plan the guided allocator serves (`--plan`, or one built from the trace) and the
@@ -364,9 +430,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
 fn guided_plan(args: &ReplayArgs, trace: &Trace) -> Result<(Plan, PlanReport), Failure> {
     let (profiled, iterations, plan) = match &args.plan {
         Some(path) => {
-            let file = path.display().to_string();
-            let bytes = std::fs::read(path)
-                .map_err(|e| Failure::Input(format!("{file}: cannot read: {e}")))?;
+            let (file, bytes) = read_input(path)?;
             let plan =
                 Plan::from_bytes(&bytes).map_err(|e| Failure::Input(format!("{file}: {e}")))?;
             (0, format!("plan file {file}"), plan)
@@ -411,6 +475,22 @@ impl PlanReport {
 /// # Errors
 /// [`Failure::Internal`] when the allocator rejects a free of a live allocation.
 pub fn replay(trace: &Trace, a: &mut dyn Allocator) -> Result<AllocatorReplay, Failure> {
+    replay_observed(trace, a, &mut |_| {})
+}
+
+/// Events between two progress reports of [`replay_observed`].
+const PROGRESS_STEP: usize = 1 << 16;
+
+/// [`replay`], calling `progress(n)` after every [`PROGRESS_STEP`] events (and for the rest at
+/// the end), `n` being the events done since the last call.
+///
+/// # Errors
+/// As [`replay`].
+fn replay_observed(
+    trace: &Trace,
+    a: &mut dyn Allocator,
+    progress: &mut dyn FnMut(u64),
+) -> Result<AllocatorReplay, Failure> {
     let every = (trace.len() / 2000).max(1);
     let mut addr_of: HashMap<u64, Option<u64>> = HashMap::new();
     let mut samples = vec![(0, 0, 0)];
@@ -453,7 +533,11 @@ pub fn replay(trace: &Trace, a: &mut dyn Allocator) -> Result<AllocatorReplay, F
             samples.push((i + 1, window.0, window.1));
             window = (0, 0);
         }
+        if (i + 1) % PROGRESS_STEP == 0 {
+            progress(PROGRESS_STEP as u64);
+        }
     }
+    progress((trace.len() % PROGRESS_STEP) as u64);
     let elapsed = start.elapsed();
     let s = a.stats();
     samples.push((trace.len(), s.allocated, s.reserved));

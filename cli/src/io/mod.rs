@@ -11,6 +11,10 @@
 //! | [`dtr`] | DTR operator log (JSON lines with `"INSTRUCTION"`) | as a trace; as a program by `remat` |
 //! | [`timeline`] | PyTorch profiler memory timeline (`export_memory_timeline`, raw JSON list, plain or gzip) | as a trace |
 //!
+//! [`files`] opens them: every command reads its inputs with [`files::read_input`] (`-` is
+//! standard input, at most [`files::MAX_INPUT_BYTES`]) and writes its output files with
+//! [`files::write_output`] (`-` is standard output).
+//!
 //! # How a trace's format is detected
 //!
 //! [`trace::read`] (via [`trace::read_with_segments`]) sniffs the bytes, first match wins:
@@ -36,6 +40,7 @@ use std::str::FromStr;
 
 pub mod csv;
 pub mod dtr;
+pub mod files;
 pub mod kineto;
 pub mod snapshot;
 pub mod timeline;
