@@ -11,7 +11,8 @@
 //! and a sentence on what needs a history. Other traces (profiler, DTR, memplan's format, CSV)
 //! have no segments: they get the peaks, the what-if table and the recommendation.
 //!
-//! `--json` prints one object whose first key is `schema_version` ([`SCHEMA_VERSION`]).
+//! `--json` prints one object whose first key is `schema_version`
+//! ([`crate::output::SCHEMA_VERSION`]), holding one report per device read.
 
 pub mod advice;
 pub mod layout;
@@ -27,19 +28,16 @@ use serde::Serialize;
 
 use self::advice::{Recommendation, WhatIf};
 use self::layout::{Fragmentation, Stranded};
-use crate::Failure;
+use crate::io::files::read_input;
 use crate::io::snapshot::model::{Action, Generation, Recording};
 use crate::io::{DeviceChoice, dtr, kineto, snapshot, trace};
 use crate::plot::bytes;
-
-/// The version of `memplan analyze --json`'s object; it changes when a key changes meaning or
-/// goes away.
-pub const SCHEMA_VERSION: u32 = 1;
+use crate::{Failure, output};
 
 /// Arguments of `memplan analyze`.
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// The file: a PyTorch snapshot pickle (with a history, or state only), a profiler JSON
+    /// The file (`-` for standard input): a PyTorch snapshot pickle (with a history, or state only), a profiler JSON
     /// (.json or .json.gz), a DTR log, memplan's trace format, or an id,lower,upper,size CSV.
     pub file: PathBuf,
     /// The device to report (snapshots and profiler traces record several): an index, `auto`
@@ -95,7 +93,6 @@ pub struct Report {
 
 #[derive(Serialize)]
 struct Json<'a> {
-    schema_version: u32,
     file: &'a str,
     reports: &'a [Report],
 }
@@ -106,24 +103,17 @@ struct Json<'a> {
 /// An unreadable file, or one with neither an allocation history nor a memory state
 /// ([`Failure::Input`]); an allocator rejecting a valid free is a bug ([`Failure::Internal`]).
 pub fn run(args: &AnalyzeArgs) -> Result<(), Failure> {
-    let name = args.file.display().to_string();
-    let data = std::fs::read(&args.file)
-        .map_err(|e| Failure::Input(format!("{name}: cannot read: {e}")))?;
+    let (name, data) = read_input(&args.file)?;
     let reports = analyze(&name, &data, args.device, args.top)?;
     if args.json {
-        let json = Json {
-            schema_version: SCHEMA_VERSION,
+        output::json(&Json {
             file: &name,
             reports: &reports,
-        };
-        let text = serde_json::to_string(&json)
-            .map_err(|e| Failure::Internal(format!("cannot write JSON: {e}")))?;
-        println!("{text}");
+        })
     } else {
         let text: Vec<String> = reports.iter().map(render).collect();
-        print!("{}", text.join("\n"));
+        output::out(text.join("\n"))
     }
-    Ok(())
 }
 
 /// The reports on `data` (one per device for [`DeviceChoice::All`], else one).
