@@ -88,6 +88,12 @@ fn dash_reads_standard_input_in_every_command() {
     assert_eq!(v["file"], "<stdin>");
     assert_eq!(v["events"], 10);
 
+    let o = run(&["analyze", "-", "--json"], TRACE.as_bytes());
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(v["reports"][0]["file"], "<stdin>");
+    assert!(v["reports"][0]["peak_requested"].as_u64().unwrap() > 0, "{v}");
+
     let o = run(&["convert", "-", "-"], PROBLEM.as_bytes());
     ok(&o);
     assert!(out(&o).starts_with("memplan-trace 1\n"), "{}", out(&o));
@@ -346,8 +352,9 @@ fn every_json_object_starts_with_schema_version() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("p.csv"), PROBLEM).unwrap();
     let dir = dir.to_str().unwrap();
-    let runs: [&[&str]; 7] = [
+    let runs: [&[&str]; 8] = [
         &["plan", &p, "--json", "--max-nodes", "100"],
+        &["analyze", &t, "--json"],
         &["bench", dir, "--json", "--time-limit", "0"],
         &["replay", &t, "--json"],
         &["plan-trace", &t, "--out", plan_out, "--json"],
