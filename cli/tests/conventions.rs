@@ -92,7 +92,10 @@ fn dash_reads_standard_input_in_every_command() {
     ok(&o);
     let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
     assert_eq!(v["reports"][0]["file"], "<stdin>");
-    assert!(v["reports"][0]["peak_requested"].as_u64().unwrap() > 0, "{v}");
+    assert!(
+        v["reports"][0]["peak_requested"].as_u64().unwrap() > 0,
+        "{v}"
+    );
 
     let o = run(&["convert", "-", "-"], PROBLEM.as_bytes());
     ok(&o);

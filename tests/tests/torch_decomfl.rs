@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use memplan_cli::io::DeviceChoice;
 use memplan_cli::io::snapshot::{self, Snapshot};
 use memplan_core::allocator::{Allocator, TorchAllocator, TorchConfig, TorchExpandableAllocator};
 use memplan_core::trace::Event;
@@ -25,7 +26,10 @@ use memplan_tests::require::shared_data;
 fn decomfl() -> Option<Snapshot> {
     let path = shared_data("traces/external/pytorch_snapshots/decomfl_opt/memory.pickle")?;
     let data = std::fs::read(&path).expect("memory.pickle");
-    Some(snapshot::read("memory.pickle", &data).unwrap_or_else(|e| panic!("{e}")))
+    Some(
+        snapshot::read("memory.pickle", &data, DeviceChoice::Auto)
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
 }
 
 #[test]
@@ -34,6 +38,7 @@ fn decomfl_opt_replays_exactly() {
         trace,
         mut segments,
         pre_existing,
+        ..
     }) = decomfl()
     else {
         return;

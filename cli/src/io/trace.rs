@@ -61,16 +61,22 @@ pub fn read_with_segments(
     if snapshot::is_pickle(data) {
         let snapshot = snapshot::read(file, data, device)?;
         eprintln!(
-            "{file}: PyTorch snapshot, {} allocations over {} segments",
+            "{file}: PyTorch snapshot ({:?}), device {}: {} allocations, {} segments",
+            snapshot.recording.generation,
+            snapshot.device,
             snapshot.trace.allocs(),
             snapshot.segments.len()
         );
-        if snapshot.pre_existing > 0 {
+        if snapshot.pre_existing > 0 || snapshot.pre_existing_segments > 0 {
             eprintln!(
-                "{file}: the history starts mid-run: {} blocks allocated before it (freed in it) \
-                 open the trace; blocks allocated before it and never freed are not in it",
-                snapshot.pre_existing
+                "{file}: the history starts mid-run: {} blocks live in {} segments when \
+                 recording began (reconstructed backwards from the dump-time state) open the \
+                 trace",
+                snapshot.pre_existing, snapshot.pre_existing_segments
             );
+        }
+        for w in &snapshot.warnings {
+            eprintln!("{file}: warning: {w}");
         }
         let segments = snapshot.segments.iter().map(|&(addr, _)| addr).collect();
         return Ok((snapshot.trace, Some(segments)));

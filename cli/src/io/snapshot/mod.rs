@@ -1,36 +1,72 @@
-//! PyTorch memory snapshots (`torch.cuda.memory._dump_snapshot` pickles) as allocation traces.
+//! PyTorch memory snapshots (`torch.cuda.memory._dump_snapshot` pickles, and the bare segment
+//! list `torch.cuda.memory_snapshot()` returns) as recordings and allocation traces.
 //!
-//! Reads `device_traces[0]` (the first device's history): `alloc` becomes an allocation whose
-//! id is the block address (addresses are reused only after their free, which the trace
-//! builder checks), `free_completed` (the block is back in the allocator's pool) its free;
-//! `free_requested` is the user's release and carries no memory change of its own. The
-//! `segment_alloc` addresses are kept in order, because a faithful replay of PyTorch's
-//! allocator needs the addresses cudaMalloc returned. See `../shared/docs/pytorch-allocator.md`.
+//! [`load`] reads one device into the format-independent [`model::Recording`]: the segments
+//! and blocks at dump time (`end`), the same state when recording began (`start`, the history
+//! undone in reverse by [`reconstruct`]), and the history. Every generation of the format is
+//! read ([`model::Generation`]): torch 2.0 (blocks carry `history`, no `address`), 2.1+
+//! (`frames`), 2.8+ (`compile_context`, `user_metadata`, top-level `external_annotations`),
+//! and the bare list. `external_annotations` (record_function START/END marks) become
+//! [`model::Action::Annotation`] entries of their device's history, placed by `time_us`
+//! (before the first entry recorded after them; at the end when untimed).
 //!
-//! A history usually starts mid-run (`_record_memory_history` is called once the model is
-//! loaded): a block it frees without having allocated it was allocated before recording began,
-//! and opens the trace as an allocation ([`Snapshot::pre_existing`] counts them). Blocks
-//! allocated before it and never freed are not reconstructed yet. A snapshot with no
-//! allocation at all (state only) is an error saying what it holds and how to record one.
+//! [`read`] turns a recording into a [`Trace`]: it opens with every block live at `start`
+//! (the pre-existing allocations, in address order; a history usually starts mid-run, because
+//! `_record_memory_history` is called once the model is loaded), then a
+//! `pytorch history starts` marker when there were any, then the history: `alloc` becomes an
+//! allocation whose id is the block address, `free_completed` (the block back in the pool) its
+//! free; `free_requested` carries no memory change; `oom`, `snapshot` and annotations become
+//! markers. Blocks still `active_pending_free` at dump time stay live. A history without any
+//! `alloc` (a state-only snapshot) is an error saying what the file holds and how to record
+//! one; [`load`] reads such files (their state is still worth a report).
+//!
+//! # Devices
+//! `device_traces[d]` is device `d`'s history; segments carry `device`. [`DeviceChoice::Auto`]
+//! reads the device with the most `alloc` entries (a warning names the others when several
+//! have some), or, with none anywhere, the one with the most segments. [`load_all`] gives every
+//! device.
+//!
+//! # Robustness
+//! Before decoding, [`guard::check`] bounds nesting depth and decoded size (serde_pickle
+//! recurses once per nesting level and copies shared values at every reference); then every
+//! field is type- and range-checked, errors naming the path (`segments[3].blocks[2].size`),
+//! and every address range is checked for overflow. Where the history and the state disagree,
+//! the reader records a one-line warning and goes on. See `../shared/docs/pytorch-allocator.md`.
+
+use std::collections::HashSet;
 
 use memplan_core::trace::{Marker, Trace, TraceBuilder};
-use serde_pickle::{DeOptions, HashableValue, Value};
+use serde_pickle::DeOptions;
 
 use super::{DeviceChoice, InputError};
+use model::{Action, DeviceSummary, Generation, HistoryEvent, Recording, Segment};
 
+pub mod guard;
 pub mod model;
+pub mod parse;
+pub mod reconstruct;
 
-/// A snapshot's first device history, as a trace plus what a replay of PyTorch needs.
+/// One device of a snapshot as a trace, plus what a replay of PyTorch needs.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     /// Allocations and frees, annotations as markers. Allocation ids are the addresses
     /// PyTorch gave the blocks.
     pub trace: Trace,
-    /// Address and size of every `segment_alloc`, in order.
+    /// Address and size of each segment: those existing when recording began, in address
+    /// order, then every `segment_alloc`/`segment_map` in order (a replay of PyTorch's
+    /// allocator reuses those addresses).
     pub segments: Vec<(u64, u64)>,
-    /// Blocks allocated before the history starts (recording began mid-run) and freed in it:
-    /// they open the trace as allocations, before its first event.
+    /// Blocks live when recording began (the pre-existing allocations): they open the trace
+    /// as allocations, before its first event.
     pub pre_existing: usize,
+    /// Segments existing when recording began (the first entries of `segments`).
+    pub pre_existing_segments: usize,
+    /// The device read.
+    pub device: u32,
+    /// What the reader could not reconcile, one line each (the recording's, then the trace's).
+    pub warnings: Vec<String>,
+    /// The recording the trace was made from (so `memplan analyze` does not parse twice).
+    pub recording: Recording,
 }
 
 /// True when `data` looks like a pickle (protocol 2 or later starts with `0x80`).
@@ -38,424 +74,369 @@ pub fn is_pickle(data: &[u8]) -> bool {
     data.first() == Some(&0x80)
 }
 
-/// Reads a snapshot pickle.
-///
-/// # Errors
-/// An undecodable pickle, a missing `device_traces`, an entry without the fields its action
-/// needs, an unknown action, or an inconsistent history (a free of a block that is not
-/// allocated, ...): the message names `device_traces[0][i]`.
-pub fn read(file: &str, data: &[u8], device: DeviceChoice) -> Result<Snapshot, InputError> {
-    let _ = device; // TODO(issue 13): device selection
-
-    let fail = |message: String| InputError {
+fn error(file: &str, message: String) -> InputError {
+    InputError {
         file: file.to_owned(),
         line: None,
         message,
         not_a_problem: false,
-    };
+    }
+}
+
+/// Decodes and parses the whole file.
+fn decode(file: &str, data: &[u8]) -> Result<parse::Parsed, InputError> {
+    guard::check(data).map_err(|m| error(file, m))?;
     let options = DeOptions::new()
         .replace_unresolved_globals()
         .replace_recursive_structures()
         .decode_strings();
     let root = serde_pickle::value_from_slice(data, options)
-        .map_err(|e| fail(format!("not a readable pickle: {e}")))?;
-    if let Some(segments) = list(&root) {
-        // `torch.cuda.memory_snapshot()` returns the segment list alone.
-        return Err(fail(format!(
-            "{}, without an allocation history (the segment list that \
-             torch.cuda.memory_snapshot() returns). {RECORD_HISTORY}",
-            describe_state(segments)
-        )));
+        .map_err(|e| error(file, format!("not a readable pickle: {e}")))?;
+    parse::parse(&root).map_err(|m| error(file, m))
+}
+
+/// Every device the file has anything for, in device order.
+fn summaries(p: &parse::Parsed) -> Vec<DeviceSummary> {
+    let mut by_device: std::collections::BTreeMap<u32, DeviceSummary> = Default::default();
+    fn row(
+        by_device: &mut std::collections::BTreeMap<u32, DeviceSummary>,
+        device: u32,
+    ) -> &mut DeviceSummary {
+        by_device.entry(device).or_insert(DeviceSummary {
+            device,
+            events: 0,
+            allocs: 0,
+            segments: 0,
+        })
     }
-    let traces = field(&root, "device_traces")
-        .and_then(list)
-        .ok_or_else(|| fail("no device_traces list: not a memory snapshot".into()))?;
-    let events = match traces.first() {
-        Some(first) => list(first).ok_or_else(|| fail("device_traces[0] is not a list".into()))?,
-        None => &[][..],
-    };
-    let mut b = TraceBuilder::new().allow_zero_size(true);
-    let pre_existing = blocks_before_history(events);
-    for &(addr, size, stream) in &pre_existing {
-        b.alloc(addr, size, stream).map_err(|err| {
-            fail(format!(
-                "block at {addr:#x} allocated before the history: {err}"
-            ))
-        })?;
-    }
-    if !pre_existing.is_empty() {
-        b.marker(Marker::Annotation("pytorch history starts".into()));
-    }
-    let mut segments = Vec::new();
-    for (i, e) in events.iter().enumerate() {
-        let at = |message: String| fail(format!("device_traces[0][{i}]: {message}"));
-        let action = match field(e, "action") {
-            Some(Value::String(s)) => s.as_str(),
-            _ => return Err(at("no action".into())),
-        };
-        let number = |name: &str| -> Result<u64, InputError> {
-            field(e, name)
-                .and_then(int)
-                .and_then(|v| u64::try_from(v).ok())
-                .ok_or_else(|| at(format!("{action} without a non-negative integer {name}")))
-        };
-        match action {
-            "alloc" => {
-                let (addr, size) = (number("addr")?, number("size")?);
-                let stream = u32::try_from(number("stream")?)
-                    .map_err(|_| at("stream does not fit in 32 bits".into()))?;
-                b.alloc(addr, size, stream)
-                    .map_err(|err| at(format!("alloc at {addr:#x}: {err}")))?;
-            }
-            "free_completed" => {
-                let addr = number("addr")?;
-                b.free(addr)
-                    .map_err(|err| at(format!("free_completed at {addr:#x}: {err}")))?;
-            }
-            "segment_alloc" | "segment_map" => segments.push((number("addr")?, number("size")?)),
-            "free_requested" | "segment_free" | "segment_unmap" => {}
-            "snapshot" | "oom" | "user_defined" => {
-                b.marker(Marker::Annotation(format!("pytorch {action}")))
-            }
-            other => return Err(at(format!("unknown action {other:?}"))),
+    for (d, t) in p.traces.iter().enumerate() {
+        if let (false, Ok(d)) = (t.is_empty(), u32::try_from(d)) {
+            let s = row(&mut by_device, d);
+            s.events += t.len();
+            s.allocs += t.iter().filter(|e| e.action == Action::Alloc).count();
         }
     }
-    let trace = b.finish();
-    if trace.allocs() == 0 {
-        let state = field(&root, "segments")
-            .and_then(list)
-            .map_or_else(|| "no segments".to_owned(), describe_state);
-        let others: Vec<String> = traces
-            .iter()
-            .enumerate()
-            .skip(1)
-            .filter_map(|(d, t)| list(t).filter(|t| !t.is_empty()).map(|t| (d, t.len())))
-            .map(|(d, n)| format!("device_traces[{d}] has {n} events"))
-            .collect();
-        let history = if others.is_empty() {
+    for (d, _) in &p.segments {
+        row(&mut by_device, *d).segments += 1;
+    }
+    by_device.into_values().collect()
+}
+
+/// The devices as a list for messages: `0 (12 events, 3 allocs, 2 segments), 1 (…)`.
+fn list_devices(devices: &[DeviceSummary]) -> String {
+    if devices.is_empty() {
+        return "none".to_owned();
+    }
+    devices
+        .iter()
+        .map(|s| {
             format!(
-                "no allocation in its history ({} device histories, {} events on device 0)",
-                traces.len(),
-                events.len()
+                "{} ({} events, {} allocs, {} segments)",
+                s.device, s.events, s.allocs, s.segments
             )
-        } else {
-            format!(
-                "no allocation on device 0, which memplan reads ({}; reading another device \
-                 is not supported yet)",
-                others.join(", ")
-            )
-        };
-        return Err(fail(format!(
-            "a snapshot with {state} but {history}: nothing to replay. {RECORD_HISTORY}"
-        )));
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Which device `choice` names, and a warning when the automatic choice had rivals.
+fn choose(
+    file: &str,
+    devices: &[DeviceSummary],
+    choice: DeviceChoice,
+) -> Result<(u32, Option<String>), InputError> {
+    match choice {
+        DeviceChoice::All => Err(error(
+            file,
+            "--device all reports each device (memplan analyze); one recording is one \
+             device's: pick one with --device N"
+                .to_owned(),
+        )),
+        DeviceChoice::Index(n) => {
+            if devices.iter().any(|s| s.device == n) {
+                Ok((n, None))
+            } else {
+                Err(error(
+                    file,
+                    format!(
+                        "no events or segments on device {n}; the file has device(s) {}",
+                        list_devices(devices)
+                    ),
+                ))
+            }
+        }
+        DeviceChoice::Auto => {
+            let busy: Vec<&DeviceSummary> = devices.iter().filter(|s| s.allocs > 0).collect();
+            // Ties go to the lowest index (max_by_key keeps the last maximum: reverse).
+            let best = if busy.is_empty() {
+                devices.iter().rev().max_by_key(|s| s.segments)
+            } else {
+                busy.iter().rev().max_by_key(|s| s.allocs).copied()
+            };
+            let device = best.map_or(0, |s| s.device);
+            let warning = (busy.len() > 1).then(|| {
+                let found: Vec<String> = busy
+                    .iter()
+                    .map(|s| format!("{} ({} allocs)", s.device, s.allocs))
+                    .collect();
+                format!(
+                    "allocations on devices {}: read device {device}, the busiest; --device N                      picks another",
+                    found.join(", ")
+                )
+            });
+            Ok((device, warning))
+        }
+    }
+}
+
+/// Device `device`'s recording from the parsed file.
+fn recording(p: &parse::Parsed, devices: &[DeviceSummary], device: u32) -> Recording {
+    let mut warnings = p.warnings.clone();
+    let mut end: Vec<Segment> = p
+        .segments
+        .iter()
+        .filter(|(d, _)| *d == device)
+        .map(|(_, s)| s.clone())
+        .collect();
+    end.sort_by_key(|s| s.address);
+    let raw: &[HistoryEvent] = usize::try_from(device)
+        .ok()
+        .and_then(|d| p.traces.get(d))
+        .map_or(&[], Vec::as_slice);
+    let start = reconstruct::start_state(&end, raw, device, &mut warnings);
+    let history = with_annotations(raw, &p.annotations, device);
+    Recording {
+        device,
+        devices: devices.to_vec(),
+        generation: p.generation.unwrap_or(Generation::Torch21),
+        end,
+        start,
+        history,
+        sites: p.sites.clone(),
+        warnings,
+    }
+}
+
+/// `raw` with the device's `external_annotations` placed by time: each goes before the first
+/// timed entry recorded after it, untimed ones at the end.
+fn with_annotations(
+    raw: &[HistoryEvent],
+    annotations: &[(u32, Option<i64>, String)],
+    device: u32,
+) -> Vec<HistoryEvent> {
+    let mut notes: Vec<(Option<i64>, &str)> = annotations
+        .iter()
+        .filter(|(d, _, _)| *d == device)
+        .map(|(_, t, text)| (*t, text.as_str()))
+        .collect();
+    if notes.is_empty() {
+        return raw.to_vec();
+    }
+    // Untimed last; stable, so equal times keep file order.
+    notes.sort_by_key(|(t, _)| (t.is_none(), *t));
+    let note = |(time_us, text): (Option<i64>, &str)| HistoryEvent {
+        action: Action::Annotation,
+        addr: 0,
+        size: 0,
+        stream: 0,
+        time_us,
+        site: None,
+        note: Some(text.to_owned()),
+    };
+    let mut out = Vec::with_capacity(raw.len() + notes.len());
+    let mut pending = notes.into_iter().peekable();
+    for e in raw {
+        if let Some(t) = e.time_us {
+            while let Some(n) = pending.next_if(|(nt, _)| nt.is_some_and(|nt| nt < t)) {
+                out.push(note(n));
+            }
+        }
+        out.push(e.clone());
+    }
+    out.extend(pending.map(note));
+    out
+}
+
+/// Reads one device of a snapshot (any generation, state-only files included) into a
+/// [`Recording`].
+///
+/// # Errors
+/// An undecodable pickle (with the decoder's position), one nested too deep or expanding too
+/// much, a field of the wrong type or out of range (naming its path), an unknown action
+/// (naming `device_traces[d][i]`), [`DeviceChoice::Index`] of a device the file has nothing
+/// for (the message lists those it has), or [`DeviceChoice::All`] (use [`load_all`]).
+pub fn load(file: &str, data: &[u8], device: DeviceChoice) -> Result<Recording, InputError> {
+    let parsed = decode(file, data)?;
+    let devices = summaries(&parsed);
+    let (device, warning) = choose(file, &devices, device)?;
+    let mut rec = recording(&parsed, &devices, device);
+    rec.warnings.extend(warning);
+    Ok(rec)
+}
+
+/// One [`Recording`] per device that has events or segments, in device order (for
+/// `memplan analyze --device all`); empty for a file with nothing on any device.
+///
+/// # Errors
+/// As [`load`], except the device choice.
+pub fn load_all(file: &str, data: &[u8]) -> Result<Vec<Recording>, InputError> {
+    let parsed = decode(file, data)?;
+    let devices = summaries(&parsed);
+    Ok(devices
+        .iter()
+        .map(|s| recording(&parsed, &devices, s.device))
+        .collect())
+}
+
+/// Reads one device of a snapshot as a trace (see the module docs).
+///
+/// # Errors
+/// As [`load`]; also a history without any `alloc` (a state-only snapshot): the message says
+/// what the file holds and the PyTorch call that records a history.
+pub fn read(file: &str, data: &[u8], device: DeviceChoice) -> Result<Snapshot, InputError> {
+    from_recording(file, load(file, data, device)?)
+}
+
+/// The trace of one device's recording ([`load`], [`load_all`]), as [`read`] makes it.
+///
+/// # Errors
+/// As [`read`].
+pub fn from_recording(file: &str, recording: Recording) -> Result<Snapshot, InputError> {
+    if recording.allocs() == 0 {
+        return Err(error(file, state_only(&recording)));
+    }
+    let mut warnings = recording.warnings.clone();
+    let mut b = TraceBuilder::new().allow_zero_size(true);
+    let mut live = HashSet::new();
+    let mut pre_existing = 0;
+    for (seg, block) in recording.pre_existing() {
+        let stream = u32::try_from(seg.stream).unwrap_or(u32::MAX);
+        b.alloc(block.address, block.requested_size, stream)
+            .map_err(|err| {
+                error(
+                    file,
+                    format!(
+                        "block at {:#x} live before the history: {err}",
+                        block.address
+                    ),
+                )
+            })?;
+        live.insert(block.address);
+        pre_existing += 1;
+    }
+    if pre_existing > 0 {
+        b.marker(Marker::Annotation("pytorch history starts".into()));
+    }
+    let mut segments: Vec<(u64, u64)> = recording
+        .start
+        .iter()
+        .map(|s| (s.address, s.total_size))
+        .collect();
+    let pre_existing_segments = segments.len();
+    let (mut skipped, mut worded) = (0usize, 0usize);
+    let mut skip = |warnings: &mut Vec<String>, what: String| {
+        skipped += 1;
+        if worded < 5 {
+            worded += 1;
+            warnings.push(what);
+        }
+    };
+    for e in &recording.history {
+        let fail = |err| error(file, format!("history entry at {:#x}: {err}", e.addr));
+        match e.action {
+            Action::Alloc => {
+                if !live.insert(e.addr) {
+                    skip(
+                        &mut warnings,
+                        format!(
+                            "alloc at {:#x} of a live block: the earlier block is taken as freed",
+                            e.addr
+                        ),
+                    );
+                    b.free(e.addr).map_err(fail)?;
+                }
+                b.alloc(e.addr, e.size, e.stream).map_err(fail)?;
+            }
+            Action::FreeCompleted => {
+                if live.remove(&e.addr) {
+                    b.free(e.addr).map_err(fail)?;
+                } else {
+                    skip(
+                        &mut warnings,
+                        format!("free_completed at {:#x} of no live block: skipped", e.addr),
+                    );
+                }
+            }
+            Action::SegmentAlloc | Action::SegmentMap => segments.push((e.addr, e.size)),
+            Action::FreeRequested | Action::SegmentFree | Action::SegmentUnmap => {}
+            Action::Snapshot => b.marker(Marker::Annotation("pytorch snapshot".into())),
+            Action::Oom => b.marker(Marker::Annotation(match &e.note {
+                Some(n) => format!("pytorch oom: {} bytes requested, {n}", e.size),
+                None => format!("pytorch oom: {} bytes requested", e.size),
+            })),
+            Action::Annotation => b.marker(Marker::Annotation(match &e.note {
+                Some(n) => n.clone(),
+                None => "pytorch user_defined".to_owned(),
+            })),
+        }
+    }
+    if skipped > worded {
+        warnings.push(format!(
+            "{} more history entries did not fit the replayed state",
+            skipped - worded
+        ));
     }
     Ok(Snapshot {
-        trace,
+        trace: b.finish(),
         segments,
-        pre_existing: pre_existing.len(),
+        pre_existing,
+        pre_existing_segments,
+        device: recording.device,
+        warnings,
+        recording,
     })
 }
 
-/// `(addr, size, stream)` of each block the history frees (`free_completed`) without having
-/// allocated it: recording began after its allocation (`_record_memory_history` is usually
-/// called once the model is loaded). In order of those frees; an address counts once, so a
-/// second free of it without an allocation stays an error of the main pass. Entries with
-/// missing fields are left to the main pass too, which reports them.
-fn blocks_before_history(events: &[Value]) -> Vec<(u64, u64, u32)> {
-    let mut live = std::collections::HashSet::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut before = Vec::new();
-    for e in events {
-        let number = |name: &str| {
-            field(e, name)
-                .and_then(int)
-                .and_then(|v| u64::try_from(v).ok())
-        };
-        let action = match field(e, "action") {
-            Some(Value::String(s)) => s.as_str(),
-            _ => continue,
-        };
-        let Some(addr) = number("addr") else { continue };
-        match action {
-            "alloc" => {
-                live.insert(addr);
-            }
-            "free_completed" => {
-                let was_live = live.remove(&addr);
-                if was_live || !seen.insert(addr) {
-                    continue;
-                }
-                let size = number("size");
-                let stream = number("stream").and_then(|v| u32::try_from(v).ok());
-                if let (Some(size), Some(stream)) = (size, stream) {
-                    before.push((addr, size, stream));
-                }
-            }
-            _ => {}
-        }
+/// The error for a recording without any `alloc`: what it holds, how to record a history.
+fn state_only(rec: &Recording) -> String {
+    let state = describe_state(&rec.end);
+    if rec.generation == Generation::SegmentList {
+        return format!(
+            "{state}, without an allocation history (the segment list that \
+             torch.cuda.memory_snapshot() returns). {RECORD_HISTORY}"
+        );
     }
-    before
+    format!(
+        "a snapshot with {state} on device {} but no allocation in its history ({} history \
+             entries; devices: {}): nothing to replay. {RECORD_HISTORY}",
+        rec.device,
+        rec.history.len(),
+        list_devices(&rec.devices)
+    )
 }
 
 /// What a user runs to record the allocation history memplan replays.
-const RECORD_HISTORY: &str = "Record one with \
+pub const RECORD_HISTORY: &str = "Record one with \
     torch.cuda.memory._record_memory_history(max_entries=100000) before the code to analyse \
     runs, then torch.cuda.memory._dump_snapshot(\"snapshot.pickle\")";
 
-/// "N segments (B bytes reserved) holding M active blocks (A bytes)", from a snapshot's
-/// segment list; entries without the expected fields count as segments of unknown size.
-fn describe_state(segments: &[Value]) -> String {
-    let size = |v: &Value, key: &str| field(v, key).and_then(int).unwrap_or(0).max(0);
-    let mut reserved: i128 = 0;
-    let mut blocks = 0usize;
-    let mut active: i128 = 0;
-    for seg in segments {
-        reserved = reserved.saturating_add(size(seg, "total_size"));
-        for block in field(seg, "blocks").and_then(list).unwrap_or(&[]) {
-            let state = match field(block, "state") {
-                Some(Value::String(s)) => s.as_str(),
-                _ => "",
-            };
-            if state.starts_with("active") {
-                blocks += 1;
-                active = active.saturating_add(size(block, "size"));
-            }
-        }
-    }
+/// "N segments (B bytes reserved) holding M active blocks (A bytes)".
+pub fn describe_state(segments: &[Segment]) -> String {
+    let reserved = segments
+        .iter()
+        .fold(0u64, |s, seg| s.saturating_add(seg.total_size));
+    let active = segments
+        .iter()
+        .flat_map(|s| &s.blocks)
+        .filter(|b| b.state.is_active());
+    let (blocks, bytes) = active.fold((0usize, 0u64), |(n, sum), b| {
+        (n + 1, sum.saturating_add(b.size))
+    });
     format!(
-        "{} segments ({reserved} bytes reserved) holding {blocks} active blocks ({active} bytes)",
+        "{} segments ({reserved} bytes reserved) holding {blocks} active blocks ({bytes} bytes)",
         segments.len()
     )
 }
 
-/// `value[key]` for a dict with string keys.
-fn field<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
-    match value {
-        Value::Dict(d) => d.get(&HashableValue::String(key.to_owned())),
-        _ => None,
-    }
-}
-
-fn list(value: &Value) -> Option<&[Value]> {
-    match value {
-        Value::List(v) | Value::Tuple(v) => Some(v),
-        _ => None,
-    }
-}
-
-fn int(value: &Value) -> Option<i128> {
-    match value {
-        Value::I64(v) => Some(i128::from(*v)),
-        Value::Int(v) => v.to_string().parse().ok(),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use super::*;
-
-    fn entry(action: &str, addr: i64, size: i64) -> Value {
-        let mut d = BTreeMap::new();
-        let s = |k: &str| HashableValue::String(k.to_owned());
-        d.insert(s("action"), Value::String(action.to_owned()));
-        d.insert(s("addr"), Value::I64(addr));
-        d.insert(s("size"), Value::I64(size));
-        d.insert(s("stream"), Value::I64(0));
-        Value::Dict(d)
-    }
-
-    fn pickle(events: Vec<Value>) -> Vec<u8> {
-        let mut d = BTreeMap::new();
-        d.insert(
-            HashableValue::String("device_traces".into()),
-            Value::List(vec![Value::List(events)]),
-        );
-        serde_pickle::value_to_vec(&Value::Dict(d), serde_pickle::SerOptions::new()).unwrap()
-    }
-
-    #[test]
-    fn reads_allocs_frees_and_segments() {
-        let data = pickle(vec![
-            entry("segment_alloc", 1 << 21, 2 << 20),
-            entry("alloc", 1 << 21, 1000),
-            entry("free_requested", 1 << 21, 1000),
-            entry("free_completed", 1 << 21, 1000),
-            entry("alloc", 1 << 21, 512),
-        ]);
-        assert!(is_pickle(&data));
-        let s = read("s.pickle", &data, DeviceChoice::Auto).unwrap();
-        assert_eq!(s.segments, vec![(1 << 21, 2 << 20)]);
-        assert_eq!((s.trace.len(), s.trace.peak_requested()), (3, 1000));
-    }
-
-    /// A segment of `total` bytes holding one block per `(state, size)`.
-    fn segment(total: i64, blocks: &[(&str, i64)]) -> Value {
-        let s = |k: &str| HashableValue::String(k.to_owned());
-        let blocks = blocks
-            .iter()
-            .map(|&(state, size)| {
-                let mut b = BTreeMap::new();
-                b.insert(s("state"), Value::String(state.to_owned()));
-                b.insert(s("size"), Value::I64(size));
-                Value::Dict(b)
-            })
-            .collect();
-        let mut d = BTreeMap::new();
-        d.insert(s("total_size"), Value::I64(total));
-        d.insert(s("blocks"), Value::List(blocks));
-        Value::Dict(d)
-    }
-
-    #[test]
-    fn a_snapshot_without_allocations_is_an_error_saying_what_it_holds() {
-        let seg = segment(2 << 20, &[("active_allocated", 4096), ("inactive", 8192)]);
-        // State only: the dict with an empty history on every device.
-        let mut d = BTreeMap::new();
-        d.insert(
-            HashableValue::String("device_traces".into()),
-            Value::List(vec![Value::List(vec![])]),
-        );
-        d.insert(
-            HashableValue::String("segments".into()),
-            Value::List(vec![seg.clone()]),
-        );
-        let data =
-            serde_pickle::value_to_vec(&Value::Dict(d), serde_pickle::SerOptions::new()).unwrap();
-        let e = read("s", &data, DeviceChoice::Auto)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with(
-                "s: a snapshot with 1 segments (2097152 bytes reserved) holding 1 active blocks \
-                 (4096 bytes) but no allocation in its history (1 device histories, 0 events on \
-                 device 0): nothing to replay."
-            ),
-            "{e}"
-        );
-        assert!(e.contains("_record_memory_history("), "{e}");
-        // The bare segment list of torch.cuda.memory_snapshot().
-        let data =
-            serde_pickle::value_to_vec(&Value::List(vec![seg]), serde_pickle::SerOptions::new())
-                .unwrap();
-        let e = read("s", &data, DeviceChoice::Auto)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("torch.cuda.memory_snapshot()"), "{e}");
-        assert!(e.contains("holding 1 active blocks (4096 bytes)"), "{e}");
-        // Only frees and markers on device 0, allocations on device 1: say where they are.
-        let mut d = BTreeMap::new();
-        d.insert(
-            HashableValue::String("device_traces".into()),
-            Value::List(vec![
-                Value::List(vec![entry("snapshot", 0, 0)]),
-                Value::List(vec![entry("alloc", 4096, 8)]),
-            ]),
-        );
-        let data =
-            serde_pickle::value_to_vec(&Value::Dict(d), serde_pickle::SerOptions::new()).unwrap();
-        let e = read("s", &data, DeviceChoice::Auto)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("device_traces[1] has 1 events"), "{e}");
-    }
-
-    #[test]
-    fn a_history_that_starts_mid_run_opens_with_the_blocks_it_frees_unallocated() {
-        let data = pickle(vec![
-            entry("free_requested", 4096, 1000),
-            entry("free_completed", 4096, 1000), // allocated before recording began
-            entry("alloc", 4096, 512),
-            entry("alloc", 8192, 64),
-        ]);
-        let s = read("s", &data, DeviceChoice::Auto).unwrap();
-        assert_eq!(s.pre_existing, 1);
-        assert_eq!((s.trace.allocs(), s.trace.peak_requested()), (3, 1000));
-        // A second free of it without an allocation is still an error, naming the entry.
-        let data = pickle(vec![
-            entry("free_completed", 4096, 1000),
-            entry("free_completed", 4096, 1000),
-        ]);
-        let e = read("s", &data, DeviceChoice::Auto)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("s: device_traces[0][1]: free_completed at 0x1000"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn reads_the_decomfl_snapshot() {
-        let Some(path) = memplan_tests::require::shared_data(
-            "traces/external/pytorch_snapshots/decomfl_opt/memory.pickle",
-        ) else {
-            return;
-        };
-        let data = std::fs::read(&path).unwrap();
-        let s = read("memory.pickle", &data, DeviceChoice::Auto).unwrap();
-        // Counts from the trace's README: 7,946 alloc, 7,549 free_completed, 61 segment_alloc.
-        assert_eq!(s.trace.allocs(), 7946);
-        assert_eq!(s.trace.len(), 7946 + 7549);
-        assert_eq!(s.segments.len(), 61);
-    }
-
-    #[test]
-    fn bad_snapshots_name_the_entry() {
-        let cases = [
-            (
-                pickle(vec![entry("alloc", 4096, 1), entry("teleport", 0, 0)]),
-                "s: device_traces[0][1]: unknown action \"teleport\"",
-            ),
-            (
-                pickle(vec![entry("alloc", -1, 1)]),
-                "s: device_traces[0][0]: alloc without a non-negative integer addr",
-            ),
-        ];
-        for (data, want) in cases {
-            assert_eq!(
-                read("s", &data, DeviceChoice::Auto)
-                    .unwrap_err()
-                    .to_string(),
-                want
-            );
-        }
-        let good = pickle(vec![entry("alloc", 4096, 1)]);
-        let e = read("s", &good[..good.len() / 2], DeviceChoice::Auto)
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("s: not a readable pickle"), "{e}");
-    }
-}
-
-// TEMP-STUB (replaced by the reader branch)
-pub fn load(
-    file: &str,
-    _data: &[u8],
-    _device: DeviceChoice,
-) -> Result<model::Recording, InputError> {
-    Err(InputError {
-        file: file.into(),
-        line: None,
-        message: "stub".into(),
-        not_a_problem: false,
-    })
-}
-pub fn load_all(file: &str, _data: &[u8]) -> Result<Vec<model::Recording>, InputError> {
-    Err(InputError {
-        file: file.into(),
-        line: None,
-        message: "stub".into(),
-        not_a_problem: false,
-    })
-}
-pub fn from_recording(file: &str, _rec: model::Recording) -> Result<Snapshot, InputError> {
-    Err(InputError {
-        file: file.into(),
-        line: None,
-        message: "stub".into(),
-        not_a_problem: false,
-    })
-}
+mod tests;

@@ -155,3 +155,55 @@ pub struct Recording {
     /// each one line; empty for a consistent file.
     pub warnings: Vec<String>,
 }
+
+impl Recording {
+    /// Bytes reserved when recording began: the sizes of the [`Self::start`] segments.
+    pub fn reserved_at_start(&self) -> u64 {
+        self.start
+            .iter()
+            .fold(0u64, |sum, s| sum.saturating_add(s.total_size))
+    }
+
+    /// The most bytes PyTorch had reserved at any point of the recording: the reserved bytes
+    /// at the start, then the running sum of `segment_alloc`/`segment_map` (added) and
+    /// `segment_free`/`segment_unmap` (removed), at its maximum.
+    ///
+    /// # Complexity
+    /// One pass over the history.
+    pub fn recorded_peak_reserved(&self) -> u64 {
+        let mut reserved = self.reserved_at_start();
+        let mut peak = reserved;
+        for e in &self.history {
+            match e.action {
+                Action::SegmentAlloc | Action::SegmentMap => {
+                    reserved = reserved.saturating_add(e.size);
+                    peak = peak.max(reserved);
+                }
+                Action::SegmentFree | Action::SegmentUnmap => {
+                    reserved = reserved.saturating_sub(e.size);
+                }
+                _ => {}
+            }
+        }
+        peak
+    }
+
+    /// The blocks live when recording began (the pre-existing allocations), with their
+    /// segment, in address order.
+    pub fn pre_existing(&self) -> impl Iterator<Item = (&Segment, &Block)> {
+        self.start.iter().flat_map(|s| {
+            s.blocks
+                .iter()
+                .filter(|b| b.state.is_active())
+                .map(move |b| (s, b))
+        })
+    }
+
+    /// How many `alloc` entries the history has.
+    pub fn allocs(&self) -> usize {
+        self.history
+            .iter()
+            .filter(|e| e.action == Action::Alloc)
+            .count()
+    }
+}
