@@ -275,7 +275,7 @@ fn parse<'de, R: serde_json::de::Read<'de>>(
     mut de: serde_json::Deserializer<R>,
     state: &RefCell<Parsed>,
 ) -> Result<(), serde_json::Error> {
-    (&mut de).deserialize_map(Root(state))?;
+    (&mut de).deserialize_any(Root(state))?;
     de.end()
 }
 
