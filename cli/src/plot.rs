@@ -6,6 +6,8 @@
 
 use std::io::Write;
 
+pub mod timeline;
+
 use memplan_core::{Problem, Solution};
 use svg::Document;
 use svg::node::element::{Group, Line, Rectangle, Text, Title};
@@ -231,7 +233,8 @@ fn ticks(lo: f64, hi: f64) -> Vec<(f64, String)> {
         .map(|m| m * mag)
         .find(|s| span / s <= 8.0)
         .unwrap_or(10.0 * mag);
-    let decimals = if exp < 0.0 { (-exp) as usize } else { 0 };
+    // As many decimals as the step needs (0.5 → 1, 1 → 0), so labels stay round.
+    let decimals = (-step.log10().floor()).max(0.0) as usize;
     let first = (lo / step).ceil();
     (0..20)
         .map(|k| (first + f64::from(k)) * step)
