@@ -193,6 +193,10 @@ fn draw(problem: &Problem, solution: &Solution, labels: &Labels<'_>) -> Document
     doc
 }
 
+/// Buffers merged into one grid cell: (count, bytes, first time, last time, lowest offset,
+/// highest end).
+type MergedCell = (usize, u64, u64, u64, u64, u64);
+
 /// The buffers' rectangles and the caption saying how they were drawn.
 ///
 /// At most [`MAX_RECTS`] buffers, the largest on screen first, each get a rectangle with a
@@ -247,9 +251,8 @@ fn buffer_layer(
         );
     }
 
-    // Merged buffers, by cell: (count, bytes, first time, last time, lowest, highest offset).
-    let mut cells: std::collections::BTreeMap<(u32, u32), (usize, u64, u64, u64, u64, u64)> =
-        Default::default();
+    // Merged buffers, by (column, row) cell.
+    let mut cells: std::collections::BTreeMap<(u32, u32), MergedCell> = Default::default();
     let cell_of = |v: f64, origin: f64| ((v - origin).max(0.0) / CELL) as u32;
     let mut merged = 0usize;
     for (i, b) in buffers.iter().enumerate() {
@@ -303,11 +306,12 @@ fn buffer_layer(
             cells.len()
         )
     };
-    let mut layer = Group::new().add(rects);
+    // Grey cells underneath, so they never hide a buffer drawn alone.
+    let mut layer = Group::new();
     if !cells.is_empty() {
         layer = layer.add(grey);
     }
-    (layer, caption)
+    (layer.add(rects), caption)
 }
 
 fn line(x1: f64, y1: f64, x2: f64, y2: f64) -> Line {

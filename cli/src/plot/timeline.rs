@@ -123,6 +123,11 @@ pub fn event_ticks(events: usize) -> Vec<(usize, String)> {
     out
 }
 
+/// The last component of a path (the title has room for a file name, not a path).
+fn short_name(name: &str) -> &str {
+    name.rsplit(['/', '\\']).next().unwrap_or(name)
+}
+
 /// `1234567` as `1,234,567`.
 fn group_digits(v: usize) -> String {
     let s = v.to_string();
@@ -153,11 +158,14 @@ pub fn draw(labels: &Labels<'_>, series: &[Series<'_>]) -> Document {
                 .set("fill", "white"),
         )
         .add(
-            Text::new(format!("{}: device memory over the trace", labels.name))
-                .set("x", LEFT + PLOT_WIDTH / 2.0)
-                .set("y", 24)
-                .set("text-anchor", "middle")
-                .set("font-size", 15),
+            Text::new(format!(
+                "{}: device memory over the trace",
+                short_name(labels.name)
+            ))
+            .set("x", LEFT + PLOT_WIDTH / 2.0)
+            .set("y", 24)
+            .set("text-anchor", "middle")
+            .set("font-size", 15),
         );
 
     // Grid, ticks and axis titles.
@@ -214,10 +222,12 @@ pub fn draw(labels: &Labels<'_>, series: &[Series<'_>]) -> Document {
     // Curves: reserved bold, allocated faint.
     for (k, s) in series.iter().enumerate() {
         let c = COLOURS[k % COLOURS.len()];
+        // A replay that ran out stops there: its last sample is drawn at that event.
+        let end = s.oom_at_event.unwrap_or(usize::MAX);
         let pts = |pick: fn(&(usize, u64, u64)) -> u64| {
             s.samples
                 .iter()
-                .map(|p| format!("{},{}", f.x(p.0), f.y(pick(p))))
+                .map(|p| format!("{},{}", f.x(p.0.min(end)), f.y(pick(p))))
                 .collect::<Vec<_>>()
                 .join(" ")
         };
