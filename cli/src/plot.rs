@@ -200,8 +200,9 @@ type MergedCell = (usize, u64, u64, u64, u64, u64);
 /// The buffers' rectangles and the caption saying how they were drawn.
 ///
 /// At most [`MAX_RECTS`] buffers, the largest on screen first, each get a rectangle with a
-/// `<title>` tooltip (id, lifetime, size, offset); a buffer is drawn alone only when it
-/// covers at least a square pixel (thin ones are drawn at least 0.3 px wide). Every other buffer is merged into the [`CELL`]-pixel
+/// `<title>` tooltip (id, lifetime, size, offset). A plan of at most `MAX_RECTS` buffers is
+/// drawn whole; in a larger one a buffer is drawn alone only when it covers at least a square
+/// pixel (thin ones are drawn at least 0.3 px wide). Every other buffer is merged into the [`CELL`]-pixel
 /// grid cells its extent touches, drawn grey with a tooltip counting what they hold. So the
 /// picture has at most `MAX_RECTS` + (plot area / `CELL`²) rectangles whatever the plan.
 fn buffer_layer(
@@ -216,7 +217,9 @@ fn buffer_layer(
         .zip(offsets)
         .map(|(b, &o)| (x(b.lower), x(b.upper), y(o.saturating_add(b.size)), y(o)))
         .collect();
-    let visible = |r: &(f64, f64, f64, f64)| (r.1 - r.0) * (r.3 - r.2) >= 1.0;
+    // A plan that fits under the bound is drawn whole; beyond it, specks are merged.
+    let whole = buffers.len() <= MAX_RECTS;
+    let visible = |r: &(f64, f64, f64, f64)| whole || (r.1 - r.0) * (r.3 - r.2) >= 1.0;
     let mut order: Vec<usize> = (0..buffers.len()).filter(|&i| visible(&px[i])).collect();
     let area = |i: usize| (px[i].1 - px[i].0) * (px[i].3 - px[i].2);
     order.sort_by(|&a, &b| area(b).total_cmp(&area(a)).then(a.cmp(&b)));
