@@ -1,17 +1,27 @@
 //! Drawing a plan as SVG: time on x, offset on y, one rectangle per buffer.
 //!
-//! The picture is a fixed-size canvas whatever the input, so file size grows only with the
-//! number of rectangles (about 100 bytes each). Hover tooltips (`<title>`) are added only
-//! for small plans, where they keep the file small.
+//! The picture is a fixed-size canvas whatever the input, and the number of its elements is
+//! bounded too: the [`MAX_RECTS`] buffers largest on screen are drawn one by one, each with a
+//! hover tooltip (`<title>`: id, lifetime, size, offset); buffers smaller than a pixel, or
+//! beyond that many, are merged into grey [`CELL`]-pixel cells whose tooltip counts them, and
+//! a caption under the title says so. A plan of any size stays well under a megabyte.
+//!
+//! [`timeline`] draws `memplan replay --svg`.
 
 use std::io::Write;
+
+pub mod timeline;
 
 use memplan_core::{Problem, Solution};
 use svg::Document;
 use svg::node::element::{Group, Line, Rectangle, Text, Title};
 
-/// Most buffers for which each rectangle gets a tooltip and an outline.
+/// Most buffers for which each rectangle gets an outline.
 const DETAILED: usize = 2000;
+/// Most buffers drawn one by one (with a tooltip); the rest are merged into cells.
+pub const MAX_RECTS: usize = 2500;
+/// Side of the cells small buffers are merged into, in pixels.
+pub const CELL: f64 = 16.0;
 
 const WIDTH: f64 = 1200.0;
 const HEIGHT: f64 = 720.0;
@@ -56,7 +66,6 @@ fn draw(problem: &Problem, solution: &Solution, labels: &Labels<'_>) -> Document
     let (pw, ph) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
     let x = |t: u64| round(LEFT + (t - t0) as f64 / (t1 - t0) as f64 * pw);
     let y = |o: u64| round(TOP + ph - o as f64 / ymax * ph);
-    let detailed = buffers.len() <= DETAILED;
 
     let mut doc = Document::new()
         .set("viewBox", (0, 0, WIDTH, HEIGHT))
@@ -89,29 +98,16 @@ fn draw(problem: &Problem, solution: &Solution, labels: &Labels<'_>) -> Document
             .set("font-size", 16),
     );
 
-    // Buffers. Rectangles get at least a fraction of a pixel so thin ones stay visible.
-    let mut rects = Group::new();
-    if detailed {
-        rects = rects.set("stroke", "#333").set("stroke-width", 0.3);
-    }
-    for (i, (b, &offset)) in buffers.iter().zip(&solution.offsets).enumerate() {
-        let (x0, x1) = (x(b.lower), x(b.upper));
-        let (y0, y1) = (y(offset + b.size), y(offset));
-        let mut r = Rectangle::new()
-            .set("x", x0)
-            .set("y", y0)
-            .set("width", round((x1 - x0).max(0.3)))
-            .set("height", round((y1 - y0).max(0.3)))
-            .set("fill", colour(i));
-        if detailed {
-            r = r.add(Title::new(format!(
-                "{}: [{}, {}) size {} at offset {}",
-                b.id, b.lower, b.upper, b.size, offset
-            )));
-        }
-        rects = rects.add(r);
-    }
-    doc = doc.add(rects);
+    // Buffers: the largest (on screen) one by one, the rest merged into cells.
+    let (rects, caption) = buffer_layer(buffers, &solution.offsets, &x, &y);
+    doc = doc.add(rects).add(
+        Text::new(caption)
+            .set("class", "caption")
+            .set("x", WIDTH / 2.0)
+            .set("y", 48)
+            .set("text-anchor", "middle")
+            .set("fill", "#444"),
+    );
 
     // Axes, ticks and grid.
     let mut axes = Group::new().set("stroke", "black").set("stroke-width", 1);
@@ -197,6 +193,130 @@ fn draw(problem: &Problem, solution: &Solution, labels: &Labels<'_>) -> Document
     doc
 }
 
+/// Buffers merged into one grid cell: (count, bytes, first time, last time, lowest offset,
+/// highest end).
+type MergedCell = (usize, u64, u64, u64, u64, u64);
+
+/// The buffers' rectangles and the caption saying how they were drawn.
+///
+/// At most [`MAX_RECTS`] buffers, the largest on screen first, each get a rectangle with a
+/// `<title>` tooltip (id, lifetime, size, offset). A plan of at most `MAX_RECTS` buffers is
+/// drawn whole; in a larger one a buffer is drawn alone only when it covers at least a square
+/// pixel (thin ones are drawn at least 0.3 px wide). Every other buffer is merged into the [`CELL`]-pixel
+/// grid cells its extent touches, drawn grey with a tooltip counting what they hold. So the
+/// picture has at most `MAX_RECTS` + (plot area / `CELL`²) rectangles whatever the plan.
+fn buffer_layer(
+    buffers: &[memplan_core::Buffer],
+    offsets: &[u64],
+    x: &dyn Fn(u64) -> f64,
+    y: &dyn Fn(u64) -> f64,
+) -> (Group, String) {
+    // (x0, x1, y0, y1) on screen, y0 the top.
+    let px: Vec<(f64, f64, f64, f64)> = buffers
+        .iter()
+        .zip(offsets)
+        .map(|(b, &o)| (x(b.lower), x(b.upper), y(o.saturating_add(b.size)), y(o)))
+        .collect();
+    // A plan that fits under the bound is drawn whole; beyond it, specks are merged.
+    let whole = buffers.len() <= MAX_RECTS;
+    let visible = |r: &(f64, f64, f64, f64)| whole || (r.1 - r.0) * (r.3 - r.2) >= 1.0;
+    let mut order: Vec<usize> = (0..buffers.len()).filter(|&i| visible(&px[i])).collect();
+    let area = |i: usize| (px[i].1 - px[i].0) * (px[i].3 - px[i].2);
+    order.sort_by(|&a, &b| area(b).total_cmp(&area(a)).then(a.cmp(&b)));
+    order.truncate(MAX_RECTS);
+    let mut alone = vec![false; buffers.len()];
+    for &i in &order {
+        alone[i] = true;
+    }
+    order.sort_unstable();
+
+    let mut rects = Group::new();
+    if buffers.len() <= DETAILED {
+        rects = rects.set("stroke", "#333").set("stroke-width", 0.3);
+    }
+    for &i in &order {
+        let (b, r) = (&buffers[i], px[i]);
+        rects = rects.add(
+            Rectangle::new()
+                .set("x", r.0)
+                .set("y", r.2)
+                .set("width", round((r.1 - r.0).max(0.3)))
+                .set("height", round((r.3 - r.2).max(0.3)))
+                .set("fill", colour(i))
+                .add(Title::new(format!(
+                    "{}: [{}, {}) size {} at offset {}",
+                    b.id,
+                    b.lower,
+                    b.upper,
+                    bytes(b.size),
+                    offsets[i]
+                ))),
+        );
+    }
+
+    // Merged buffers, by (column, row) cell.
+    let mut cells: std::collections::BTreeMap<(u32, u32), MergedCell> = Default::default();
+    let cell_of = |v: f64, origin: f64| ((v - origin).max(0.0) / CELL) as u32;
+    let mut merged = 0usize;
+    for (i, b) in buffers.iter().enumerate() {
+        if alone[i] {
+            continue;
+        }
+        merged += 1;
+        let r = px[i];
+        let (c0, c1) = (cell_of(r.0, LEFT), cell_of((r.1 - 1e-6).max(r.0), LEFT));
+        let (r0, r1) = (cell_of(r.2, TOP), cell_of((r.3 - 1e-6).max(r.2), TOP));
+        for c in c0..=c1 {
+            for row in r0..=r1 {
+                let e = cells
+                    .entry((c, row))
+                    .or_insert((0, 0, u64::MAX, 0, u64::MAX, 0));
+                e.0 += 1;
+                e.1 = e.1.saturating_add(b.size);
+                e.2 = e.2.min(b.lower);
+                e.3 = e.3.max(b.upper);
+                e.4 = e.4.min(offsets[i]);
+                e.5 = e.5.max(offsets[i].saturating_add(b.size));
+            }
+        }
+    }
+    let mut grey = Group::new().set("class", "merged").set("fill", "#777");
+    for (&(c, row), &(n, total, t0, t1, o0, o1)) in &cells {
+        grey = grey.add(
+            Rectangle::new()
+                .set("x", round(LEFT + f64::from(c) * CELL))
+                .set("y", round(TOP + f64::from(row) * CELL))
+                .set("width", CELL)
+                .set("height", CELL)
+                .set("fill-opacity", 0.55)
+                .add(Title::new(format!(
+                    "{n} small buffers merged: {} in all, times [{t0}, {t1}), offsets \
+                     [{o0}, {o1})",
+                    bytes(total)
+                ))),
+        );
+    }
+    let caption = if merged == 0 {
+        format!(
+            "{} buffers; hover one for its id, lifetime, size and offset",
+            order.len()
+        )
+    } else {
+        format!(
+            "{} largest buffers drawn (hover for id, lifetime, size, offset); {merged} smaller \
+             than a square pixel or beyond the {MAX_RECTS} largest merged into {} grey {CELL} px cells",
+            order.len(),
+            cells.len()
+        )
+    };
+    // Grey cells underneath, so they never hide a buffer drawn alone.
+    let mut layer = Group::new();
+    if !cells.is_empty() {
+        layer = layer.add(grey);
+    }
+    (layer.add(rects), caption)
+}
+
 fn line(x1: f64, y1: f64, x2: f64, y2: f64) -> Line {
     Line::new()
         .set("x1", x1)
@@ -231,7 +351,8 @@ fn ticks(lo: f64, hi: f64) -> Vec<(f64, String)> {
         .map(|m| m * mag)
         .find(|s| span / s <= 8.0)
         .unwrap_or(10.0 * mag);
-    let decimals = if exp < 0.0 { (-exp) as usize } else { 0 };
+    // As many decimals as the step needs (0.5 → 1, 1 → 0), so labels stay round.
+    let decimals = (-step.log10().floor()).max(0.0) as usize;
     let first = (lo / step).ceil();
     (0..20)
         .map(|k| (first + f64::from(k)) * step)
@@ -287,6 +408,84 @@ mod tests {
         assert_eq!(bytes(1536), "1.50 KiB");
         assert_eq!(bytes(1 << 20), "1.00 MiB");
         assert_eq!(bytes(u64::MAX), "16.0 EiB");
+    }
+
+    /// A plan of `n` buffers: buffer `i` lives [i, i + 50) at slot `i % 50` of 1 MiB, with a
+    /// few large ones.
+    fn synthetic(n: u64) -> (Problem, Solution) {
+        let mut p = Problem::new();
+        let mut offsets = Vec::new();
+        for i in 0..n {
+            let size = if i % 997 == 0 {
+                1 << 20
+            } else {
+                1000 + i % 7000
+            };
+            p.push(memplan_core::Buffer::new(format!("b{i}"), i, i + 50, size))
+                .unwrap();
+            offsets.push((i % 50) << 20);
+        }
+        let s = Solution {
+            offsets,
+            peak: 50 << 20,
+            max_load: 40 << 20,
+            optimal: false,
+            nodes: 0,
+        };
+        (p, s)
+    }
+
+    fn svg_of(p: &Problem, s: &Solution) -> String {
+        let mut out = Vec::new();
+        let labels = Labels {
+            name: "synthetic",
+            capacity: None,
+        };
+        write(&mut out, p, s, &labels).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_60k_buffer_plan_stays_small_and_hoverable() {
+        let (p, s) = synthetic(60_000);
+        let svg = svg_of(&p, &s);
+        let rects = svg.matches("<rect").count();
+        let cells =
+            ((WIDTH - LEFT - RIGHT) / CELL).ceil() * ((HEIGHT - TOP - BOTTOM) / CELL).ceil();
+        assert!(
+            rects <= 1 + MAX_RECTS + cells as usize,
+            "{rects} rectangles"
+        );
+        assert!(svg.len() < 1_500_000, "{} bytes", svg.len());
+        // The large buffers are drawn alone, with their tooltip.
+        assert!(
+            svg.contains("b997: [997, 1047) size 1.00 MiB at offset"),
+            "no tooltip"
+        );
+        // The caption says what was merged.
+        let merged = svg.matches("small buffers merged").count();
+        assert!(merged > 0);
+        assert!(svg.contains("merged into"), "no caption");
+        assert_eq!(svg.matches("<title>").count(), rects - 1);
+    }
+
+    #[test]
+    fn a_small_plan_draws_every_buffer_with_a_tooltip() {
+        let mut p = Problem::new();
+        p.push(memplan_core::Buffer::new("x", 0, 10, 100)).unwrap();
+        p.push(memplan_core::Buffer::new("y", 5, 20, 50)).unwrap();
+        let s = Solution {
+            offsets: vec![0, 100],
+            peak: 150,
+            max_load: 150,
+            optimal: true,
+            nodes: 0,
+        };
+        let svg = svg_of(&p, &s);
+        assert!(svg.contains("x: [0, 10) size 100 B at offset 0"));
+        assert!(svg.contains("y: [5, 20) size 50 B at offset 100"));
+        assert!(!svg.contains("merged"));
+        assert!(svg.contains("2 buffers; hover one"));
     }
 
     #[test]

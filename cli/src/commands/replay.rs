@@ -21,7 +21,6 @@ use memplan_core::plan::{Plan, PlanOptions, TracePlan};
 use memplan_core::trace::{Event, Trace};
 use serde::Serialize;
 use svg::Document;
-use svg::node::element::{Group, Line, Polyline, Text};
 
 use crate::io::DeviceChoice;
 use crate::io::files::{self, read_input, write_output};
@@ -306,7 +305,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
     }
     drop(bar);
     if let Some(path) = &args.svg {
-        let doc = timeline(&name, trace.len(), &results);
+        let doc = timeline(&name, trace.len(), args.capacity, &results);
         write_output(path, doc.to_string())?;
     }
     let text = if args.json {
@@ -562,94 +561,29 @@ fn replay_observed(
     })
 }
 
-/// Reserved (bold) and allocated (faint) bytes over the events, one colour per allocator.
-fn timeline(name: &str, events: usize, results: &[AllocatorReplay]) -> Document {
-    let (w, h, left, top, bottom) = (1000.0, 480.0, 90.0, 40.0, 50.0);
-    let (pw, ph) = (w - left - 20.0, h - top - bottom);
-    let ymax = results
+/// Reserved (bold) and allocated (faint) bytes over the events, one colour per allocator,
+/// with the capacity line and a marker where an allocator ran out ([`plot::timeline`]).
+fn timeline(
+    name: &str,
+    events: usize,
+    capacity: Option<u64>,
+    results: &[AllocatorReplay],
+) -> Document {
+    let series: Vec<plot::timeline::Series<'_>> = results
         .iter()
-        .map(|r| r.peak_reserved.max(r.peak_allocated))
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
-    let x = |i: usize| left + pw * i as f64 / events.max(1) as f64;
-    let y = |v: u64| top + ph * (1.0 - v as f64 / ymax);
-    let colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd"];
-    let mut doc = Document::new()
-        .set("viewBox", (0, 0, w, h))
-        .set("width", w)
-        .set("height", h)
-        .set("font-family", "sans-serif")
-        .set("font-size", 12);
-    doc = doc.add(
-        Text::new(format!(
-            "{name}: reserved (bold) and allocated (faint) bytes per event"
-        ))
-        .set("x", left)
-        .set("y", 22),
-    );
-    for k in 0..=4 {
-        let v = (ymax * k as f64 / 4.0) as u64;
-        doc = doc
-            .add(
-                Line::new()
-                    .set("x1", left)
-                    .set("x2", left + pw)
-                    .set("y1", y(v))
-                    .set("y2", y(v))
-                    .set("stroke", "#ddd"),
-            )
-            .add(
-                Text::new(plot::bytes(v))
-                    .set("x", left - 6.0)
-                    .set("y", y(v) + 4.0)
-                    .set("text-anchor", "end"),
-            );
-    }
-    doc = doc.add(
-        Text::new(format!("event (0 … {events})"))
-            .set("x", left + pw / 2.0)
-            .set("y", h - 15.0)
-            .set("text-anchor", "middle"),
-    );
-    for (k, r) in results.iter().enumerate() {
-        let c = colours[k % colours.len()];
-        let pts = |f: &dyn Fn(&(usize, u64, u64)) -> u64| {
-            r.samples
-                .iter()
-                .map(|s| format!("{:.1},{:.1}", x(s.0), y(f(s))))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        let g = Group::new()
-            .add(
-                Polyline::new()
-                    .set("points", pts(&|s| s.2))
-                    .set("fill", "none")
-                    .set("stroke", c)
-                    .set("stroke-width", 2),
-            )
-            .add(
-                Polyline::new()
-                    .set("points", pts(&|s| s.1))
-                    .set("fill", "none")
-                    .set("stroke", c)
-                    .set("stroke-opacity", 0.45)
-                    .set("stroke-width", 1),
-            )
-            .add(
-                Text::new(format!(
-                    "{}: peak reserved {}",
-                    r.allocator,
-                    plot::bytes(r.peak_reserved)
-                ))
-                .set("x", left + 10.0)
-                .set("y", top + 16.0 + 16.0 * k as f64)
-                .set("fill", c),
-            );
-        doc = doc.add(g);
-    }
-    doc
+        .map(|r| plot::timeline::Series {
+            name: r.allocator,
+            samples: &r.samples,
+            peak_reserved: r.peak_reserved,
+            oom_at_event: r.oom_at_event,
+        })
+        .collect();
+    let labels = plot::timeline::Labels {
+        name,
+        events,
+        capacity,
+    };
+    plot::timeline::draw(&labels, &series)
 }
 
 #[cfg(test)]

@@ -110,12 +110,16 @@ pub fn read_with_segments(
     if kineto::is_kineto(data) {
         let k = kineto::read(file, data, device)?;
         eprintln!(
-            "{file}: profiler trace, CUDA device {}: {} allocations; {} frees of blocks \
+            "{file}: profiler trace, {} device {}: {} allocations; {} frees of blocks \
              allocated before the window skipped",
+            kineto::device_type_name(k.device_type),
             k.device,
             k.trace.allocs(),
             k.unmatched_frees
         );
+        for note in &k.notes {
+            eprintln!("{file}: {note}");
+        }
         return Ok((k.trace, None));
     }
     let text = std::str::from_utf8(data).ok();
