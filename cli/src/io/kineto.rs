@@ -49,7 +49,7 @@
 //! is an error, not an exhausted memory.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{BufReader, Read};
 
@@ -57,6 +57,7 @@ use memplan_core::trace::{Trace, TraceBuilder};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use super::pairing::Pairing;
 use super::{DeviceChoice, InputError};
 
 /// Most bytes of JSON a gzip-compressed trace may decompress to (1 GiB). Large enough for a
@@ -292,9 +293,9 @@ impl<'de> Visitor<'de> for Root<'_> {
     /// A top-level array: most likely `export_memory_timeline`'s raw output.
     fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
         Err(de::Error::custom(
-            "a JSON array, not a profiler trace (an export_memory_timeline .raw.gz file holds \
-             (time, action, bytes, category) tuples without block ids, which memplan does not \
-             read): record a Chrome trace with torch.profiler.profile(profile_memory=True) and \
+            "a JSON array, not a profiler trace, nor the [time, action, bytes, category] list \
+             of an export_memory_timeline raw file (which memplan reads): record a Chrome \
+             trace with torch.profiler.profile(profile_memory=True) and \
              prof.export_chrome_trace(\"trace.json\")",
         ))
     }
@@ -645,17 +646,13 @@ fn choose(file: &str, parsed: Parsed, choice: DeviceChoice) -> Result<Kineto, In
     let mut b = TraceBuilder::new().allow_zero_size(true);
     let mut unmatched_frees = 0;
     if paired_by_size {
-        // Live allocation ids by size, most recent last.
-        let mut live: HashMap<u64, Vec<u64>> = HashMap::new();
-        let mut next_id = 0u64;
+        let mut pairing = Pairing::default();
         for e in &events {
             let size = e.bytes.unsigned_abs();
             let core = |err: memplan_core::Error| fail(format!("traceEvents[{}]: {err}", e.index));
             if e.bytes >= 0 {
-                b.alloc(next_id, size, 0).map_err(core)?;
-                live.entry(size).or_default().push(next_id);
-                next_id += 1;
-            } else if let Some(id) = live.get_mut(&size).and_then(Vec::pop) {
+                b.alloc(pairing.alloc(size), size, 0).map_err(core)?;
+            } else if let Some(id) = pairing.free(size) {
                 b.free(id).map_err(core)?;
             } else {
                 unmatched_frees += 1;
@@ -765,5 +762,6 @@ fn nothing_to_replay(events: usize, devices: &[DeviceEvents]) -> String {
     )
 }
 
+pub mod flat;
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,9 @@
 //! | [`csv`] | allocation problem: CSV with `id,lower,upper,size` columns | `plan`, `bench`; as a trace, everything below |
 //! | [`trace`] | memplan's own trace format (`memplan-trace 1` first line); also writes it | `replay`, `plan-trace`, `convert` |
 //! | [`snapshot`] | PyTorch memory snapshot (`torch.cuda.memory._dump_snapshot` pickle) | as a trace |
+//! | [`snapshot::flat`] | a snapshot history exported flat: CSV with `action,addr,size` columns | as a trace |
 //! | [`kineto`] | PyTorch profiler (Kineto) Chrome-trace JSON, plain or gzip | as a trace |
+//! | [`kineto::flat`] | profiler memory events exported flat: CSV with `addr,bytes,device_type,device_id` columns (HTA) | as a trace |
 //! | [`dtr`] | DTR operator log (JSON lines with `"INSTRUCTION"`) | as a trace; as a program by `remat` |
 //! | [`timeline`] | PyTorch profiler memory timeline (`export_memory_timeline`, raw JSON list, plain or gzip) | as a trace |
 //!
@@ -20,13 +22,17 @@
 //! [`trace::read`] (via [`trace::read_with_segments`]) sniffs the bytes, first match wins:
 //!
 //! 1. a pickle (first byte `0x80`, [`snapshot::is_pickle`]) → [`snapshot`];
-//! 2. a JSON object with a string `"INSTRUCTION"` on the first non-blank line
+//! 2. a CSV header naming `action`, `addr`, `size` ([`snapshot::flat::is_events_csv`]) →
+//!    [`snapshot::flat`];
+//! 3. a JSON object with a string `"INSTRUCTION"` on the first non-blank line
 //!    ([`dtr::is_dtr`]) → [`dtr`] (before the profiler, whose JSON starts with `{` too);
-//! 3. a JSON list of `[time, action, bytes, category]` lists, plain or gzip
+//! 4. a JSON list of `[time, action, bytes, category]` lists, plain or gzip
 //!    ([`timeline::is_timeline`]) → [`timeline`];
-//! 4. gzip, or text starting with `{` ([`kineto::is_kineto`]) → [`kineto`];
-//! 5. a first non-comment line starting `memplan-trace` → memplan's own format ([`trace`]);
-//! 6. anything else → a problem CSV ([`csv`]), its buffers turned into events in time order.
+//! 5. a CSV header naming `addr`, `bytes`, `device_type`, `device_id`
+//!    ([`kineto::flat::is_memory_events_csv`]) → [`kineto::flat`];
+//! 6. gzip, or text starting with `{` ([`kineto::is_kineto`]) → [`kineto`];
+//! 7. a first non-comment line starting `memplan-trace` → memplan's own format ([`trace`]);
+//! 8. anything else → a problem CSV ([`csv`]), its buffers turned into events in time order.
 //!
 //! # Adding a trace format
 //!
@@ -42,6 +48,7 @@ pub mod csv;
 pub mod dtr;
 pub mod files;
 pub mod kineto;
+pub mod pairing;
 pub mod snapshot;
 pub mod timeline;
 pub mod trace;

@@ -9,20 +9,20 @@
 //! (parameter, activation, gradient, ...) are not needed here.
 //!
 //! The format carries no tensor identity, so a destruction is paired with the most recent
-//! live tensor of the same size ([`Pairing`]): the bytes live at every moment are exact, which
+//! live tensor of the same size ([`Pairing`](super::pairing::Pairing)): the bytes live at every moment are exact, which
 //! tensor died is not. Version changes are skipped (they net to zero); a destruction with no
 //! live tensor of its size is counted, never silently dropped, and reported.
 
-use std::collections::HashMap;
 use std::io::Read;
 
 use memplan_core::trace::{Marker, Trace, TraceBuilder};
 use serde_json::Value;
 
 use super::InputError;
+use super::pairing::Pairing;
 
-/// The most bytes a gzip-compressed timeline may decompress to.
-pub const MAX_DECOMPRESSED: u64 = 1 << 30;
+/// The most bytes a gzip-compressed timeline may decompress to: the profiler's limit.
+pub const MAX_DECOMPRESSED: u64 = super::kineto::MAX_DECOMPRESSED;
 
 /// The most entries a timeline may hold.
 pub const MAX_ENTRIES: usize = 50_000_000;
@@ -38,29 +38,6 @@ pub struct Timeline {
     pub unpaired_frees: usize,
     /// Version changes skipped.
     pub version_changes: usize,
-}
-
-/// Pairs frees with allocations of the same size when a format records no identity: a free
-/// takes the most recently allocated live allocation of its size.
-#[derive(Debug, Default)]
-pub struct Pairing {
-    live: HashMap<u64, Vec<u64>>,
-    next_id: u64,
-}
-
-impl Pairing {
-    /// A new allocation of `size` bytes: its id.
-    pub fn alloc(&mut self, size: u64) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.live.entry(size).or_default().push(id);
-        id
-    }
-
-    /// A free of `size` bytes: the id it frees, if an allocation of that size is live.
-    pub fn free(&mut self, size: u64) -> Option<u64> {
-        self.live.get_mut(&size).and_then(Vec::pop)
-    }
 }
 
 /// True when `data` is a JSON list whose first element is a 4-number list (after gzip).

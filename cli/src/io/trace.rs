@@ -59,27 +59,14 @@ pub fn read_with_segments(
         });
     }
     if snapshot::is_pickle(data) {
-        let snapshot = snapshot::read(file, data, device)?;
-        eprintln!(
-            "{file}: PyTorch snapshot ({:?}), device {}: {} allocations, {} segments",
-            snapshot.recording.generation,
-            snapshot.device,
-            snapshot.trace.allocs(),
-            snapshot.segments.len()
-        );
-        if snapshot.pre_existing > 0 || snapshot.pre_existing_segments > 0 {
-            eprintln!(
-                "{file}: the history starts mid-run: {} blocks live in {} segments when \
-                 recording began (reconstructed backwards from the dump-time state) open the \
-                 trace",
-                snapshot.pre_existing, snapshot.pre_existing_segments
-            );
-        }
-        for w in &snapshot.warnings {
-            eprintln!("{file}: warning: {w}");
-        }
-        let segments = snapshot.segments.iter().map(|&(addr, _)| addr).collect();
-        return Ok((snapshot.trace, Some(segments)));
+        return Ok(snapshot_trace(file, snapshot::read(file, data, device)?));
+    }
+    if snapshot::flat::is_events_csv(data) {
+        let recording = snapshot::flat::load(file, data)?;
+        return Ok(snapshot_trace(
+            file,
+            snapshot::from_recording(file, recording)?,
+        ));
     }
     // Before the profiler branch: a DTR log's first line starts with `{` too.
     if dtr::is_dtr(data) {
@@ -107,8 +94,13 @@ pub fn read_with_segments(
         );
         return Ok((t.trace, None));
     }
-    if kineto::is_kineto(data) {
-        let k = kineto::read(file, data, device)?;
+    let flat_kineto = kineto::flat::is_memory_events_csv(data);
+    if flat_kineto || kineto::is_kineto(data) {
+        let k = if flat_kineto {
+            kineto::flat::read(file, data, device)?
+        } else {
+            kineto::read(file, data, device)?
+        };
         eprintln!(
             "{file}: profiler trace, {} device {}: {} allocations; {} frees of blocks \
              allocated before the window skipped",
@@ -137,6 +129,30 @@ pub fn read_with_segments(
             Ok((Trace::from_buffers(problem.buffers()), None))
         }
     }
+}
+
+/// A snapshot's trace and segment addresses, after saying on stderr what was read.
+fn snapshot_trace(file: &str, snapshot: snapshot::Snapshot) -> (Trace, Option<Vec<u64>>) {
+    eprintln!(
+        "{file}: PyTorch snapshot ({:?}), device {}: {} allocations, {} segments",
+        snapshot.recording.generation,
+        snapshot.device,
+        snapshot.trace.allocs(),
+        snapshot.segments.len()
+    );
+    if snapshot.pre_existing > 0 || snapshot.pre_existing_segments > 0 {
+        eprintln!(
+            "{file}: the history starts mid-run: {} blocks live in {} segments when \
+             recording began (reconstructed backwards from the dump-time state) open the \
+             trace",
+            snapshot.pre_existing, snapshot.pre_existing_segments
+        );
+    }
+    for w in &snapshot.warnings {
+        eprintln!("{file}: warning: {w}");
+    }
+    let segments = snapshot.segments.iter().map(|&(addr, _)| addr).collect();
+    (snapshot.trace, Some(segments))
 }
 
 fn parse(file: &str, text: &str) -> Result<Trace, InputError> {

@@ -136,6 +136,13 @@ pub fn analyze(
             .map(|rec| of_recording(name, rec, top))
             .collect();
     }
+    if snapshot::flat::is_events_csv(data) {
+        return Ok(vec![of_recording(
+            name,
+            snapshot::flat::load(name, data)?,
+            top,
+        )?]);
+    }
     if device == DeviceChoice::All {
         return Err(Failure::Input(format!(
             "{name}: --device all reads PyTorch snapshots; for this file pick one with --device N"
@@ -161,6 +168,7 @@ fn of_recording(name: &str, rec: Recording, top: usize) -> Result<Report, Failur
             Generation::Torch21 => "torch 2.1+ format",
             Generation::Torch28 => "torch 2.8+ format",
             Generation::SegmentList => "the segment list of torch.cuda.memory_snapshot()",
+            Generation::EventsCsv => "a flat CSV export of its history",
         }
     );
     let allocations = rec

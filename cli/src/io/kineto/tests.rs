@@ -273,7 +273,7 @@ fn wrong_types_are_errors_naming_the_event() {
         (r#"{"traceEvents":[{"name":"[memory]","ts":"x","args":{"Device Type":1,"Device Id":0,"Bytes":8}}]}"#.to_owned(), "with ts a string"),
         (r#"{"traceEvents":[{"name":"[memory]"}]}"#.to_owned(), "[memory] event without args"),
         (r#"{"traceEvents":{}}"#.to_owned(), "expected an array of trace events"),
-        (r#"[1,2]"#.to_owned(), "a JSON array, not a profiler trace (an export_memory_timeline"),
+        (r#"[1,2]"#.to_owned(), "a JSON array, not a profiler trace, nor the [time, action, bytes, category] list"),
         (r#"7"#.to_owned(), "expected a JSON object with a traceEvents array"),
         (r#"{"traceEvents":[{"name":"x"}]"#.to_owned(), "not valid JSON: EOF"),
         (r#"{"traceEvents":[{"name":"x"}]} trailing"#.to_owned(), "not valid JSON"),

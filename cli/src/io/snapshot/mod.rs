@@ -41,6 +41,7 @@ use serde_pickle::DeOptions;
 use super::{DeviceChoice, InputError};
 use model::{Action, DeviceSummary, Generation, HistoryEvent, Recording, Segment};
 
+pub mod flat;
 pub mod guard;
 pub mod model;
 pub mod parse;

@@ -117,6 +117,9 @@ pub enum Generation {
     Torch28,
     /// The bare segment list `torch.cuda.memory_snapshot()` returns.
     SegmentList,
+    /// A flat CSV export of one device's history (`action,addr,size,...` rows), without the
+    /// dump-time state.
+    EventsCsv,
 }
 
 /// How many history entries and allocations one device has.

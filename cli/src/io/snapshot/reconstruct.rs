@@ -19,10 +19,13 @@ use super::model::{Action, Block, BlockState, HistoryEvent, Segment};
 
 /// A segment while walking: size, stream, expandable.
 #[derive(Debug, Clone, Copy)]
-struct Seg {
-    size: u64,
-    stream: u64,
-    expandable: bool,
+pub(super) struct Seg {
+    /// Bytes.
+    pub(super) size: u64,
+    /// The stream (renumbered).
+    pub(super) stream: u64,
+    /// An expandable segment's mapped range.
+    pub(super) expandable: bool,
 }
 
 /// The segments at the start of `history` (entries of `device_traces[device]`), in address
@@ -184,7 +187,7 @@ fn overlaps(segments: &BTreeMap<u64, Seg>, addr: u64, size: u64) -> bool {
 
 /// Removes `[addr, addr + size)` from the expandable segment that contains it, splitting it;
 /// false when no segment contains it.
-fn unmap(segments: &mut BTreeMap<u64, Seg>, addr: u64, size: u64) -> bool {
+pub(super) fn unmap(segments: &mut BTreeMap<u64, Seg>, addr: u64, size: u64) -> bool {
     let end = addr.saturating_add(size);
     let Some((&a, &seg)) = segments.range(..=addr).next_back() else {
         return false;
@@ -217,7 +220,7 @@ fn unmap(segments: &mut BTreeMap<u64, Seg>, addr: u64, size: u64) -> bool {
 
 /// Adds `[addr, addr + size)` as an expandable range, merged with adjacent expandable ranges
 /// of the same stream.
-fn map(segments: &mut BTreeMap<u64, Seg>, addr: u64, size: u64, stream: u64) {
+pub(super) fn map(segments: &mut BTreeMap<u64, Seg>, addr: u64, size: u64, stream: u64) {
     let mut start = addr;
     let mut total = size;
     let end = addr.saturating_add(size);
