@@ -25,6 +25,72 @@ pub const MAGIC: &str = "memplan-trace";
 /// The format version this build reads and writes.
 pub const VERSION: u32 = 1;
 
+/// The formats a trace file can be in, as [`detect`] finds them (first match wins, in this
+/// order; see the table in [`crate::io`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A PyTorch memory snapshot pickle ([`snapshot`]).
+    Snapshot,
+    /// A snapshot's history exported as CSV ([`snapshot::flat`]).
+    SnapshotCsv,
+    /// A DTR operator log ([`dtr`]).
+    Dtr,
+    /// A profiler memory timeline ([`timeline`]).
+    Timeline,
+    /// Profiler memory events exported as CSV ([`kineto::flat`]).
+    ProfilerCsv,
+    /// A profiler (Kineto) Chrome trace ([`kineto`]).
+    Profiler,
+    /// memplan's own trace format.
+    Memplan,
+    /// An `id,lower,upper,size` problem CSV ([`csv`]).
+    ProblemCsv,
+}
+
+impl Format {
+    /// What the format is, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Snapshot => "PyTorch memory snapshot",
+            Self::SnapshotCsv => "PyTorch snapshot history, flat CSV export",
+            Self::Dtr => "DTR operator log",
+            Self::Timeline => "PyTorch profiler memory timeline",
+            Self::ProfilerCsv => "PyTorch profiler memory events, flat CSV export",
+            Self::Profiler => "PyTorch profiler trace",
+            Self::Memplan => "memplan trace",
+            Self::ProblemCsv => "id,lower,upper,size problem CSV",
+        }
+    }
+}
+
+/// The format of `data`, from its content.
+pub fn detect(data: &[u8]) -> Format {
+    if snapshot::is_pickle(data) {
+        Format::Snapshot
+    } else if snapshot::flat::is_events_csv(data) {
+        Format::SnapshotCsv
+    } else if dtr::is_dtr(data) {
+        // Before the profiler: a DTR log's first line starts with `{` too.
+        Format::Dtr
+    } else if timeline::is_timeline(data) {
+        Format::Timeline
+    } else if kineto::flat::is_memory_events_csv(data) {
+        Format::ProfilerCsv
+    } else if kineto::is_kineto(data) {
+        Format::Profiler
+    } else {
+        let first = std::str::from_utf8(data).ok().and_then(|t| {
+            t.lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with('#'))
+        });
+        match first {
+            Some(l) if l.split_whitespace().next() == Some(MAGIC) => Format::Memplan,
+            _ => Format::ProblemCsv,
+        }
+    }
+}
+
 /// Reads a trace from `data`: a PyTorch memory snapshot pickle, a DTR operator log (JSON
 /// lines), a PyTorch profiler (Kineto) JSON trace (gzip or plain), memplan's own format when the
 /// first line says so, else an offline interval CSV (`id,lower,upper,size`), turned into
@@ -58,77 +124,74 @@ pub fn read_with_segments(
             not_a_problem: false,
         });
     }
-    if snapshot::is_pickle(data) {
-        return Ok(snapshot_trace(file, snapshot::read(file, data, device)?));
-    }
-    if snapshot::flat::is_events_csv(data) {
-        let recording = snapshot::flat::load(file, data)?;
-        return Ok(snapshot_trace(
-            file,
-            snapshot::from_recording(file, recording)?,
-        ));
-    }
-    // Before the profiler branch: a DTR log's first line starts with `{` too.
-    if dtr::is_dtr(data) {
-        let trace = dtr::read(file, data)?;
-        eprintln!(
-            "{file}: DTR operator log, {} storage allocations, peak {} bytes requested",
-            trace.allocs(),
-            trace.peak_requested()
-        );
-        return Ok((trace, None));
-    }
-    if timeline::is_timeline(data) {
-        let t = timeline::read(file, data)?;
-        eprintln!(
-            "{file}: profiler memory timeline: {} tensors ({} existing before profiling), \
-             destructions paired with the latest live tensor of their size (no identity in the \
-             format; bytes live are exact){}",
-            t.trace.allocs(),
-            t.pre_existing,
-            if t.unpaired_frees > 0 {
-                format!("; {} destructions matched no live tensor", t.unpaired_frees)
-            } else {
-                String::new()
+    match detect(data) {
+        Format::Snapshot => Ok(snapshot_trace(file, snapshot::read(file, data, device)?)),
+        Format::SnapshotCsv => {
+            let recording = snapshot::flat::load(file, data)?;
+            Ok(snapshot_trace(
+                file,
+                snapshot::from_recording(file, recording)?,
+            ))
+        }
+        Format::Dtr => {
+            let trace = dtr::read(file, data)?;
+            eprintln!(
+                "{file}: DTR operator log, {} storage allocations, peak {} bytes requested",
+                trace.allocs(),
+                trace.peak_requested()
+            );
+            Ok((trace, None))
+        }
+        Format::Timeline => {
+            let t = timeline::read(file, data)?;
+            for note in timeline_notes(&t) {
+                eprintln!("{file}: {note}");
             }
-        );
-        return Ok((t.trace, None));
-    }
-    let flat_kineto = kineto::flat::is_memory_events_csv(data);
-    if flat_kineto || kineto::is_kineto(data) {
-        let k = if flat_kineto {
-            kineto::flat::read(file, data, device)?
-        } else {
-            kineto::read(file, data, device)?
-        };
-        eprintln!(
-            "{file}: profiler trace, {} device {}: {} allocations; {} frees of blocks \
-             allocated before the window skipped",
-            kineto::device_type_name(k.device_type),
-            k.device,
-            k.trace.allocs(),
-            k.unmatched_frees
-        );
-        for note in &k.notes {
-            eprintln!("{file}: {note}");
+            Ok((t.trace, None))
         }
-        return Ok((k.trace, None));
-    }
-    let text = std::str::from_utf8(data).ok();
-    let first = text.and_then(|t| {
-        t.lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty() && !l.starts_with('#'))
-    });
-    match first {
-        Some(l) if l.split_whitespace().next() == Some(MAGIC) => {
-            Ok((parse(file, text.unwrap_or(""))?, None))
+        format @ (Format::ProfilerCsv | Format::Profiler) => {
+            let k = if format == Format::ProfilerCsv {
+                kineto::flat::read(file, data, device)?
+            } else {
+                kineto::read(file, data, device)?
+            };
+            eprintln!(
+                "{file}: profiler trace, {} device {}: {} allocations; {} frees of blocks \
+                 allocated before the window skipped",
+                kineto::device_type_name(k.device_type),
+                k.device,
+                k.trace.allocs(),
+                k.unmatched_frees
+            );
+            for note in &k.notes {
+                eprintln!("{file}: {note}");
+            }
+            Ok((k.trace, None))
         }
-        _ => {
+        Format::Memplan => Ok((parse(file, std::str::from_utf8(data).unwrap_or(""))?, None)),
+        Format::ProblemCsv => {
             let problem = csv::parse(file, data, 1)?;
             Ok((Trace::from_buffers(problem.buffers()), None))
         }
     }
+}
+
+/// What a memory timeline's reading decided, one sentence each.
+pub fn timeline_notes(t: &timeline::Timeline) -> Vec<String> {
+    let mut notes = vec![format!(
+        "profiler memory timeline: {} tensors ({} existing before profiling); the format has \
+         no tensor identity, so each destruction was paired with the latest live tensor of its \
+         size: bytes live are exact, lifetimes approximate",
+        t.trace.allocs(),
+        t.pre_existing
+    )];
+    if t.unpaired_frees > 0 {
+        notes.push(format!(
+            "{} destructions matched no live tensor of their size (skipped)",
+            t.unpaired_frees
+        ));
+    }
+    notes
 }
 
 /// A snapshot's trace and segment addresses, after saying on stderr what was read.

@@ -106,70 +106,97 @@ pub fn what_if(
         .collect())
 }
 
-/// The recommendation for a report with a what-if table.
+/// The recommendation for a report with a what-if table: among the changes a user can make —
+/// PyTorch's expandable segments (an environment variable), memplan's online allocator (the
+/// hook, no plan), the plan-guided allocator (the hook and a plan) — the least effort one that
+/// saves within [`WORTH`] of the best saving, when the best saves at least [`WORTH`]; else
+/// advice on live bytes.
 pub fn recommend(file: &str, r: &Report) -> Recommendation {
-    let row = |name: &str| r.what_if.iter().find(|w| w.allocator == name);
     let Some(base) = r.what_if.first() else {
         return Recommendation::default();
     };
     let worth = (WORTH * base.peak_reserved as f64) as i64;
-    let expandable = row("torch-expandable").map_or(0, |w| w.saved);
-    let guided = row("guided");
-    let guided_saved = guided.map_or(0, |w| w.saved);
+    // In order of effort.
+    let options: Vec<&WhatIf> = ["torch-expandable", "online", "guided"]
+        .iter()
+        .filter_map(|name| r.what_if.iter().find(|w| w.allocator == *name))
+        .collect();
+    let best = options.iter().map(|w| w.saved).max().unwrap_or(0);
     let from = bytes(base.peak_reserved);
-    // Expandable segments need no code: prefer them unless the plan saves a worthwhile amount
-    // more.
-    let expandable_suffices = expandable >= worth && guided_saved - expandable < worth;
-    if guided_saved >= worth && !expandable_suffices {
-        let to = guided.map_or(0, |w| w.peak_reserved);
-        return Recommendation {
-            action: "memplan_guided".into(),
-            summary: format!(
-                "serve this job from a memplan plan: peak reserved {from} -> {} (saves {}). \
-                 Make the plan from this recording, build the hook, and load it at the top of \
-                 the training script, before any CUDA allocation (the hook is tested on \
-                 memplan's host backend; try it on your GPU before relying on it). The figure \
-                 assumes later runs allocate as this one did:",
-                bytes(to),
-                bytes(guided_saved.unsigned_abs())
-            ),
-            apply: vec![
-                format!("memplan plan-trace {file} --out job.plan"),
-                "cargo build --release -p memplan-ffi".into(),
-                "import os, torch".into(),
-                "os.environ.update(MEMPLAN_ALLOCATOR=\"guided\", MEMPLAN_PLAN=\"job.plan\")".into(),
-                "torch.cuda.memory.change_current_allocator(torch.cuda.memory.\
-                 CUDAPluggableAllocator(\"target/release/libmemplan.so\", \"mp_torch_malloc\", \
-                 \"mp_torch_free\"))"
-                    .into(),
-            ],
-        };
-    }
-    if expandable >= worth {
-        let to = row("torch-expandable").map_or(0, |w| w.peak_reserved);
-        return Recommendation {
+    let chosen = options
+        .iter()
+        .find(|w| best >= worth && w.saved >= worth && w.saved >= best - worth);
+    let hook = |allocator: &str, plan: bool| {
+        let mut lines = Vec::new();
+        if plan {
+            lines.push(format!("memplan plan-trace {file} --out job.plan"));
+        }
+        lines.push("cargo build --release -p memplan-ffi".into());
+        lines.push("import os, torch".into());
+        lines.push(if plan {
+            format!(
+                "os.environ.update(MEMPLAN_ALLOCATOR=\"{allocator}\", MEMPLAN_PLAN=\"job.plan\")"
+            )
+        } else {
+            format!("os.environ[\"MEMPLAN_ALLOCATOR\"] = \"{allocator}\"")
+        });
+        lines.push(
+            "torch.cuda.memory.change_current_allocator(torch.cuda.memory.\
+             CUDAPluggableAllocator(\"target/release/libmemplan.so\", \"mp_torch_malloc\", \
+             \"mp_torch_free\"))"
+                .into(),
+        );
+        lines
+    };
+    const HOOK_STATUS: &str = "(the hook is tested on memplan's host backend; try it on your \
+                               GPU before relying on it)";
+    match chosen.map(|w| (w.allocator.as_str(), w)) {
+        Some(("torch-expandable", w)) => Recommendation {
             action: "expandable_segments".into(),
             summary: format!(
                 "turn on PyTorch's expandable segments: peak reserved {from} -> {} (saves {}), \
                  no code change. Set it in the environment before the process starts:",
-                bytes(to),
-                bytes(expandable.unsigned_abs())
+                bytes(w.peak_reserved),
+                bytes(w.saved.unsigned_abs())
             ),
             apply: vec!["export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True".into()],
-        };
-    }
-    let requested = r.peak_requested.unwrap_or(0);
-    Recommendation {
-        action: "reduce_live_bytes".into(),
-        summary: format!(
-            "the allocator is not what costs memory here: {} requested at the peak for {from} \
-             reserved, and no allocator saves {:.0} % of it. To go lower, keep fewer bytes live \
-             at the peak: recompute activations (torch.utils.checkpoint; `memplan remat` \
-             simulates it on DTR logs), a smaller batch, or lower-precision activations.",
-            bytes(requested),
-            100.0 * WORTH
-        ),
-        apply: Vec::new(),
+        },
+        Some(("online", w)) => Recommendation {
+            action: "memplan_online".into(),
+            summary: format!(
+                "allocate through memplan's online allocator: peak reserved {from} -> {} \
+                 (saves {}). Build the hook and load it at the top of the training script, \
+                 before any CUDA allocation {HOOK_STATUS}:",
+                bytes(w.peak_reserved),
+                bytes(w.saved.unsigned_abs())
+            ),
+            apply: hook("online", false),
+        },
+        Some((_, w)) => Recommendation {
+            action: "memplan_guided".into(),
+            summary: format!(
+                "serve this job from a memplan plan: peak reserved {from} -> {} (saves {}). \
+                 Make the plan from this recording, build the hook, and load it at the top of \
+                 the training script, before any CUDA allocation {HOOK_STATUS}. The figure \
+                 assumes later runs allocate as this one did:",
+                bytes(w.peak_reserved),
+                bytes(w.saved.unsigned_abs())
+            ),
+            apply: hook("guided", true),
+        },
+        None => Recommendation {
+            action: "reduce_live_bytes".into(),
+            summary: format!(
+                "the allocator is not what costs memory here: {} requested at the peak for \
+                 {from} reserved, and no allocator saves {:.0} % of it. To go lower, keep fewer \
+                 bytes live at the peak: recompute activations (torch.utils.checkpoint; \
+                 `memplan remat` simulates it on DTR logs), a smaller batch, or lower-precision \
+                 activations.",
+                bytes(r.peak_requested.unwrap_or(0)),
+                100.0 * WORTH
+            ),
+            apply: Vec::new(),
+        },
     }
 }
 

@@ -27,6 +27,8 @@ pub struct Live {
     pub requested: u64,
     /// Index into [`Recording::sites`].
     pub site: Option<usize>,
+    /// Allocated before the history began (PyTorch records no stack for it).
+    pub before_history: bool,
 }
 
 /// Segments and live blocks at one moment.
@@ -82,6 +84,8 @@ pub struct Pin {
     pub bytes: u64,
     /// Where it was allocated (`file:line in function`), when recorded.
     pub site: Option<String>,
+    /// Allocated before the history began.
+    pub before_history: bool,
 }
 
 /// A free range inside a segment that live blocks keep reserved: the allocator can reuse it
@@ -121,6 +125,7 @@ impl Layout {
                             size: b.size,
                             requested: b.requested_size,
                             site: b.site,
+                            before_history: false,
                         },
                     );
                 }
@@ -159,6 +164,7 @@ impl Layout {
             address,
             bytes: b.size,
             site: b.site.and_then(|s| sites.get(s).cloned()),
+            before_history: b.before_history,
         };
         let mut found = Vec::new();
         for (&start, &size) in &self.segments {
@@ -288,6 +294,9 @@ struct Forward {
 /// reserved bytes.
 fn forward(rec: &Recording, stop: Option<Option<usize>>) -> Forward {
     let mut layout = Layout::of(&rec.start);
+    for b in layout.blocks.values_mut() {
+        b.before_history = true;
+    }
     let mut requested: u64 = layout
         .blocks
         .values()
@@ -311,6 +320,7 @@ fn forward(rec: &Recording, stop: Option<Option<usize>>) -> Forward {
                     size: round(e.size),
                     requested: e.size,
                     site: e.site,
+                    before_history: false,
                 };
                 if let Some(old) = layout.blocks.insert(e.addr, live) {
                     requested = requested.saturating_sub(old.requested);

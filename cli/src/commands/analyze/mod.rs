@@ -30,7 +30,8 @@ use self::advice::{Recommendation, WhatIf};
 use self::layout::{Fragmentation, Stranded};
 use crate::io::files::read_input;
 use crate::io::snapshot::model::{Action, Generation, Recording};
-use crate::io::{DeviceChoice, dtr, kineto, snapshot, trace};
+use crate::io::trace::Format;
+use crate::io::{DeviceChoice, kineto, snapshot, timeline, trace};
 use crate::plot::bytes;
 use crate::{Failure, output};
 
@@ -126,37 +127,89 @@ pub fn analyze(
     device: DeviceChoice,
     top: usize,
 ) -> Result<Vec<Report>, Failure> {
-    if snapshot::is_pickle(data) {
-        let recordings = match device {
-            DeviceChoice::All => snapshot::load_all(name, data)?,
-            one => vec![snapshot::load(name, data, one)?],
-        };
-        return recordings
-            .into_iter()
-            .map(|rec| of_recording(name, rec, top))
-            .collect();
-    }
-    if snapshot::flat::is_events_csv(data) {
-        return Ok(vec![of_recording(
-            name,
-            snapshot::flat::load(name, data)?,
-            top,
-        )?]);
+    let format = trace::detect(data);
+    match format {
+        Format::Snapshot => {
+            let recordings = match device {
+                DeviceChoice::All => snapshot::load_all(name, data)?,
+                one => vec![snapshot::load(name, data, one)?],
+            };
+            return recordings
+                .into_iter()
+                .map(|rec| of_recording(name, rec, top))
+                .collect();
+        }
+        Format::SnapshotCsv => {
+            return Ok(vec![of_recording(
+                name,
+                snapshot::flat::load(name, data)?,
+                top,
+            )?]);
+        }
+        _ => {}
     }
     if device == DeviceChoice::All {
         return Err(Failure::Input(format!(
             "{name}: --device all reads PyTorch snapshots; for this file pick one with --device N"
         )));
     }
-    let kind = if dtr::is_dtr(data) {
-        "DTR operator log"
-    } else if kineto::is_kineto(data) {
-        "PyTorch profiler trace"
-    } else {
-        "allocation trace"
+    let report = match format {
+        Format::Profiler | Format::ProfilerCsv => {
+            let k = if format == Format::ProfilerCsv {
+                kineto::flat::read(name, data, device)?
+            } else {
+                kineto::read(name, data, device)?
+            };
+            let kind = format!(
+                "{}, {} device {}",
+                format.describe(),
+                kineto::device_type_name(k.device_type),
+                k.device
+            );
+            let mut notes = k.notes.clone();
+            // PyTorch's recorded reserved bytes are comparable with a replay of the window only
+            // when nothing was allocated before it.
+            let recorded = k
+                .recorded
+                .filter(|r| r.allocated_at_start == 0)
+                .map(|r| r.peak_reserved);
+            if let Some(r) = k.recorded.filter(|r| r.allocated_at_start > 0) {
+                notes.push(format!(
+                    "PyTorch's recorded peak reserved, {}, includes the {} allocated before the \
+                     profiling window, which the replay does not see: it is not the baseline \
+                     here.",
+                    bytes(r.peak_reserved),
+                    bytes(r.allocated_at_start)
+                ));
+            }
+            let device = u32::try_from(k.device).ok();
+            of_trace(name, kind, device, &k.trace, recorded, notes)?
+        }
+        Format::Timeline => {
+            let t = timeline::read(name, data)?;
+            let notes = trace::timeline_notes(&t);
+            of_trace(
+                name,
+                format.describe().to_owned(),
+                None,
+                &t.trace,
+                None,
+                notes,
+            )?
+        }
+        _ => {
+            let (trace, _) = trace::read_with_segments(name, data, device)?;
+            of_trace(
+                name,
+                format.describe().to_owned(),
+                None,
+                &trace,
+                None,
+                Vec::new(),
+            )?
+        }
     };
-    let (trace, _) = trace::read_with_segments(name, data, device)?;
-    Ok(vec![of_trace(name, kind, &trace)?])
+    Ok(vec![report])
 }
 
 /// The report on one device of a snapshot.
@@ -249,18 +302,31 @@ fn of_recording(name: &str, rec: Recording, top: usize) -> Result<Report, Failur
     Ok(report)
 }
 
-/// The report on a trace without segments (profiler, DTR, memplan's format, CSV).
-fn of_trace(name: &str, kind: &str, trace: &Trace) -> Result<Report, Failure> {
+/// The report on a trace without segments (profiler, DTR, memplan's format, CSV); `recorded`
+/// is PyTorch's peak reserved when the file records a comparable one.
+fn of_trace(
+    name: &str,
+    kind: String,
+    device: Option<u32>,
+    trace: &Trace,
+    recorded: Option<u64>,
+    mut notes: Vec<String>,
+) -> Result<Report, Failure> {
+    notes.push(
+        "This file records no segments: fragmentation and stranded ranges need a PyTorch \
+         snapshot."
+            .to_owned(),
+    );
     let mut report = Report {
         file: name.to_owned(),
-        kind: kind.to_owned(),
-        device: None,
+        kind,
+        device,
         events: trace.len(),
         allocations: trace.allocs(),
         pre_existing_blocks: 0,
         pre_existing_segments: 0,
         peak_requested: Some(trace.peak_requested()),
-        recorded_peak_reserved: None,
+        recorded_peak_reserved: recorded,
         oom_events: 0,
         fragmentation_at_peak: None,
         fragmentation_at_end: None,
@@ -268,13 +334,9 @@ fn of_trace(name: &str, kind: &str, trace: &Trace) -> Result<Report, Failure> {
         stranded: Vec::new(),
         what_if: Vec::new(),
         recommendation: Recommendation::default(),
-        notes: vec![
-            "This file records no segments: fragmentation and stranded ranges need a PyTorch \
-             snapshot; the torch model stands in for what PyTorch reserved."
-                .to_owned(),
-        ],
+        notes,
     };
-    report.what_if = advice::what_if(trace, Vec::new(), None)?;
+    report.what_if = advice::what_if(trace, Vec::new(), recorded)?;
     report.recommendation = advice::recommend(name, &report);
     Ok(report)
 }
@@ -375,10 +437,14 @@ pub fn render(r: &Report) -> String {
                 for p in &s.pinned_by {
                     let _ = writeln!(
                         o,
-                        "       pinned by {} at {:#x}, allocated at {}",
+                        "       pinned by {} at {:#x}, {}",
                         bytes(p.bytes),
                         p.address,
-                        p.site.as_deref().unwrap_or("(no frames recorded)")
+                        match (&p.site, p.before_history) {
+                            (Some(site), _) => format!("allocated at {site}"),
+                            (None, true) => "allocated before the history began (no stack)".into(),
+                            (None, false) => "allocated where no stack was recorded".into(),
+                        }
                     );
                 }
             }

@@ -209,10 +209,12 @@ fn report(rows: &[(&str, u64)]) -> Report {
 #[test]
 fn recommendations_follow_the_what_if_table() {
     let rec = |rows: &[(&str, u64)]| advice::recommend("t.pickle", &report(rows));
-    // Expandable segments save 10 %: no code needed, preferred when the plan is not much better.
+    // Expandable segments save 10 %: no code needed, preferred when the others are not much
+    // better.
     let r = rec(&[
         ("recorded", 1000),
         ("torch-expandable", 900),
+        ("online", 890),
         ("guided", 880),
     ]);
     assert_eq!(r.action, "expandable_segments");
@@ -220,23 +222,44 @@ fn recommendations_follow_the_what_if_table() {
         r.apply,
         ["export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True"]
     );
-    // The plan saves 20 % where expandable segments save 10 %.
+    // The plan saves 20 % where expandable segments save 10 % and online 12 %.
     let r = rec(&[
         ("recorded", 1000),
         ("torch-expandable", 900),
+        ("online", 880),
         ("guided", 800),
     ]);
     assert_eq!(r.action, "memplan_guided");
     assert_eq!(r.apply[0], "memplan plan-trace t.pickle --out job.plan");
     assert!(r.apply.iter().any(|l| l.contains("CUDAPluggableAllocator")));
-    // The plan saves 7 %, expandable segments 2 %.
-    let r = rec(&[("torch", 1000), ("torch-expandable", 980), ("guided", 930)]);
+    // Online saves 18 %, the plan 20 %: the hook without a plan is enough.
+    let r = rec(&[
+        ("recorded", 1000),
+        ("torch-expandable", 900),
+        ("online", 820),
+        ("guided", 800),
+    ]);
+    assert_eq!(r.action, "memplan_online");
+    assert!(
+        r.apply.iter().any(|l| l.contains("\"online\"")),
+        "{:?}",
+        r.apply
+    );
+    assert!(!r.apply.iter().any(|l| l.contains("plan-trace")));
+    // The plan saves 7 %, the others 2 %.
+    let r = rec(&[
+        ("torch", 1000),
+        ("torch-expandable", 980),
+        ("online", 980),
+        ("guided", 930),
+    ]);
     assert_eq!(r.action, "memplan_guided");
-    // Nobody saves 5 %.
+    // A plan worse than the baseline is never recommended.
     let r = rec(&[
         ("recorded", 1000),
         ("torch-expandable", 990),
-        ("guided", 960),
+        ("online", 990),
+        ("guided", 1200),
     ]);
     assert_eq!(r.action, "reduce_live_bytes");
     assert!(r.apply.is_empty());

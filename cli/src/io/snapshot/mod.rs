@@ -27,8 +27,9 @@
 //! device.
 //!
 //! # Robustness
-//! Before decoding, [`guard::check`] bounds nesting depth and decoded size (serde_pickle
-//! recurses once per nesting level and copies shared values at every reference); then every
+//! Before decoding, [`guard::check`] bounds nesting depth and decoded size; [`unpickle`]
+//! decodes with Python's memo semantics (serde_pickle's decoder silently turns re-referenced
+//! memoised values into `None`) and bounds depth and size again; then every
 //! field is type- and range-checked, errors naming the path (`segments[3].blocks[2].size`),
 //! and every address range is checked for overflow. Where the history and the state disagree,
 //! the reader records a one-line warning and goes on. See `../shared/docs/pytorch-allocator.md`.
@@ -36,7 +37,6 @@
 use std::collections::HashSet;
 
 use memplan_core::trace::{Marker, Trace, TraceBuilder};
-use serde_pickle::DeOptions;
 
 use super::{DeviceChoice, InputError};
 use model::{Action, DeviceSummary, Generation, HistoryEvent, Recording, Segment};
@@ -46,6 +46,7 @@ pub mod guard;
 pub mod model;
 pub mod parse;
 pub mod reconstruct;
+pub mod unpickle;
 
 /// One device of a snapshot as a trace, plus what a replay of PyTorch needs.
 #[derive(Debug, Clone)]
@@ -87,12 +88,8 @@ fn error(file: &str, message: String) -> InputError {
 /// Decodes and parses the whole file.
 fn decode(file: &str, data: &[u8]) -> Result<parse::Parsed, InputError> {
     guard::check(data).map_err(|m| error(file, m))?;
-    let options = DeOptions::new()
-        .replace_unresolved_globals()
-        .replace_recursive_structures()
-        .decode_strings();
-    let root = serde_pickle::value_from_slice(data, options)
-        .map_err(|e| error(file, format!("not a readable pickle: {e}")))?;
+    let root =
+        unpickle::decode(data).map_err(|e| error(file, format!("not a readable pickle: {e}")))?;
     parse::parse(&root).map_err(|m| error(file, m))
 }
 

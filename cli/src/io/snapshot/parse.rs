@@ -355,7 +355,8 @@ impl Parser {
 
     /// The call site of a frame list: its innermost frame of user code, interned.
     fn site(&mut self, frames: &Value) -> Option<usize> {
-        let frame = list(frames)?.iter().find_map(|f| {
+        let frames = list(frames)?;
+        let user = frames.iter().find_map(|f| {
             let Some(Value::String(file)) = field(f, "filename") else {
                 return None;
             };
@@ -368,7 +369,30 @@ impl Parser {
                 _ => "?",
             };
             Some(format!("{file}:{line} in {name}"))
-        })?;
+        });
+        // The backward pass runs on autograd's own thread, whose stacks hold no Python frame:
+        // name the autograd node instead.
+        // Failing that, the ATen operator that allocated.
+        let names = || {
+            frames.iter().filter_map(|f| match field(f, "name") {
+                Some(Value::String(n)) => Some(n.as_str()),
+                _ => None,
+            })
+        };
+        let frame = user
+            .or_else(|| names().find_map(autograd_node))
+            .or_else(|| {
+                let op = names().find_map(aten_op)?;
+                let backward = names().any(|n| n.contains("torch::autograd::Engine::"));
+                Some(format!(
+                    "{op} ({})",
+                    if backward {
+                        "backward pass"
+                    } else {
+                        "no Python frame"
+                    }
+                ))
+            })?;
         if let Some(&id) = self.site_ids.get(&frame) {
             return Some(id);
         }
@@ -377,6 +401,29 @@ impl Parser {
         self.site_ids.insert(frame, id);
         Some(id)
     }
+}
+
+/// `backward of MeanBackward0 (autograd)` for a frame of a generated autograd node
+/// (`torch::autograd::generated::MeanBackward0::apply(...)`).
+pub fn autograd_node(name: &str) -> Option<String> {
+    let rest = name.split("torch::autograd::generated::").nth(1)?;
+    let node: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    (!node.is_empty() && rest[node.len()..].starts_with("::apply"))
+        .then(|| format!("autograd {node} (backward pass)"))
+}
+
+/// `aten::sum_dim_IntList` for a frame of an ATen operator's entry point
+/// (`at::_ops::sum_dim_IntList::call(...)`).
+pub fn aten_op(name: &str) -> Option<String> {
+    let rest = name.strip_prefix("at::_ops::")?;
+    let op: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    (!op.is_empty() && rest[op.len()..].starts_with("::call(")).then(|| format!("aten::{op}"))
 }
 
 /// True for a frame of the user's Python code: not C/C++ (`??`, `.cpp`, `.h`, `.cc`, `.cu`,

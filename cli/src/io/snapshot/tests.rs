@@ -686,3 +686,56 @@ fn state_only_real_snapshots_load() {
         assert!(e.contains("nothing to replay"), "{e}");
     }
 }
+
+#[test]
+fn allocations_without_python_frames_are_named_by_autograd_node_or_aten_op() {
+    use super::parse::autograd_node;
+    assert_eq!(
+        autograd_node(
+            "torch::autograd::generated::MeanBackward0::apply(std::vector<at::Tensor>&&)"
+        )
+        .as_deref(),
+        Some("autograd MeanBackward0 (backward pass)")
+    );
+    assert_eq!(
+        autograd_node("torch::autograd::generated::MeanBackward0_apply_functional(x)"),
+        None
+    );
+    assert_eq!(autograd_node("at::_ops::div_Scalar::call"), None);
+    use super::parse::aten_op;
+    assert_eq!(
+        aten_op("at::_ops::sum_dim_IntList::call(at::Tensor const&)").as_deref(),
+        Some("aten::sum_dim_IntList")
+    );
+    assert_eq!(aten_op("at::_ops::sum_dim_IntList::redispatch(x)"), None);
+}
+
+/// Every allocation of the real training snapshots has a call site: a frame of user code, or
+/// (backward pass) its autograd node or ATen operator. A regression test for serde_pickle's decoder, which
+/// turned re-referenced frames into `{None: line}` and lost almost every site.
+#[test]
+fn every_real_allocation_has_a_call_site() {
+    for file in [
+        "traces/external/pytorch_snapshots/decomfl_opt/memory.pickle",
+        "traces/external/pytorch_snapshots/cs336_wedsonlin/results/medium_128_training_memory_snapshot.pickle",
+    ] {
+        let Some(path) = memplan_tests::require::shared_data(file) else {
+            return;
+        };
+        let rec = load(file, &std::fs::read(path).unwrap(), DeviceChoice::Auto).unwrap();
+        let allocs: Vec<_> = rec
+            .history
+            .iter()
+            .filter(|e| e.action == Action::Alloc)
+            .collect();
+        assert!(allocs.len() > 1000, "{file}");
+        let without = allocs.iter().filter(|e| e.site.is_none()).count();
+        assert_eq!(
+            without,
+            0,
+            "{file}: {without} of {} allocations without a site",
+            allocs.len()
+        );
+        assert!(rec.sites.iter().any(|s| s.contains(".py:")), "{file}");
+    }
+}
