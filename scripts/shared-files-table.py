@@ -44,6 +44,12 @@ def main():
             print(f"| `{rel}` | exit {analyze.returncode}: {why} | | | | | | | | | {replay.returncode} |")
             continue
         r = json.loads(analyze.stdout)["reports"][0]
+        if r["allocations"] == 0:
+            f = r["fragmentation_at_end"] or {}
+            print(f"| `{rel}` | {r['kind']} | {r['device']} | state only "
+                  f"({f.get('blocks', 0)} active blocks, {gib(f.get('reserved'))} GiB reserved) "
+                  f"| - | - | - | - | - | - | {replay.returncode} |")
+            continue
         rows = {w["allocator"]: w["peak_reserved"] for w in r["what_if"]}
         recorded = r.get("recorded_peak_reserved")
         torch = rows.get("torch")

@@ -346,20 +346,41 @@ pub fn render(r: &Report) -> String {
     let mut o = String::new();
     let device = r.device.map_or(String::new(), |d| format!(", device {d}"));
     let _ = writeln!(o, "{}: {}{device}", r.file, r.kind);
-    let _ = writeln!(
-        o,
-        "  {} events, {} allocations{}",
-        r.events,
-        r.allocations,
-        if r.pre_existing_blocks > 0 || r.pre_existing_segments > 0 {
-            format!(
-                "; {} blocks in {} segments live before the history starts",
-                r.pre_existing_blocks, r.pre_existing_segments
-            )
-        } else {
-            String::new()
-        }
-    );
+    if r.allocations == 0 {
+        let f = r.fragmentation_at_end.unwrap_or(Fragmentation {
+            reserved: 0,
+            allocated: 0,
+            requested: 0,
+            rounding: 0,
+            free_gaps: 0,
+            segments: 0,
+            blocks: 0,
+        });
+        let _ = writeln!(
+            o,
+            "  state only: {} active blocks in {} segments ({} reserved); the history has {} \
+             events and no allocation",
+            f.blocks,
+            f.segments,
+            bytes(f.reserved),
+            r.events
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "  {} events, {} allocations{}",
+            r.events,
+            r.allocations,
+            if r.pre_existing_blocks > 0 || r.pre_existing_segments > 0 {
+                format!(
+                    "; {} blocks in {} segments live before the history starts",
+                    r.pre_existing_blocks, r.pre_existing_segments
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     if let Some(p) = r.peak_requested {
         let _ = writeln!(o, "  peak requested      {:>12}  ({p} bytes)", bytes(p));
     }

@@ -382,7 +382,9 @@ impl Parser {
         let frame = user
             .or_else(|| names().find_map(autograd_node))
             .or_else(|| {
-                let op = names().find_map(aten_op)?;
+                // The outermost operator is the one the program called (`sum`, not the
+                // `empty_strided` it allocates through).
+                let op = names().filter_map(aten_op).last()?;
                 let backward = names().any(|n| n.contains("torch::autograd::Engine::"));
                 Some(format!(
                     "{op} ({})",
