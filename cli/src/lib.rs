@@ -8,8 +8,12 @@
 //!   - [`io::csv`]: allocation problems as CSV (`id,lower,upper,size`), with `FILE:LINE:` errors;
 //!   - [`io::trace`]: memplan's own trace format (read and write), and [`io::trace::read`], which
 //!     detects any supported trace format and reads it;
-//!   - [`io::snapshot`]: PyTorch memory snapshots (`_dump_snapshot` pickles);
-//!   - [`io::kineto`]: PyTorch profiler (Kineto) Chrome-trace JSON;
+//!   - [`io::snapshot`]: PyTorch memory snapshots (`_dump_snapshot` pickles of every format
+//!     generation, and histories exported as CSV), as a format-independent recording;
+//!   - [`io::kineto`]: PyTorch profiler (Kineto) Chrome-trace JSON, and memory events exported
+//!     as CSV;
+//!   - [`io::timeline`]: PyTorch profiler memory timelines; [`io::pairing`] pairs frees by size
+//!     where a format has no identity;
 //!   - [`io::files`]: opening inputs and outputs (`-` for stdin/stdout, size limit, directory
 //!     walks);
 //!   - [`io::dtr`]: DTR operator logs, read as an allocation trace or as a remat program
@@ -17,6 +21,8 @@
 //!     [`io::dtr::program`] its two interpreters).
 //! - [`commands`]: one module per subcommand, each with its `…Args` and `run`:
 //!   - [`commands::plan`]: `memplan plan`, plan one problem, verify, write, draw;
+//!   - [`commands::analyze`]: `memplan analyze`, peaks, fragmentation, stranded ranges, what
+//!     each allocator would reserve, one recommendation;
 //!   - [`commands::bench`]: `memplan bench`, plan every problem CSV under some paths;
 //!   - [`commands::replay`]: `memplan replay`, replay a trace through allocators;
 //!   - [`commands::plan_trace`]: `memplan plan-trace`, profile a trace and write its plan;
@@ -26,7 +32,7 @@
 //!   - [`commands::remat`]: `memplan remat`, the rematerialization (DTR) simulator.
 //! - [`workload`]: multi-iteration workloads from a one-iteration trace (`replay --repeat`,
 //!   `--dynamic`).
-//! - [`plot`]: drawing a plan as SVG.
+//! - [`plot`]: drawing a plan, and a replay's timeline, as SVG.
 //! - [`progress`]: a spinner and a progress bar on stderr (only on a terminal) for slow work.
 //! - [`output`]: writing to stdout (a closed pipe ends quietly) and `--json` with its
 //!   `schema_version`.

@@ -161,10 +161,9 @@ pub fn analyze(
                 kineto::read(name, data, device)?
             };
             let kind = format!(
-                "{}, {} device {}",
+                "{}, {}",
                 format.describe(),
-                kineto::device_type_name(k.device_type),
-                k.device
+                kineto::device_type_name(k.device_type)
             );
             let mut notes = k.notes.clone();
             // PyTorch's recorded reserved bytes are comparable with a replay of the window only
