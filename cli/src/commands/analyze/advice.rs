@@ -9,6 +9,7 @@ use super::Report;
 use crate::Failure;
 use crate::commands::replay::{plan_of, replay};
 use crate::plot::bytes;
+use crate::progress::Spinner;
 
 /// What a user runs to record the allocation history `analyze` needs.
 pub const RECORD_HISTORY: &str = "Record one with \
@@ -62,6 +63,11 @@ pub fn what_if(
     segment_addresses: Vec<u64>,
     recorded: Option<u64>,
 ) -> Result<Vec<WhatIf>, Failure> {
+    // Large histories take seconds: a spinner shows on a terminal after one.
+    let _spinner = Spinner::start(format!(
+        "what if: planning and replaying {} events through 4 allocators",
+        trace.len()
+    ));
     let plan = plan_of(trace, 1, None)?.plan;
     let settings = Settings {
         plan: Some(plan),

@@ -1,5 +1,7 @@
 use super::advice::{self, WhatIf};
 use super::layout::{self, Layout};
+use std::collections::BTreeMap;
+
 use super::*;
 use crate::io::snapshot::model::{
     Block, BlockState, DeviceSummary, Generation, HistoryEvent, Recording, Segment,
@@ -281,4 +283,61 @@ fn a_state_only_recording_gets_the_fragmentation_view_and_what_needs_a_history()
         text.contains("pinned by 1.00 KiB at 0x100000, allocated at train.py:10 in model"),
         "{text}"
     );
+}
+
+/// A snapshot pickle whose device `d` has `n` allocations (and their frees), no segments.
+fn two_device_pickle(counts: [usize; 2]) -> Vec<u8> {
+    use serde_pickle::{HashableValue as H, Value as V};
+    let s = |k: &str| H::String(k.to_owned());
+    let entry = |action: &str, addr: i64| {
+        let mut d = BTreeMap::new();
+        d.insert(s("action"), V::String(action.to_owned()));
+        d.insert(s("addr"), V::I64(addr));
+        d.insert(s("size"), V::I64(4096));
+        d.insert(s("stream"), V::I64(0));
+        V::Dict(d)
+    };
+    let traces = counts
+        .iter()
+        .map(|&n| {
+            let mut events = vec![entry("segment_alloc", 1 << 30)];
+            for i in 0..n as i64 {
+                events.push(entry("alloc", (1 << 30) + 4096 * i));
+            }
+            for i in 0..n as i64 {
+                events.push(entry("free_completed", (1 << 30) + 4096 * i));
+            }
+            V::List(events)
+        })
+        .collect();
+    let mut root = BTreeMap::new();
+    root.insert(s("device_traces"), V::List(traces));
+    root.insert(s("segments"), V::List(Vec::new()));
+    serde_pickle::value_to_vec(&V::Dict(root), serde_pickle::SerOptions::new()).unwrap()
+}
+
+#[test]
+fn every_device_is_reported_with_device_all_and_auto_takes_the_busiest() {
+    let data = two_device_pickle([3, 5]);
+    let all = analyze("t.pickle", &data, DeviceChoice::All, 5).unwrap();
+    let seen: Vec<(Option<u32>, usize)> = all.iter().map(|r| (r.device, r.allocations)).collect();
+    assert_eq!(seen, [(Some(0), 3), (Some(1), 5)]);
+    let auto = analyze("t.pickle", &data, DeviceChoice::Auto, 5).unwrap();
+    assert_eq!((auto.len(), auto[0].device), (1, Some(1)));
+    assert!(
+        auto[0].notes.iter().any(|n| n.contains("device")),
+        "{:?}",
+        auto[0].notes
+    );
+    let one = analyze("t.pickle", &data, DeviceChoice::Index(0), 5).unwrap();
+    assert_eq!(one[0].peak_requested, Some(3 * 4096));
+    assert!(analyze("t.pickle", &data, DeviceChoice::Index(2), 5).is_err());
+    // A trace other than a snapshot has one device: `all` is an error saying so.
+    let e = analyze(
+        "t.trace",
+        b"memplan-trace 1\na 1 8 0\n",
+        DeviceChoice::All,
+        5,
+    );
+    assert!(matches!(e, Err(Failure::Input(m)) if m.contains("--device all")));
 }
