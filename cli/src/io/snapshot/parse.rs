@@ -384,7 +384,7 @@ impl Parser {
             .or_else(|| {
                 // The outermost operator is the one the program called (`sum`, not the
                 // `empty_strided` it allocates through).
-                let op = names().filter_map(aten_op).last()?;
+                let op = names().filter_map(aten_op).next_back()?;
                 let backward = names().any(|n| n.contains("torch::autograd::Engine::"));
                 Some(format!(
                     "{op} ({})",
