@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
-use memplan_cli::io::{kineto, snapshot};
+use memplan_cli::io::{DeviceChoice, kineto, snapshot};
 use memplan_core::allocator::Allocator;
 use memplan_core::allocator::registry::{self, AllocatorKind, Settings};
 use memplan_core::plan::{Plan, PlanOptions};
@@ -41,7 +41,7 @@ fn ops_of(trace: &Trace) -> Vec<Op> {
 /// frees by block address.
 fn decomfl(dir: &Path) -> Option<Vec<Op>> {
     let data = std::fs::read(dir.join("pytorch_snapshots/decomfl_opt/memory.pickle")).ok()?;
-    let snapshot = snapshot::read("memory.pickle", &data).ok()?;
+    let snapshot = snapshot::read("memory.pickle", &data, DeviceChoice::Auto).ok()?;
     Some(ops_of(&snapshot.trace))
 }
 
@@ -49,7 +49,7 @@ fn decomfl(dir: &Path) -> Option<Vec<Op>> {
 /// events; frees of blocks allocated before the profiling window are left out.
 fn kineto(dir: &Path) -> Option<Vec<Op>> {
     let data = std::fs::read(dir.join("kineto_profiler/hta/df_index_resolver.json.gz")).ok()?;
-    let k = kineto::read("df_index_resolver.json.gz", &data).ok()?;
+    let k = kineto::read("df_index_resolver.json.gz", &data, DeviceChoice::Auto).ok()?;
     Some(ops_of(&k.trace))
 }
 
