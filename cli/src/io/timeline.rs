@@ -9,7 +9,7 @@
 //! (parameter, activation, gradient, ...) are not needed here.
 //!
 //! The format carries no tensor identity, so a destruction is paired with the most recent
-//! live tensor of the same size ([`Pairing`](super::pairing::Pairing)): the bytes live at every moment are exact, which
+//! live tensor of the same size ([`Pairing`]): the bytes live at every moment are exact, which
 //! tensor died is not. Version changes are skipped (they net to zero); a destruction with no
 //! live tensor of its size is counted, never silently dropped, and reported.
 

@@ -14,7 +14,8 @@ pub const MAX_ROWS: usize = 50_000_000;
 /// The columns that make a CSV a flat export of memory events.
 const REQUIRED: [&str; 4] = ["addr", "bytes", "device_type", "device_id"];
 
-/// True when `data`'s first line is a CSV header naming the [`REQUIRED`] columns.
+/// True when `data`'s first line is a CSV header naming the `addr`, `bytes`, `device_type` and
+/// `device_id` columns.
 pub fn is_memory_events_csv(data: &[u8]) -> bool {
     let first = data.split(|&b| b == b'\n').next().unwrap_or(&[]);
     let Ok(first) = std::str::from_utf8(first) else {
