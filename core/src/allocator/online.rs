@@ -141,6 +141,32 @@ fn class_of(size: u64) -> usize {
     (f - SUB_BITS + 1) as usize * SUB as usize + s as usize
 }
 
+/// The address index's hasher: one folded 64×64→128-bit multiply of the address. Fixed, so
+/// runs are reproducible; the addresses are the allocator's own, so no one can choose them to
+/// collide (the reason a seeded hasher exists).
+#[derive(Debug, Clone, Copy, Default)]
+struct AddrHasher(u64);
+
+impl core::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        let m = u128::from(self.0 ^ x) * 0x9e37_79b9_7f4a_7c15;
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
+    }
+}
+
+/// Used blocks by address.
+type AddrMap = hashbrown::HashMap<Addr, u32, core::hash::BuildHasherDefault<AddrHasher>>;
+
 /// "No node": the end of a list.
 const NONE: u32 = u32::MAX;
 
@@ -346,8 +372,8 @@ pub struct OnlineAllocator {
     /// The block that ends at `base + mapped`, [`NONE`] iff nothing is mapped.
     tail: u32,
     /// The node of each used block, by address; nothing else. Only looked up, never
-    /// iterated, so its hash order cannot reach a decision.
-    used: hashbrown::HashMap<Addr, u32>,
+    /// iterated, so no decision depends on its order.
+    used: AddrMap,
     /// The free blocks by size class.
     classes: Classes,
     /// Bytes mapped from `base`: a multiple of the page size, at most the capacity.
@@ -397,7 +423,7 @@ impl OnlineAllocator {
             spare: Vec::new(),
             head: NONE,
             tail: NONE,
-            used: hashbrown::HashMap::new(),
+            used: AddrMap::default(),
             classes: Classes::new(),
             mapped: 0,
             stats: AllocStats::default(),
