@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
@@ -207,7 +207,8 @@ pub struct AllocatorReplay {
     pub reservations: u64,
     /// Index of the event that ran out of memory, if any (the replay stops there).
     pub oom_at_event: Option<usize>,
-    /// Wall time per alloc or free, in nanoseconds.
+    /// Time per alloc or free spent in the allocator's `alloc` and `free` calls, in
+    /// nanoseconds (the replay's own bookkeeping is left out; see [`replay_observed`]).
     pub ns_per_op: f64,
     /// guided only: hits, misses, re-plans and the plan's arena.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -480,8 +481,56 @@ pub fn replay(trace: &Trace, a: &mut dyn Allocator) -> Result<AllocatorReplay, F
 /// Events between two progress reports of [`replay_observed`].
 const PROGRESS_STEP: usize = 1 << 16;
 
+/// Events timed together by [`replay_observed`] (it divides [`PROGRESS_STEP`]).
+const BLOCK: usize = 256;
+const _: () = assert!(PROGRESS_STEP % BLOCK == 0);
+
+/// A timed block slower per operation than this many times the median block is taken as
+/// interrupted ([`allocator_ns_per_op`]).
+const INTERRUPTED: f64 = 10.0;
+
+/// Most events [`sampling_ns`] times per pass.
+const SAMPLING_EVENTS: usize = 1 << 16;
+
+/// No allocation: a free whose id was never allocated in the trace (or a marker).
+const NO_SLOT: u32 = u32::MAX;
+
+/// The dense slot of each event's allocation: an `Alloc` gets the next slot (its ordinal among
+/// the allocations), a `Free` the slot of the live allocation of its id ([`NO_SLOT`] when its
+/// id is not live), a marker [`NO_SLOT`]. Built before the timed replay, so the replay looks
+/// addresses up in a `Vec` instead of hashing trace ids.
+///
+/// Returns the slots and the number of allocations.
+fn dense_slots(trace: &Trace) -> Result<(Vec<u32>, usize), Failure> {
+    let mut slot_of: HashMap<u64, u32> = HashMap::with_capacity(1024);
+    let mut next = 0u32;
+    let mut slots = Vec::with_capacity(trace.len());
+    for e in trace.events() {
+        slots.push(match *e {
+            Event::Alloc { id, .. } => {
+                let slot = next;
+                next = next
+                    .checked_add(1)
+                    .filter(|&n| n != NO_SLOT)
+                    .ok_or_else(|| Failure::Input("more than 2^32 - 2 allocations".to_owned()))?;
+                slot_of.insert(id, slot);
+                slot
+            }
+            Event::Free { id } => slot_of.remove(&id).unwrap_or(NO_SLOT),
+            Event::Marker(_) => NO_SLOT,
+        });
+    }
+    Ok((slots, next as usize))
+}
+
 /// [`replay`], calling `progress(n)` after every [`PROGRESS_STEP`] events (and for the rest at
 /// the end), `n` being the events done since the last call.
+///
+/// `ns_per_op` measures the allocator, not this loop: trace ids are mapped to dense slots
+/// before the clock starts ([`dense_slots`]); the clock runs per block of [`BLOCK`] events
+/// and stops around the progress reports; the per-event stats sampling (a `stats()` call and
+/// two maxima, needed for the timeline) is timed afterwards on its own, with no allocation or
+/// free, and subtracted; blocks the OS interrupted are left out ([`allocator_ns_per_op`]).
 ///
 /// # Errors
 /// As [`replay`].
@@ -491,53 +540,66 @@ fn replay_observed(
     progress: &mut dyn FnMut(u64),
 ) -> Result<AllocatorReplay, Failure> {
     let every = (trace.len() / 2000).max(1);
-    let mut addr_of: HashMap<u64, Option<u64>> = HashMap::new();
-    let mut samples = vec![(0, 0, 0)];
+    let (slots, allocs) = dense_slots(trace)?;
+    // The address of each slot's allocation while it is live; `None` when it is not, or when
+    // an allocator without zero-size blocks handed out no memory for it.
+    let mut addr_of: Vec<Option<u64>> = vec![None; allocs];
+    let mut samples = Vec::with_capacity(trace.len() / every + 2);
+    samples.push((0, 0, 0));
     let mut window = (0u64, 0u64);
     let mut oom_at_event = None;
-    let mut ops = 0u64;
-    let start = Instant::now();
-    for (i, e) in trace.events().iter().enumerate() {
-        match *e {
-            Event::Alloc { id, size, stream } => {
-                ops += 1;
-                match a.alloc(size, stream) {
-                    Ok(addr) => {
-                        addr_of.insert(id, Some(addr));
+    // Per block of BLOCK events: the time it took, its allocs and frees, its events sampled.
+    let mut blocks: Vec<(Duration, u64, usize)> = Vec::with_capacity(trace.len() / BLOCK + 1);
+    let mut reported = 0usize;
+    let by_block = trace.events().chunks(BLOCK).zip(slots.chunks(BLOCK));
+    'blocks: for (b, (block, block_slots)) in by_block.enumerate() {
+        let (mut ops, mut sampled) = (0u64, 0usize);
+        let start = Instant::now();
+        for (i, (e, &slot)) in (b * BLOCK..).zip(block.iter().zip(block_slots)) {
+            match *e {
+                Event::Alloc { size, stream, .. } => {
+                    ops += 1;
+                    match a.alloc(size, stream) {
+                        Ok(addr) => addr_of[slot as usize] = Some(addr),
+                        // An allocator without zero-size blocks hands out no memory for them.
+                        Err(AllocError::ZeroSize) => {}
+                        Err(AllocError::OutOfMemory { .. }) => {
+                            oom_at_event = Some(i);
+                            blocks.push((start.elapsed(), ops, sampled));
+                            break 'blocks;
+                        }
+                        Err(e) => return Err(Failure::Internal(format!("{}: {e}", a.name()))),
                     }
-                    // An allocator without zero-size blocks hands out no memory for them.
-                    Err(AllocError::ZeroSize) => {
-                        addr_of.insert(id, None);
-                    }
-                    Err(AllocError::OutOfMemory { .. }) => {
-                        oom_at_event = Some(i);
-                        break;
-                    }
-                    Err(e) => return Err(Failure::Internal(format!("{}: {e}", a.name()))),
                 }
-            }
-            Event::Free { id } => {
-                ops += 1;
-                if let Some(Some(addr)) = addr_of.remove(&id) {
-                    a.free(addr)
-                        .map_err(|e| Failure::Internal(format!("{}: event {i}: {e}", a.name())))?;
+                Event::Free { .. } => {
+                    ops += 1;
+                    if let Some(addr) = addr_of.get_mut(slot as usize).and_then(Option::take) {
+                        a.free(addr).map_err(|e| {
+                            Failure::Internal(format!("{}: event {i}: {e}", a.name()))
+                        })?;
+                    }
                 }
+                Event::Marker(_) => {}
             }
-            Event::Marker(_) => {}
+            // Each sample is the maximum over its window of events, so no peak is lost.
+            let s = a.stats();
+            window = (window.0.max(s.allocated), window.1.max(s.reserved));
+            if (i + 1) % every == 0 {
+                samples.push((i + 1, window.0, window.1));
+                window = (0, 0);
+            }
+            sampled += 1;
         }
-        // Each sample is the maximum over its window of events, so no peak is lost.
-        let s = a.stats();
-        window = (window.0.max(s.allocated), window.1.max(s.reserved));
-        if (i + 1) % every == 0 {
-            samples.push((i + 1, window.0, window.1));
-            window = (0, 0);
-        }
-        if (i + 1) % PROGRESS_STEP == 0 {
-            progress(PROGRESS_STEP as u64);
+        blocks.push((start.elapsed(), ops, sampled));
+        let end = b * BLOCK + block.len();
+        if end % PROGRESS_STEP == 0 {
+            progress((end - reported) as u64);
+            reported = end;
         }
     }
-    progress((trace.len() % PROGRESS_STEP) as u64);
-    let elapsed = start.elapsed();
+    progress((trace.len() - reported) as u64);
+    let sampled: usize = blocks.iter().map(|b| b.2).sum();
+    let ns_per_op = allocator_ns_per_op(&blocks, sampling_ns(a, sampled, every));
     let s = a.stats();
     samples.push((trace.len(), s.allocated, s.reserved));
     Ok(AllocatorReplay {
@@ -551,14 +613,58 @@ fn replay_observed(
         },
         reservations: s.reservations,
         oom_at_event,
-        ns_per_op: if ops == 0 {
-            0.0
-        } else {
-            elapsed.as_nanos() as f64 / ops as f64
-        },
+        ns_per_op,
         plan: None,
         samples,
     })
+}
+
+/// ns per event that the replay loop of [`replay_observed`] spends sampling `a`'s stats, with
+/// no allocation or free: the same `stats()` call, maxima and sample pushes over `events`
+/// events (at most [`SAMPLING_EVENTS`]), the fastest of three passes (0 for no events).
+fn sampling_ns(a: &dyn Allocator, events: usize, every: usize) -> f64 {
+    let events = events.min(SAMPLING_EVENTS);
+    if events == 0 {
+        return 0.0;
+    }
+    let mut samples = Vec::with_capacity(events / every + 1);
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        samples.clear();
+        let mut window = (0u64, 0u64);
+        let start = Instant::now();
+        for i in 0..events {
+            let s = std::hint::black_box(a).stats();
+            window = (window.0.max(s.allocated), window.1.max(s.reserved));
+            if (i + 1) % every == 0 {
+                samples.push((i + 1, window.0, window.1));
+                window = (0, 0);
+            }
+        }
+        best = best.min(start.elapsed());
+        std::hint::black_box(&samples);
+    }
+    best.as_nanos() as f64 / events as f64
+}
+
+/// ns per alloc or free from the replay's timed `blocks` (time, allocs and frees, events
+/// sampled), less `sampling_ns` per event sampled. A block slower per operation than
+/// [`INTERRUPTED`] times the median block was interrupted (the process was descheduled, which
+/// on a busy machine costs milliseconds against the tens of microseconds of a block) and is
+/// left out, its operations too. 0 when there were no operations.
+fn allocator_ns_per_op(blocks: &[(Duration, u64, usize)], sampling_ns: f64) -> f64 {
+    let per_op = |&(t, ops, _): &(Duration, u64, usize)| t.as_nanos() as f64 / ops as f64;
+    let mut rates: Vec<f64> = blocks.iter().filter(|b| b.1 > 0).map(per_op).collect();
+    if rates.is_empty() {
+        return 0.0;
+    }
+    rates.sort_by(f64::total_cmp);
+    let limit = INTERRUPTED * rates[rates.len() / 2];
+    let kept = blocks.iter().filter(|b| b.1 > 0 && per_op(b) <= limit);
+    let (time, ops, sampled) = kept.fold((0.0, 0u64, 0usize), |(t, o, s), b| {
+        (t + b.0.as_nanos() as f64, o + b.1, s + b.2)
+    });
+    ((time - sampling_ns * sampled as f64) / ops as f64).max(0.0)
 }
 
 /// Reserved (bold) and allocated (faint) bytes over the events, one colour per allocator,
