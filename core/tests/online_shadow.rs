@@ -73,6 +73,36 @@ fn run(config: OnlineConfig, ops: &[(u8, u64, u64)]) {
     s.finish(&mut a);
 }
 
+/// Like [`run`], with sizes from a few values only: many free blocks of equal size, and
+/// several in one size class, so ties (lowest address wins) and the search inside a class are
+/// exercised, not just the search across classes.
+fn run_ties(config: OnlineConfig, ops: &[(u8, u64)]) {
+    const SIZES: [u64; 8] = [
+        1,
+        ALIGN,
+        2 * ALIGN,
+        3 * ALIGN,
+        16 * KIB,
+        16 * KIB + ALIGN,
+        17 * KIB,
+        2 * MIB - ALIGN,
+    ];
+    let mut a = OnlineAllocator::new(config).unwrap();
+    let mut s = Shadow::new(config);
+    for &(op, x) in ops {
+        match op % 16 {
+            0..=7 => s.alloc(&mut a, SIZES[(x % 8) as usize], 0),
+            8..=14 => {
+                let i = (x % (s.live().len() as u64).max(1)) as usize;
+                let addr = s.live().nth(i).map_or(s.base(), |l| l.start);
+                s.free(&mut a, addr);
+            }
+            _ => s.trim(&mut a),
+        }
+    }
+    s.finish(&mut a);
+}
+
 fn config_strategy() -> impl Strategy<Value = OnlineConfig> {
     (
         prop_oneof![Just(4 * KIB), Just(64 * KIB), Just(2 * MIB)],
@@ -99,6 +129,14 @@ proptest! {
         ops in prop::collection::vec((any::<u8>(), any::<u64>(), any::<u64>()), 0..400),
     ) {
         run(config, &ops);
+    }
+
+    #[test]
+    fn matches_shadow_model_with_many_ties(
+        config in config_strategy(),
+        ops in prop::collection::vec((any::<u8>(), any::<u64>()), 0..600),
+    ) {
+        run_ties(config, &ops);
     }
 }
 

@@ -869,3 +869,6 @@ impl Allocator for OnlineAllocator {
         OnlineAllocator::trim(self)
     }
 }
+
+#[cfg(test)]
+mod tests;
