@@ -208,7 +208,7 @@ pub struct AllocatorReplay {
     /// Index of the event that ran out of memory, if any (the replay stops there).
     pub oom_at_event: Option<usize>,
     /// Time per alloc or free spent in the allocator's `alloc` and `free` calls, in
-    /// nanoseconds (the replay's own bookkeeping is left out; see [`replay_observed`]).
+    /// nanoseconds (the replay's own bookkeeping is left out).
     pub ns_per_op: f64,
     /// guided only: hits, misses, re-plans and the plan's arena.
     #[serde(skip_serializing_if = "Option::is_none")]
