@@ -138,3 +138,4 @@ pub fn greedy_by_size(problem: &Problem) -> Solution {
         unproven: (peak > max_load).then_some(Unproven::HeuristicOnly),
     }
 }
+

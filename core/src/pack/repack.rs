@@ -33,8 +33,11 @@ use crate::units::align_up_saturating as align_up;
 /// (only reached without a node budget or time limit: it makes the search terminate).
 const STALL_MOVES: u64 = 20_000;
 
-/// Most buffers one move lifts out.
+/// Most buffers a window move lifts out.
 const MAX_LIFT: usize = 1024;
+
+/// Most buffers alive at the chosen moment a column move lifts out.
+const MAX_COLUMN: usize = 4096;
 
 /// Improves the plan `offsets` of the leaf `local` (every offset at or above `base`) in
 /// place, until its peak reaches `floor`, the budget runs out, or [`STALL_MOVES`] moves in a
@@ -155,6 +158,8 @@ struct Repack<'a> {
     offsets: Vec<u64>,
     tops: BTreeMap<u64, u32>,
     index: Index,
+    /// `load[k]`: total size alive at the moment `index.times[k]`.
+    load: Vec<u64>,
     placed: Vec<bool>,
     rng: Rng,
     /// Scratch: (offset, top) of the obstacles of one placement.
@@ -176,12 +181,28 @@ impl<'a> Repack<'a> {
         for (it, &o) in local.iter().zip(offsets) {
             *tops.entry(o + it.size).or_insert(0) += 1;
         }
+        let index = Index::new(local);
+        let rank = |t: u64| index.times.partition_point(|&x| x < t);
+        let mut diff = vec![0i128; index.times.len() + 1];
+        for it in local {
+            diff[rank(it.lower)] += i128::from(it.size);
+            diff[rank(it.upper)] -= i128::from(it.size);
+        }
+        let mut live = 0i128;
+        let load = diff
+            .iter()
+            .map(|d| {
+                live += d;
+                live as u64
+            })
+            .collect();
         Repack {
             local,
             base,
             offsets: offsets.to_vec(),
             tops,
-            index: Index::new(local),
+            index,
+            load,
             placed: vec![true; local.len()],
             rng: Rng(0x9E37_79B9_7F4A_7C15 ^ local.len() as u64),
             obstacles: Vec::new(),
@@ -233,6 +254,121 @@ impl<'a> Repack<'a> {
             .filter(|&i| self.offsets[i as usize] + local[i as usize].size == peak)
             .collect();
         let c = crit[self.rng.below(crit.len() as u64) as usize];
+        let (cands, order, fit) = match self.rng.below(2) {
+            0 => self.column(c),
+            _ => self.window(c),
+        };
+        let top_of = |j: u32| self.offsets[j as usize] + local[j as usize].size;
+        let old_sum: u64 = cands.iter().map(|&j| top_of(j)).sum();
+        let saved: Vec<u64> = cands.iter().map(|&j| self.offsets[j as usize]).collect();
+        // The move re-solves the slab above the lowest lifted buffer: what lies wholly below
+        // it cannot matter, and leaving it out keeps each placement cheap.
+        let slab = saved.iter().copied().min().unwrap_or(self.base);
+        // Lift them out.
+        for &j in &cands {
+            self.placed[j as usize] = false;
+            self.remove_top(self.offsets[j as usize] + local[j as usize].size);
+        }
+        // Put them back.
+        let mut done = 0;
+        for &j in &order {
+            if ctrl.tick() {
+                break;
+            }
+            let o = self.place(j, fit, slab);
+            self.offsets[j as usize] = o;
+            self.placed[j as usize] = true;
+            self.add_top(o + local[j as usize].size);
+            done += 1;
+        }
+        if done < order.len() {
+            self.undo(&cands, &saved, &order[..done]);
+            return None;
+        }
+        let new_sum: u64 = cands
+            .iter()
+            .map(|&j| self.offsets[j as usize] + local[j as usize].size)
+            .sum();
+        let (new_peak, new_count) = self.head();
+        let before = (peak, count, old_sum);
+        let after = (new_peak, new_count, new_sum);
+        if after > before {
+            self.undo(&cands, &saved, &order);
+            return Some(false);
+        }
+        Some(after < before)
+    }
+
+    /// A column move: at a busy moment `t` of the critical buffer `c`'s life, closes one of
+    /// the gaps under the buffers alive at `t`. Lifted: the buffers alive at `t` from the gap
+    /// up, which go back lowest first (first fit: they fall into the gap), then the buffers
+    /// not alive at `t` that fill the gap's offsets at other times (why it is a gap), largest
+    /// first, wherever they fit. Returns the lifted buffers, their order, and the fit.
+    fn column(&mut self, c: u32) -> (Vec<u32>, Vec<u32>, Fit) {
+        let local = self.local;
+        let it = local[c as usize];
+        let times = &self.index.times;
+        // Slot `k` is the moment `times[k]` (up to `times[k + 1]`).
+        let k0 = times.partition_point(|&x| x < it.lower);
+        let k1 = times.partition_point(|&x| x < it.upper).max(k0 + 1);
+        let k = if self.rng.below(2) == 0 {
+            (k0..k1)
+                .max_by_key(|&k| (self.load[k], core::cmp::Reverse(k)))
+                .unwrap_or(k0)
+        } else {
+            k0 + self.rng.below((k1 - k0) as u64) as usize
+        };
+        let t = times[k];
+        let off = &self.offsets;
+        let mut alive: Vec<u32> = Vec::new();
+        self.index
+            .alive_during(local, t, t.saturating_add(1), |j| alive.push(j));
+        alive.sort_by_key(|&j| (off[j as usize], j));
+        // The gaps under the skyline at `t`: (length, start).
+        let mut gaps: Vec<(u64, u64)> = Vec::new();
+        let mut cur = self.base;
+        for &j in &alive {
+            let o = off[j as usize];
+            if o > cur {
+                gaps.push((o - cur, cur));
+            }
+            cur = cur.max(o + local[j as usize].size);
+        }
+        if gaps.is_empty() {
+            return self.window(c);
+        }
+        gaps.sort_by_key(|&(g, s)| (core::cmp::Reverse(g), s));
+        let (g, g0) = gaps[self.rng.below(gaps.len().min(3) as u64) as usize];
+        let g1 = g0 + g;
+        let mut order: Vec<u32> = alive
+            .iter()
+            .copied()
+            .filter(|&j| off[j as usize] >= g0)
+            .take(MAX_COLUMN)
+            .collect();
+        let lo = order.iter().map(|&j| local[j as usize].lower).min();
+        let hi = order.iter().map(|&j| local[j as usize].upper).max();
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            let mut blockers: Vec<u32> = Vec::new();
+            self.index.alive_during(local, lo, hi, |j| {
+                let x = &local[j as usize];
+                let o = off[j as usize];
+                if !(x.lower <= t && t < x.upper) && o < g1 && o + x.size > g0 {
+                    blockers.push(j);
+                }
+            });
+            blockers.sort_by_key(|&j| (core::cmp::Reverse(local[j as usize].size), j));
+            order.extend(blockers);
+        }
+        (order.clone(), order, Fit::First)
+    }
+
+    /// A window move around the critical buffer `c`: the highest of the buffers alive in a
+    /// window around its lifetime (or of those living inside it), put back in a drawn order.
+    /// Returns the lifted buffers, the order they go back in, and how.
+    fn window(&mut self, c: u32) -> (Vec<u32>, Vec<u32>, Fit) {
+        let local = self.local;
+        let top_of = |j: u32| self.offsets[j as usize] + local[j as usize].size;
         let it = local[c as usize];
         // The window: the critical buffer's lifetime, widened by 0, 1/2, 1 or 2 lifetimes on
         // each side.
@@ -257,14 +393,11 @@ impl<'a> Repack<'a> {
         // The highest `k` of them, the critical buffer always among them.
         let k = 8usize << self.rng.below(8);
         let k = k.min(MAX_LIFT);
-        let top_of = |j: u32| self.offsets[j as usize] + local[j as usize].size;
         cands.sort_by_key(|&j| (core::cmp::Reverse(top_of(j)), j));
         cands.truncate(k);
         if !cands.contains(&c) {
             cands.push(c);
         }
-        let old_sum: u64 = cands.iter().map(|&j| top_of(j)).sum();
-        let saved: Vec<u64> = cands.iter().map(|&j| self.offsets[j as usize]).collect();
         // The order they go back in.
         let mut order = cands.clone();
         match self.rng.below(5) {
@@ -299,39 +432,7 @@ impl<'a> Repack<'a> {
         } else {
             Fit::First
         };
-        // Lift them out.
-        for &j in &cands {
-            self.placed[j as usize] = false;
-            self.remove_top(self.offsets[j as usize] + local[j as usize].size);
-        }
-        // Put them back.
-        let mut done = 0;
-        for &j in &order {
-            if ctrl.tick() {
-                break;
-            }
-            let o = self.place(j, fit);
-            self.offsets[j as usize] = o;
-            self.placed[j as usize] = true;
-            self.add_top(o + local[j as usize].size);
-            done += 1;
-        }
-        if done < order.len() {
-            self.undo(&cands, &saved, &order[..done]);
-            return None;
-        }
-        let new_sum: u64 = cands
-            .iter()
-            .map(|&j| self.offsets[j as usize] + local[j as usize].size)
-            .sum();
-        let (new_peak, new_count) = self.head();
-        let before = (peak, count, old_sum);
-        let after = (new_peak, new_count, new_sum);
-        if after > before {
-            self.undo(&cands, &saved, &order);
-            return Some(false);
-        }
-        Some(after < before)
+        (cands, order, fit)
     }
 
     /// Restores the lifted buffers `cands` to their `saved` offsets; `back` are those already
@@ -348,21 +449,23 @@ impl<'a> Repack<'a> {
         }
     }
 
-    /// The offset for item `j` among the placed buffers alive with it.
-    fn place(&mut self, j: u32, fit: Fit) -> u64 {
+    /// The offset for item `j` at or above `slab` (at or above `base`) among the placed
+    /// buffers alive with it.
+    fn place(&mut self, j: u32, fit: Fit, slab: u64) -> u64 {
         let local = self.local;
         let it = local[j as usize];
         let mut obstacles = core::mem::take(&mut self.obstacles);
         obstacles.clear();
         let (offsets, placed) = (&self.offsets, &self.placed);
         self.index.alive_during(local, it.lower, it.upper, |q| {
-            if placed[q as usize] && q != j {
-                let o = offsets[q as usize];
-                obstacles.push((o, o + local[q as usize].size));
+            let o = offsets[q as usize];
+            let t = o + local[q as usize].size;
+            if placed[q as usize] && q != j && t > slab {
+                obstacles.push((o, t));
             }
         });
         obstacles.sort_unstable();
-        let mut cand = align_up(self.base, it.align);
+        let mut cand = align_up(self.base.max(slab), it.align);
         let mut best: Option<(u64, u64)> = None; // (gap, offset)
         for &(o, t) in &obstacles {
             if o >= cand + it.size {

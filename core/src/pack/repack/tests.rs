@@ -115,3 +115,4 @@ fn unstacks_disjoint_buffers() {
     assert_eq!(check(&items, 0, &offsets), peak);
     assert_eq!(peak, 10);
 }
+
