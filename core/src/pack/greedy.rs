@@ -138,4 +138,3 @@ pub fn greedy_by_size(problem: &Problem) -> Solution {
         unproven: (peak > max_load).then_some(Unproven::HeuristicOnly),
     }
 }
-

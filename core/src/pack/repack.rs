@@ -379,7 +379,10 @@ impl<'a> Repack<'a> {
             2 => len,
             _ => len * 2,
         };
-        let (lo, hi) = (it.lower.saturating_sub(widen), it.upper.saturating_add(widen));
+        let (lo, hi) = (
+            it.lower.saturating_sub(widen),
+            it.upper.saturating_add(widen),
+        );
         let mut cands: Vec<u32> = Vec::new();
         self.index.alive_during(local, lo, hi, |j| cands.push(j));
         let inside = self.rng.below(3) == 0;

@@ -115,4 +115,3 @@ fn unstacks_disjoint_buffers() {
     assert_eq!(check(&items, 0, &offsets), peak);
     assert_eq!(peak, 10);
 }
-
