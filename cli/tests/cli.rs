@@ -285,8 +285,8 @@ fn json_says_why_a_plan_is_not_proven() {
         "needs-search.csv",
         "id,lower,upper,size\na,4,8,5\nb,5,6,4\nc,4,6,4\nd,1,5,4\ne,0,2,6\n",
     );
-    let o = plan(&path, &["--json", "--max-nodes", "0"]);
-    assert_eq!(o.status.code(), Some(0));
+    let o = memplan(&["plan", path.to_str().unwrap(), "--json", "--max-nodes", "0"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["optimal"], false);
     assert_eq!(v["unproven_reason"], "node_limit");
