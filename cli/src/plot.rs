@@ -431,6 +431,7 @@ mod tests {
             max_load: 40 << 20,
             optimal: false,
             nodes: 0,
+            unproven: Some(memplan_core::Unproven::HeuristicOnly),
         };
         (p, s)
     }
@@ -480,6 +481,7 @@ mod tests {
             max_load: 150,
             optimal: true,
             nodes: 0,
+            unproven: None,
         };
         let svg = svg_of(&p, &s);
         assert!(svg.contains("x: [0, 10) size 100 B at offset 0"));

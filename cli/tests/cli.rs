@@ -260,10 +260,12 @@ fn json_has_exactly_the_keys() {
             "capacity",
             "elapsed_ms",
             "file",
+            "nodes",
             "optimal",
             "peak_requested",
             "ratio",
-            "schema_version"
+            "schema_version",
+            "unproven_reason"
         ]
     );
     assert_eq!(v["buffers"], 4);
@@ -271,7 +273,23 @@ fn json_has_exactly_the_keys() {
     assert_eq!(v["arena_size"], 12);
     assert_eq!(v["ratio"], 1.0);
     assert_eq!(v["optimal"], true);
+    assert!(v["unproven_reason"].is_null());
     assert!(v["elapsed_ms"].as_f64().unwrap() >= 0.0);
+}
+
+/// A plan cut short by a node budget says so in its JSON.
+#[test]
+fn json_says_why_a_plan_is_not_proven() {
+    // Five buffers whose heuristics-only plan peaks at 14 while 13 is optimal.
+    let path = file(
+        "needs-search.csv",
+        "id,lower,upper,size\na,4,8,5\nb,5,6,4\nc,4,6,4\nd,1,5,4\ne,0,2,6\n",
+    );
+    let o = memplan(&["plan", path.to_str().unwrap(), "--json", "--max-nodes", "0"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["optimal"], false);
+    assert_eq!(v["unproven_reason"], "node_limit");
 }
 
 /// Reads an `--out` file: (id, lower, upper, size, offset) rows.

@@ -23,5 +23,5 @@ pub mod units;
 
 pub use error::{Error, Result};
 pub use pack::{
-    Budget, Buffer, PackOptions, PlacedBuffer, Problem, Solution, greedy_by_size, pack,
+    Budget, Buffer, PackOptions, PlacedBuffer, Problem, Solution, Unproven, greedy_by_size, pack,
 };

@@ -53,6 +53,8 @@ struct Row {
     arena_size: u64,
     ratio: f64,
     optimal: bool,
+    /// Why memplan's plan is not proven optimal (as `memplan plan --json`), or null.
+    unproven_reason: Option<&'static str>,
     elapsed_ms: f64,
     greedy_arena_size: u64,
     greedy_ratio: f64,
@@ -159,14 +161,17 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
         drop(spinner);
 
         let max_load = problem.max_load();
-        let (peak, optimal, fits) = match &outcome.result {
+        let (peak, optimal, unproven, fits) = match &outcome.result {
             Ok(s) => {
                 if let Err(Failure::Internal(m)) = verified(&problem, s, capacity) {
                     invalid.push(format!("{trace}: memplan: {m}"));
                 }
-                (s.peak, s.optimal, capacity.map(|_| true))
+                let why = s.unproven.map(|w| w.as_str());
+                (s.peak, s.optimal, why, capacity.map(|_| true))
             }
-            Err(CoreError::CapacityExceeded { best_peak, .. }) => (*best_peak, false, Some(false)),
+            Err(CoreError::CapacityExceeded { best_peak, .. }) => {
+                (*best_peak, false, None, Some(false))
+            }
             Err(e) => {
                 invalid.push(format!("{trace}: memplan failed: {e}"));
                 continue;
@@ -189,6 +194,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
             arena_size: peak,
             ratio: ratio(peak),
             optimal,
+            unproven_reason: unproven,
             elapsed_ms: outcome.elapsed.as_secs_f64() * 1e3,
             greedy_arena_size: greedy.peak,
             greedy_ratio: ratio(greedy.peak),

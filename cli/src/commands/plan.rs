@@ -7,7 +7,9 @@ use std::time::Duration;
 use clap::Args;
 use memplan_core::check::verify;
 use memplan_core::pack::Deadline;
-use memplan_core::{Error as CoreError, PackOptions, PlacedBuffer, Problem, Solution, pack};
+use memplan_core::{
+    Error as CoreError, PackOptions, PlacedBuffer, Problem, Solution, Unproven, pack,
+};
 use serde::Serialize;
 
 use super::{Limit, parse_seconds};
@@ -148,6 +150,11 @@ struct JsonReport<'a> {
     /// `arena_size / peak_requested`.
     ratio: f64,
     optimal: bool,
+    /// Why the plan is not proven optimal (`leaf_too_large`, `time_limit`, `node_limit`,
+    /// `capacity_met`, `heuristic_only`), or null when it is.
+    unproven_reason: Option<&'static str>,
+    /// Search nodes expanded (exact search, and buffers re-placed on large leaves).
+    nodes: u64,
     elapsed_ms: f64,
     /// `--capacity`, or null.
     capacity: Option<u64>,
@@ -220,6 +227,8 @@ pub fn run(args: &PlanArgs) -> Result<(), Failure> {
                     arena_size: best_peak,
                     ratio,
                     optimal: false,
+                    unproven_reason: None,
+                    nodes: 0,
                     elapsed_ms,
                     capacity: Some(capacity),
                     fits: Some(false),
@@ -282,6 +291,8 @@ pub fn run(args: &PlanArgs) -> Result<(), Failure> {
             arena_size: solution.peak,
             ratio: solution.ratio(),
             optimal: solution.optimal,
+            unproven_reason: solution.unproven.map(Unproven::as_str),
+            nodes: solution.nodes,
             elapsed_ms,
             capacity: args.capacity,
             fits: args.capacity.map(|_| true),
@@ -292,20 +303,19 @@ pub fn run(args: &PlanArgs) -> Result<(), Failure> {
         "yes (peak equals the max-load lower bound)".to_owned()
     } else if solution.optimal {
         "yes (proven by exhaustive search)".to_owned()
-    } else if outcome.timed_out {
-        format!(
-            "not proven (time limit of {} s reached)",
-            args.time_limit.0.unwrap_or_default().as_secs_f64()
-        )
-    } else if args.max_nodes.is_some_and(|m| solution.nodes >= m) {
-        format!(
-            "not proven (node budget of {} reached)",
-            args.max_nodes.unwrap_or(0)
-        )
-    } else if args.capacity.is_some() {
-        "not proven (the search stops at the first plan that fits)".to_owned()
     } else {
-        "not proven".to_owned()
+        match solution.unproven {
+            Some(Unproven::TimeLimit) => format!(
+                "not proven (time limit of {} s reached)",
+                args.time_limit.0.unwrap_or_default().as_secs_f64()
+            ),
+            Some(Unproven::NodeLimit) => format!(
+                "not proven (node budget of {} reached)",
+                args.max_nodes.unwrap_or(0)
+            ),
+            Some(why) => format!("not proven ({why})"),
+            None => "not proven".to_owned(),
+        }
     };
     let mut s = String::new();
     line(&mut s, "input", &name);

@@ -56,6 +56,15 @@ pub struct PackOptions<'a> {
     pub budget: Budget<'a>,
 }
 
+/// Which limit of a [`Budget`] ended the search ([`Control::exhausted`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Exhausted {
+    /// `Budget::max_nodes`.
+    Nodes,
+    /// `Budget::stop`.
+    Caller,
+}
+
 /// Counts nodes and asks the caller's [`Stop`] now and then. See the module docs for its
 /// invariants.
 pub(super) struct Control<'a> {
@@ -63,6 +72,8 @@ pub(super) struct Control<'a> {
     max_nodes: Option<u64>,
     stop: Option<&'a mut dyn Stop>,
     stopped: bool,
+    /// True when the caller's [`Stop`] answered "stop" (set at most once, with `stopped`).
+    by_caller: bool,
     /// Candidates tried (see [`Control::poll`]).
     work: u64,
 }
@@ -75,6 +86,7 @@ impl<'a> Control<'a> {
             max_nodes: budget.max_nodes,
             stop: budget.stop,
             stopped: false,
+            by_caller: false,
             work: 0,
         }
     }
@@ -87,6 +99,18 @@ impl<'a> Control<'a> {
     /// True once the budget has run out (the node limit, or the caller's [`Stop`]).
     pub(super) fn stopped(&self) -> bool {
         self.stopped
+    }
+
+    /// Why the budget ran out, if it has: the caller's [`Stop`] (a time limit, for the CLI
+    /// and the C API) or the node limit.
+    pub(super) fn exhausted(&self) -> Option<Exhausted> {
+        if self.by_caller {
+            Some(Exhausted::Caller)
+        } else if self.stopped || self.max_nodes.is_some_and(|m| self.nodes >= m) {
+            Some(Exhausted::Nodes)
+        } else {
+            None
+        }
     }
 
     /// Counts one node; true when the search must stop.
@@ -134,6 +158,7 @@ impl<'a> Control<'a> {
         if let Some(f) = self.stop.as_mut() {
             if f.should_stop() {
                 self.stopped = true;
+                self.by_caller = true;
             }
         }
     }

@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use super::budget::Control;
 use super::decompose::Leaf;
 use super::problem::{Item, Problem};
-use super::solution::Solution;
+use super::solution::{Solution, Unproven};
 use crate::units::align_up_saturating as align_up;
 
 /// Largest leaf that gets the (slower) best-fit passes.
@@ -135,5 +135,6 @@ pub fn greedy_by_size(problem: &Problem) -> Solution {
         max_load,
         optimal: peak <= max_load,
         nodes: 0,
+        unproven: (peak > max_load).then_some(Unproven::HeuristicOnly),
     }
 }

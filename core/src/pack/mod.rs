@@ -21,7 +21,12 @@
 //!    non-decreasing offset order, each as low as the buffers already placed allow), pruned
 //!    with per-section load bounds; repeated while that leaf is the worst, improves, and the
 //!    [`Budget`] lasts (`budget.rs`).
+//!    A leaf too large for the exact search (not `searchable`) gets the improvement search
+//!    instead (`repack.rs`): window repacking, a local search that re-places the buffers
+//!    around the peak among the fixed rest, for as long as the budget lasts.
 //! 4. **Insurance.** The plain [`greedy_by_size`] plan replaces the result when it is better.
+//!
+//! The [`Solution`] says why it is not proven optimal ([`Unproven`]).
 //!
 //! # Invariants
 //!
@@ -37,7 +42,8 @@
 //!
 //! Each file is one concept, and they import each other only downwards (no file imports this
 //! one): `problem` (input, max load) ← `solution` (output); `budget` (limits, the node counter)
-//! ← `deadline` (feature `std`); `decompose` (leaves) ← `greedy` (heuristics);
+//! ← `deadline` (feature `std`); `decompose` (leaves) ← `greedy` (heuristics), `repack`
+//! (improvement search on large leaves);
 //! `sections` (compressed time) ← `canonical` (one branch-and-bound run) ← `search` (restarts,
 //! bisection); this file drives them.
 
@@ -54,6 +60,7 @@ mod deadline;
 mod decompose;
 mod greedy;
 mod problem;
+mod repack;
 mod search;
 mod sections;
 mod solution;
@@ -63,9 +70,9 @@ pub use budget::{Budget, PackOptions, Stop};
 pub use deadline::Deadline;
 pub use greedy::greedy_by_size;
 pub use problem::{Buffer, Problem, max_load};
-pub use solution::{PlacedBuffer, Solution};
+pub use solution::{PlacedBuffer, Solution, Unproven};
 
-use budget::Control;
+use budget::{Control, Exhausted};
 use decompose::{Leaf, decompose};
 use greedy::heuristics;
 use problem::Item;
@@ -123,7 +130,18 @@ pub fn pack(problem: &Problem, options: PackOptions<'_>) -> Result<Solution> {
             break;
         }
         if !leaf.searchable {
-            break; // too large for the exact search: the heuristics' plan stands
+            // Too large for the exact search: improve the heuristics' plan locally.
+            let before = leaf.peak;
+            let local: Vec<Item> = leaf.items.iter().map(|&i| items[i as usize]).collect();
+            let goal = match capacity {
+                Some(c) => c.max(floor),
+                None => floor,
+            };
+            leaf.peak = repack::repack(&local, leaf.base, &mut leaf.offsets, goal, &mut ctrl);
+            if leaf.peak == before {
+                break; // stalled, or out of budget
+            }
+            continue;
         }
         let target = capacity.unwrap_or(floor);
         let before = (leaf.peak, leaf.lb);
@@ -134,7 +152,12 @@ pub fn pack(problem: &Problem, options: PackOptions<'_>) -> Result<Solution> {
     }
     let mut peak = peeled_peak;
     let mut lb = max_load;
+    // The leaf that sets the peak is too large for the exact search.
+    let mut too_large = false;
     for leaf in &leaves {
+        if leaf.peak > peak || (leaf.peak == peak && !leaf.searchable) {
+            too_large = !leaf.searchable;
+        }
         for (k, &i) in leaf.items.iter().enumerate() {
             offsets[i as usize] = leaf.offsets[k];
         }
@@ -151,6 +174,20 @@ pub fn pack(problem: &Problem, options: PackOptions<'_>) -> Result<Solution> {
         }
     }
     let optimal = peak <= lb;
+    let unproven = if optimal {
+        None
+    } else if too_large {
+        Some(Unproven::LeafTooLarge)
+    } else {
+        Some(match ctrl.exhausted() {
+            Some(Exhausted::Caller) => Unproven::TimeLimit,
+            Some(Exhausted::Nodes) => Unproven::NodeLimit,
+            None if capacity.is_some_and(|c| peak <= c) => Unproven::CapacityMet,
+            // The exact search ends only with a proof or out of budget; only the heuristics
+            // ran (e.g. the worst leaf is peeled stacks).
+            None => Unproven::HeuristicOnly,
+        })
+    };
     if let Some(cap) = capacity {
         if peak > cap {
             return Err(Error::CapacityExceeded {
@@ -167,6 +204,7 @@ pub fn pack(problem: &Problem, options: PackOptions<'_>) -> Result<Solution> {
         max_load,
         optimal,
         nodes: ctrl.nodes(),
+        unproven,
     })
 }
 

@@ -1,7 +1,7 @@
 use core::time::Duration;
 
 use super::Deadline;
-use crate::pack::{Budget, Buffer, PackOptions, Problem, Solution, Stop, pack};
+use crate::pack::{Budget, Buffer, PackOptions, Problem, Solution, Stop, Unproven, pack};
 
 /// Five buffers whose heuristics-only plan peaks at 14, while the search proves 13 optimal
 /// (after 6 nodes).
@@ -51,7 +51,17 @@ fn a_zero_limit_means_heuristics_only_and_is_reached() {
     assert!(!deadline.reached(), "not reached before it is asked");
     let s = pack_with(&p, deadline.budget(None));
     assert!(deadline.reached());
-    assert_eq!(s, pack_with(&p, nodes(Some(0))));
+    // The same plan as a zero node budget; only the reason it is not proven differs.
+    let by_nodes = pack_with(&p, nodes(Some(0)));
+    assert_eq!(s.unproven, Some(Unproven::TimeLimit));
+    assert_eq!(by_nodes.unproven, Some(Unproven::NodeLimit));
+    assert_eq!(
+        Solution {
+            unproven: by_nodes.unproven,
+            ..s
+        },
+        by_nodes
+    );
 }
 
 #[test]
