@@ -123,8 +123,19 @@ pub(super) struct Search<'c, 'a> {
     /// Plans must peak at or below this.
     cap: u64,
     base: u64,
+    /// Nodes in the current run.
     run_nodes: u64,
+    /// The current run's limit, in nodes or (with `by_effort`) in effort.
     run_limit: u64,
+    /// Effort over all runs: every node counts the items of its part it scans, every
+    /// candidate tried the sections and neighbours that placing it touches. A time measure
+    /// that does not read a clock: at a tight cap most candidates fail the section bound
+    /// without opening a node, so one node can cost a hundred times another.
+    effort: u64,
+    /// `effort` when the current run started.
+    run_start: u64,
+    /// Whether run limits count effort instead of nodes.
+    by_effort: bool,
     ctrl: &'c mut Control<'a>,
 }
 
@@ -175,6 +186,9 @@ impl<'c, 'a> Search<'c, 'a> {
             base,
             run_nodes: 0,
             run_limit: 0,
+            effort: 0,
+            run_start: 0,
+            by_effort: false,
             ctrl,
         }
     }
@@ -187,6 +201,25 @@ impl<'c, 'a> Search<'c, 'a> {
     /// Offsets of the last plan found (by a run that returned [`Status::Found`]), per item.
     pub(super) fn solution(&self) -> &[u64] {
         &self.sol
+    }
+
+    /// Whether later runs' limits count effort (`true`) or nodes (see `effort`).
+    pub(super) fn limit_by_effort(&mut self, by_effort: bool) {
+        self.by_effort = by_effort;
+    }
+
+    /// Effort spent over all runs so far (see `effort`).
+    pub(super) fn effort(&self) -> u64 {
+        self.effort
+    }
+
+    /// True once the current run has spent its limit.
+    fn over_limit(&self) -> bool {
+        if self.by_effort {
+            self.effort - self.run_start > self.run_limit
+        } else {
+            self.run_nodes > self.run_limit
+        }
     }
 
     /// True once the caller's budget has run out: every later run aborts at once.
@@ -223,6 +256,7 @@ impl<'c, 'a> Search<'c, 'a> {
                 .unwrap_or(u64::MAX);
         }
         self.run_nodes = 0;
+        self.run_start = self.effort;
         self.run_limit = limit;
         let status = self.dfs(0, all, 0, nsec, self.base, 0);
         let peak = if status == Status::Found {
@@ -235,7 +269,12 @@ impl<'c, 'a> Search<'c, 'a> {
         } else {
             0
         };
-        (status, peak, self.run_nodes)
+        let spent = if self.by_effort {
+            self.effort - self.run_start
+        } else {
+            self.run_nodes
+        };
+        (status, peak, spent)
     }
 
     /// Ranks `ids` (unplaced items) under the current ranking, numbering from 0. The section
@@ -288,7 +327,8 @@ impl<'c, 'a> Search<'c, 'a> {
             return Status::Abort;
         }
         self.run_nodes += 1;
-        if self.run_nodes > self.run_limit {
+        self.effort += 1 + part.len() as u64;
+        if self.over_limit() {
             return Status::Abort;
         }
         if self.scratch.len() <= depth {
@@ -325,6 +365,8 @@ impl<'c, 'a> Search<'c, 'a> {
             }
             return Status::Found;
         }
+        // Only the candidates below `min_height` are tried (dominance): sort just those.
+        order.retain(|&(mo, _, _)| mo < min_height);
         order.sort_unstable();
         let mut status = Status::NotFound;
         let mut cutpoints: Vec<u32> = Vec::new();
@@ -344,6 +386,13 @@ impl<'c, 'a> Search<'c, 'a> {
                 continue;
             }
             if self.ctrl.poll() {
+                status = Status::Abort;
+                break;
+            }
+            let it = &self.items[i];
+            self.effort +=
+                u64::from(it.us - it.ls) + u64::from(self.adj_start[i + 1] - self.adj_start[i]);
+            if self.by_effort && self.over_limit() {
                 status = Status::Abort;
                 break;
             }
