@@ -158,6 +158,8 @@ fn minimise(
     let mut bisect = Bisection::new(n, out.proven_lb);
     // Effort the probe and the bisection have spent.
     let (mut probe_effort, mut bisect_effort) = (0u64, 0u64);
+    // Effort of the bisection's tries that found a better plan.
+    let mut credit = 0u64;
     'rounds: loop {
         out.proven_lb = snap_up(out.proven_lb);
         let low = snap_up(out.proven_lb.max(target));
@@ -183,14 +185,18 @@ fn minimise(
                 Status::Abort if s.stopped() => break 'rounds,
                 Status::Abort => {}
             }
-            // The bisection catches up with its share of the work.
-            while bisect_effort < probe_effort / BISECT_SHARE {
+            // The bisection catches up with its share of the effort; tries that find a plan
+            // pay for themselves.
+            while bisect_effort < probe_effort / BISECT_SHARE + credit {
                 if out.peak <= target.max(out.proven_lb) {
                     break 'rounds;
                 }
-                let before = s.effort();
+                let (before, peak) = (s.effort(), out.peak);
                 let stop = bisect.step(s, all, nsec, &snap, &mut out);
                 bisect_effort += s.effort() - before;
+                if out.peak < peak {
+                    credit += s.effort() - before;
+                }
                 if stop {
                     break 'rounds;
                 }
@@ -290,3 +296,6 @@ fn feasible(
         limit = limit.saturating_mul(2);
     }
 }
+
+#[cfg(test)]
+mod tests;
