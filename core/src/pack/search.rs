@@ -4,10 +4,11 @@
 //! A good ranking finds a plan orders of magnitude faster than a bad one, so every question
 //! "is there a plan within this cap?" is asked with each ranking in turn, under a node limit
 //! that doubles every round (round robin, as MiniMalloc does). A run that ends without
-//! hitting its limit is a proof either way. Minimising bisects on the cap between the proven
-//! lower bound and the best peak; fitting a capacity asks at the capacity, and once the
-//! instance shows itself hard also spends nodes lowering the best peak, so that a miss
-//! reports a useful one. Design notes: `doc/PACKER.md`.
+//! hitting its limit is a proof either way. Minimising asks at the proven lower bound, as
+//! fitting a capacity does, and raises it as it is proven out of reach, while a bisection
+//! between the bounds gets a share of the effort; fitting a capacity asks at the capacity,
+//! and once the instance shows itself hard also spends nodes lowering the best peak, so
+//! that a miss reports a useful one. Design notes: `doc/PACKER.md`.
 //!
 //! Invariants of an [`Improvement`]: `proven_lb` is at least the caller's bound and no plan
 //! of the leaf peaks below it; `offsets`, when present, is a plan of the leaf whose peak is
@@ -130,7 +131,8 @@ pub(super) fn improve(
 ///
 /// The bisection finds the plans above the bound that the probe cannot reach (challenging D
 /// and J, whose optimum is not the max load). After every probe run it catches up to one unit
-/// of effort for every [`BISECT_SHARE`] units the probe has spent. Both sides are measured
+/// of effort for every [`BISECT_SHARE`] units the probe has spent, plus the effort of its own
+/// tries that found a better plan (those pay for themselves). Both sides are measured
 /// in effort (`canonical.rs`), not nodes, and the probe's limits count effort too: at a
 /// tight cap that nothing fits, most candidates fail the section bound without opening a
 /// node, so a probe node can cost a hundred times a bisection node, and a split in nodes
