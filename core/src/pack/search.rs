@@ -123,7 +123,8 @@ pub(super) fn improve(
 /// a bisection between the bounds. `g` divides every canonical peak.
 ///
 /// The probe asks "is there a plan within `low`?", `low` the least multiple of `g` not proven
-/// out of reach, as fitting a capacity does: every ranking in turn under a limit that doubles
+/// out of reach (or `target` rounded down to a multiple of `g`, when that is higher), as
+/// fitting a capacity does: every ranking in turn under a limit that doubles
 /// every round. Tight caps prune hard: on instances whose optimum is the max load this
 /// question is answered far sooner than the looser ones a bisection asks first (MiniMalloc's
 /// challenging E: 1.0 in about a second, where bisecting from the middle of the gap stalled
@@ -164,7 +165,10 @@ fn minimise(
     let mut credit = 0u64;
     'rounds: loop {
         out.proven_lb = snap_up(out.proven_lb);
-        let low = snap_up(out.proven_lb.max(target));
+        // Asking above `target` could return a plan above it (caught by the property tests:
+        // a leaf stopped at 52 where 50 was reachable and 51 enough), so `target` is
+        // rounded down.
+        let low = out.proven_lb.max(snap(target));
         if out.peak <= target.max(out.proven_lb) || low >= out.peak || s.stopped() {
             break;
         }
