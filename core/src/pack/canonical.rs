@@ -255,6 +255,8 @@ impl<'c, 'a> Search<'c, 'a> {
         for sec in 0..nsec {
             (self.floor[sec as usize], self.at_floor[sec as usize]) = self.scan_floor(sec);
         }
+        // Setting up costs a pass over every section's members.
+        self.effort += (self.sec_items.len() + all.len()) as u64;
         self.run_nodes = 0;
         self.run_start = self.effort;
         self.run_limit = limit;
