@@ -27,7 +27,8 @@
 //! in debug builds on small leaves, by `check_invariants`): `rem[s]` is the total size of the unplaced
 //! items alive in section `s`; `cuts[s]` the number alive in both `s` and `s + 1`;
 //! `min_off[j]` the aligned top of the placed items alive with `j` (or the aligned base);
-//! `floor[s]` the least `min_off` over the unplaced items alive in `s`; `free_deg[j]` the number
+//! `floor[s]` the least `min_off` over the unplaced items alive in `s`, and `at_floor[s]` how many
+//! of them have it (0 when none is alive); `free_deg[j]` the number
 //! of unplaced items alive with `j`.
 
 use alloc::vec;
@@ -104,8 +105,12 @@ pub(super) struct Search<'c, 'a> {
     /// `floor[s]`: lowest minimum offset among the unplaced items alive in section `s`
     /// (`u64::MAX` when none is).
     floor: Vec<u64>,
-    /// Undo log of `floor`.
-    floor_log: Vec<(u32, u64)>,
+    /// `at_floor[s]`: how many unplaced items alive in section `s` have their minimum offset
+    /// at `floor[s]`. A floor is recomputed (a scan of the section) only when this drops to
+    /// 0: many items share a minimum offset, and the scans were most of the search's time.
+    at_floor: Vec<u32>,
+    /// Undo log of `floor` and `at_floor`: (section, floor, count) before each change.
+    floor_log: Vec<(u32, u64, u32)>,
     /// Sections whose floor must be recomputed, and a mark per section.
     dirty: Vec<u32>,
     is_dirty: Vec<bool>,
@@ -123,8 +128,19 @@ pub(super) struct Search<'c, 'a> {
     /// Plans must peak at or below this.
     cap: u64,
     base: u64,
+    /// Nodes in the current run.
     run_nodes: u64,
+    /// The current run's limit, in nodes or (with `by_effort`) in effort.
     run_limit: u64,
+    /// Effort over all runs: every node counts the items of its part it scans, every
+    /// candidate tried the sections and neighbours that placing it touches. A time measure
+    /// that does not read a clock: at a tight cap most candidates fail the section bound
+    /// without opening a node, so one node can cost a hundred times another.
+    effort: u64,
+    /// `effort` when the current run started.
+    run_start: u64,
+    /// Whether run limits count effort instead of nodes.
+    by_effort: bool,
     ctrl: &'c mut Control<'a>,
 }
 
@@ -162,6 +178,7 @@ impl<'c, 'a> Search<'c, 'a> {
             sec_start,
             sec_items,
             floor: vec![u64::MAX; nsec],
+            at_floor: vec![0; nsec],
             floor_log: Vec::new(),
             dirty: Vec::new(),
             is_dirty: vec![false; nsec],
@@ -175,6 +192,9 @@ impl<'c, 'a> Search<'c, 'a> {
             base,
             run_nodes: 0,
             run_limit: 0,
+            effort: 0,
+            run_start: 0,
+            by_effort: false,
             ctrl,
         }
     }
@@ -187,6 +207,25 @@ impl<'c, 'a> Search<'c, 'a> {
     /// Offsets of the last plan found (by a run that returned [`Status::Found`]), per item.
     pub(super) fn solution(&self) -> &[u64] {
         &self.sol
+    }
+
+    /// Whether later runs' limits count effort (`true`) or nodes (see `effort`).
+    pub(super) fn limit_by_effort(&mut self, by_effort: bool) {
+        self.by_effort = by_effort;
+    }
+
+    /// Effort spent over all runs so far (see `effort`).
+    pub(super) fn effort(&self) -> u64 {
+        self.effort
+    }
+
+    /// True once the current run has spent its limit.
+    fn over_limit(&self) -> bool {
+        if self.by_effort {
+            self.effort - self.run_start > self.run_limit
+        } else {
+            self.run_nodes > self.run_limit
+        }
     }
 
     /// True once the caller's budget has run out: every later run aborts at once.
@@ -213,16 +252,13 @@ impl<'c, 'a> Search<'c, 'a> {
             self.min_off[i] = align_up(self.base, self.items[i].align);
             self.key[i] = self.min_off[i];
         }
-        for sec in 0..nsec as usize {
-            let members =
-                &self.sec_items[self.sec_start[sec] as usize..self.sec_start[sec + 1] as usize];
-            self.floor[sec] = members
-                .iter()
-                .map(|&j| self.min_off[j as usize])
-                .min()
-                .unwrap_or(u64::MAX);
+        for sec in 0..nsec {
+            (self.floor[sec as usize], self.at_floor[sec as usize]) = self.scan_floor(sec);
         }
+        // Setting up costs a pass over every section's members.
+        self.effort += (self.sec_items.len() + all.len()) as u64;
         self.run_nodes = 0;
+        self.run_start = self.effort;
         self.run_limit = limit;
         let status = self.dfs(0, all, 0, nsec, self.base, 0);
         let peak = if status == Status::Found {
@@ -235,7 +271,12 @@ impl<'c, 'a> Search<'c, 'a> {
         } else {
             0
         };
-        (status, peak, self.run_nodes)
+        let spent = if self.by_effort {
+            self.effort - self.run_start
+        } else {
+            self.run_nodes
+        };
+        (status, peak, spent)
     }
 
     /// Ranks `ids` (unplaced items) under the current ranking, numbering from 0. The section
@@ -288,7 +329,8 @@ impl<'c, 'a> Search<'c, 'a> {
             return Status::Abort;
         }
         self.run_nodes += 1;
-        if self.run_nodes > self.run_limit {
+        self.effort += 1 + part.len() as u64;
+        if self.over_limit() {
             return Status::Abort;
         }
         if self.scratch.len() <= depth {
@@ -325,6 +367,8 @@ impl<'c, 'a> Search<'c, 'a> {
             }
             return Status::Found;
         }
+        // Only the candidates below `min_height` are tried (dominance): sort just those.
+        order.retain(|&(mo, _, _)| mo < min_height);
         order.sort_unstable();
         let mut status = Status::NotFound;
         let mut cutpoints: Vec<u32> = Vec::new();
@@ -344,6 +388,13 @@ impl<'c, 'a> Search<'c, 'a> {
                 continue;
             }
             if self.ctrl.poll() {
+                status = Status::Abort;
+                break;
+            }
+            let it = &self.items[i];
+            self.effort +=
+                u64::from(it.us - it.ls) + u64::from(self.adj_start[i + 1] - self.adj_start[i]);
+            if self.by_effort && self.over_limit() {
                 status = Status::Abort;
                 break;
             }
@@ -432,10 +483,7 @@ impl<'c, 'a> Search<'c, 'a> {
         // unplaced set, or an item whose minimum offset rises, held that minimum.
         for s in ls..us {
             self.rem[s] -= size;
-            if self.floor[s] == o && !self.is_dirty[s] {
-                self.is_dirty[s] = true;
-                self.dirty.push(s as u32);
-            }
+            self.leave_floor(s, o);
         }
         for s in ls..us - 1 {
             self.cuts[s] -= 1;
@@ -454,10 +502,7 @@ impl<'c, 'a> Search<'c, 'a> {
                 self.key[j] = self.min_off[j];
                 let (jl, ju) = (self.items[j].ls as usize, self.items[j].us as usize);
                 for s in jl..ju {
-                    if self.floor[s] == old && !self.is_dirty[s] {
-                        self.is_dirty[s] = true;
-                        self.dirty.push(s as u32);
-                    }
+                    self.leave_floor(s, old);
                 }
             }
         }
@@ -465,26 +510,50 @@ impl<'c, 'a> Search<'c, 'a> {
         while let Some(s) = self.dirty.pop() {
             let s = s as usize;
             self.is_dirty[s] = false;
-            let members =
-                &self.sec_items[self.sec_start[s] as usize..self.sec_start[s + 1] as usize];
-            let key = &self.key;
-            let f = members
-                .iter()
-                .map(|&j| key[j as usize])
-                .min()
-                .unwrap_or(u64::MAX);
-            if f != self.floor[s] {
-                self.floor_log.push((s as u32, self.floor[s]));
-                self.floor[s] = f;
-            }
+            // Logged by `leave_floor` when the count dropped to 0.
+            (self.floor[s], self.at_floor[s]) = self.scan_floor(s as u32);
         }
         self.check_invariants();
     }
 
+    /// An unplaced item alive in section `s` whose `key` was `old` no longer has it (it is
+    /// placed, or its minimum offset rose): updates the count at the floor, and marks the
+    /// section for a rescan when none is left there.
+    fn leave_floor(&mut self, s: usize, old: u64) {
+        if self.floor[s] != old {
+            return;
+        }
+        self.floor_log
+            .push((s as u32, self.floor[s], self.at_floor[s]));
+        self.at_floor[s] -= 1;
+        if self.at_floor[s] == 0 && !self.is_dirty[s] {
+            self.is_dirty[s] = true;
+            self.dirty.push(s as u32);
+        }
+    }
+
+    /// The least `key` over the items alive in section `s`, and how many have it
+    /// (`(u64::MAX, 0)` when all are placed).
+    fn scan_floor(&self, s: u32) -> (u64, u32) {
+        let s = s as usize;
+        let members = &self.sec_items[self.sec_start[s] as usize..self.sec_start[s + 1] as usize];
+        let (mut f, mut count) = (u64::MAX, 0u32);
+        for &j in members {
+            let k = self.key[j as usize];
+            if k < f {
+                (f, count) = (k, 1);
+            } else if k == f && k != u64::MAX {
+                count += 1;
+            }
+        }
+        (f, count)
+    }
+
     fn unplace(&mut self, i: usize, off_mark: usize, floor_mark: usize) {
         while self.floor_log.len() > floor_mark {
-            let (s, v) = self.floor_log.pop().unwrap_or((0, 0));
+            let (s, v, c) = self.floor_log.pop().unwrap_or((0, 0, 0));
             self.floor[s as usize] = v;
+            self.at_floor[s as usize] = c;
         }
         while self.off_log.len() > off_mark {
             let (j, v) = self.off_log.pop().unwrap_or((0, 0));
@@ -529,6 +598,8 @@ impl<'c, 'a> Search<'c, 'a> {
             assert_eq!(self.rem[s], rem, "rem[{s}]");
             let floor = alive().map(|j| self.min_off[j]).min().unwrap_or(u64::MAX);
             assert_eq!(self.floor[s], floor, "floor[{s}]");
+            let at = alive().filter(|&j| self.min_off[j] == floor).count() as u32;
+            assert_eq!(self.at_floor[s], at, "at_floor[{s}]");
             let cuts = alive()
                 .filter(|&j| s + 1 < self.items[j].us as usize)
                 .count() as u32;
