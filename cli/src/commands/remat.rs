@@ -383,11 +383,13 @@ pub fn summary(logs: &[Log], reports: &[RunReport]) -> String {
         .into_iter()
         .filter(|h| *h != Heuristic::Memplan)
         .collect();
-    let mut s = String::from("| log | memplan passes | best of six passes |");
+    let mut s = String::from(
+        "| log | memplan passes | best of six passes | memplan / best of six at each ratio |",
+    );
     for h in &six {
         s.push_str(&format!(" memplan / {} |", h.name()));
     }
-    s.push_str("\n|---|---|---|");
+    s.push_str("\n|---|---|---|---|");
     for _ in &six {
         s.push_str("---|");
     }
@@ -397,18 +399,29 @@ pub fn summary(logs: &[Log], reports: &[RunReport]) -> String {
             .iter()
             .find(|x| x.log == log && x.heuristic == h.name() && x.ratio == r)
     };
-    let passes = |log: &str, h: Heuristic| {
-        RATIOS
-            .iter()
-            .filter(|&&r| find(log, h, r).is_some_and(|x| x.result == "pass"))
-            .count()
-    };
     for log in logs {
         let short = log.name.split('-').next().unwrap_or(&log.name);
-        let best = six.iter().map(|&h| passes(&log.name, h)).max().unwrap_or(0);
+        let curve = |h: Heuristic| -> Curve {
+            let mut c = [None; 10];
+            for (k, &r) in RATIOS.iter().enumerate() {
+                c[k] = find(&log.name, h, r)
+                    .filter(|x| x.result == "pass")
+                    .map(|x| x.overhead);
+            }
+            c
+        };
+        let mut per_ratio: Curve = [None; 10];
+        for &h in &six {
+            for (b, o) in per_ratio.iter_mut().zip(curve(h)) {
+                if let Some(o) = o {
+                    *b = Some(b.map_or(o, |x: f64| x.min(o)));
+                }
+            }
+        }
+        let v = Versus::new(&curve(Heuristic::Memplan), &per_ratio);
         s.push_str(&format!(
-            "| {short} | {} | {best} |",
-            passes(&log.name, Heuristic::Memplan)
+            "| {short} | {} | {} | {:.4} / {:.4} |",
+            v.passes, v.best_passes, v.geomean, v.best_geomean
         ));
         for &h in &six {
             let (mut lm, mut lh, mut n) = (0.0f64, 0.0f64, 0u32);
@@ -538,7 +551,8 @@ impl Versus {
 
 /// The selection rule on a set of training logs (`vs[i]` = the candidate on log `i`): most
 /// logs that meet the bar, then most passes beyond the best of the six (summed), then the
-/// lowest Σ ln(geomean / best geomean); the first in grid order on a tie.
+/// best worst-case log — the lowest max ln(geomean / best geomean), since the bar is per log
+/// — then the lowest sum of those; the first in grid order on a tie.
 fn select(grid: &[MemplanParams], vs: &[Vec<Versus>], train: &[usize]) -> usize {
     let key = |c: usize| {
         let met = train.iter().filter(|&&l| vs[c][l].met()).count();
@@ -546,14 +560,19 @@ fn select(grid: &[MemplanParams], vs: &[Vec<Versus>], train: &[usize]) -> usize 
             .iter()
             .map(|&l| vs[c][l].passes as i64 - vs[c][l].best_passes as i64)
             .sum();
-        let lr: f64 = train.iter().map(|&l| vs[c][l].log_ratio()).sum();
-        (met, extra, lr)
+        let worst = train
+            .iter()
+            .map(|&l| vs[c][l].log_ratio())
+            .fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = train.iter().map(|&l| vs[c][l].log_ratio()).sum();
+        (met, extra, worst, sum)
     };
     let mut best = 0;
     for c in 1..grid.len() {
-        let (m, e, r) = key(c);
-        let (bm, be, br) = key(best);
-        if (m, e) > (bm, be) || ((m, e) == (bm, be) && r < br) {
+        let (m, e, w, r) = key(c);
+        let (bm, be, bw, br) = key(best);
+        let better = (m, e) > (bm, be) || ((m, e) == (bm, be) && (w < bw || (w == bw && r < br)));
+        if better {
             best = c;
         }
     }

@@ -176,7 +176,7 @@ impl MemplanParams {
     pub const DEFAULT: MemplanParams = MemplanParams {
         cost: CostTerms::Backward,
         stale_weight: 1,
-        next_use_weight: 1,
+        next_use_weight: 2,
         idle_exponent: 1,
     };
 

@@ -67,6 +67,13 @@ impl IdSet {
         }
     }
 
+    /// Becomes the set whose bitmap is `words`.
+    pub(super) fn set_words(&mut self, words: &[u64]) {
+        self.bits.clear();
+        self.bits.extend_from_slice(words);
+        self.len = words.iter().map(|w| w.count_ones() as usize).sum();
+    }
+
     /// Adds every member of `other`, calling `added` with each one that was not there.
     pub(super) fn union_with(&mut self, other: &IdSet, mut added: impl FnMut(u32)) {
         if self.bits.len() < other.bits.len() {

@@ -8,7 +8,9 @@
 //!   (`interior`), the resident storages where that search stops (`frontier`), and the sum of
 //!   the interior's c(S) (`compute`). On eviction of `S` every frontier neighbour *absorbs*
 //!   `S`'s region; on materialization the new storages and their frontier neighbours are
-//!   *rebuilt* by a search. The two differ from a from-scratch search when an op is
+//!   *rebuilt* by a search (the frontier neighbours of one materialization all at once, on
+//!   shared closures: `Regions::rebuild_many`, the same sets as a search from each, which
+//!   tests check at every rebuild). The two differ from a from-scratch search when an op is
 //!   registered while one of its arguments is evicted (the new, not yet computed output is
 //!   part of a from-scratch neighbourhood but not of the incremental one).
 //! * **Equivalence classes.** A union-find over evicted storages: an evicted storage gets a
@@ -261,10 +263,21 @@ impl Regions {
         let adjacency = if reverse { &g.adj_in } else { &g.adj_out };
         let mut m = core::mem::take(&mut self.many);
         m.number_blob(self, adjacency, bases, g);
-        m.closures(self, adjacency);
-        let (wi, wf) = (m.nodes.len().div_ceil(64), m.front.len().div_ceil(64));
+        m.closures(self, adjacency, g.storages.len());
+        // Closures are bitmaps over storage ids: a region is a copy of their union.
+        let (wi, wf) = (g.storages.len().div_ceil(64), g.storages.len().div_ceil(64));
         let mut acc_i: Vec<u64> = alloc::vec![0; wi];
         let mut acc_f: Vec<u64> = alloc::vec![0; wf];
+        // Σ c(S) over each component's closure, computed when first needed.
+        let mut closure_compute: Vec<Option<u64>> = alloc::vec![None; m.components];
+        let cost = &m.cost;
+        let sum = |words: &[u64]| {
+            let mut total = 0u64;
+            for_each_bit(words, |x| {
+                total = total.saturating_add(cost[x]);
+            });
+            total
+        };
         for &b in bases {
             let base = b as usize;
             if g.storages[base].pinned {
@@ -273,14 +286,20 @@ impl Regions {
             }
             acc_i.iter_mut().for_each(|w| *w = 0);
             acc_f.iter_mut().for_each(|w| *w = 0);
+            // The one component the base's evicted neighbours lie in, if one.
+            let mut only: Option<usize> = None;
+            let mut several = false;
             for &u in &adjacency[base] {
                 let l = m.local[u as usize];
                 if self.is_resident(u as usize) {
-                    if u != b {
-                        acc_f[(l / 64) as usize] |= 1 << (l % 64);
-                    }
+                    acc_f[(u / 64) as usize] |= 1 << (u % 64);
                 } else {
                     let c = m.comp[l as usize] as usize;
+                    match only {
+                        None => only = Some(c),
+                        Some(o) if o != c => several = true,
+                        Some(_) => {}
+                    }
                     for (a, x) in acc_i.iter_mut().zip(&m.int_bits[c * wi..(c + 1) * wi]) {
                         *a |= x;
                     }
@@ -290,20 +309,16 @@ impl Regions {
                 }
             }
             let mut r = core::mem::take(self.get_mut(base, reverse));
-            r.interior.clear();
+            r.interior.set_words(&acc_i);
             r.frontier.clear();
-            r.compute = 0;
-            for_each_bit(&acc_i, |l| {
-                r.interior.insert(m.nodes[l]);
-                r.compute = r.compute.saturating_add(m.compute[l]);
-            });
-            for_each_bit(&acc_f, |l| {
-                let x = m.front[l];
-                if x != b {
-                    r.frontier.insert(x);
-                }
-            });
-            *self.get_mut(base, reverse) = r;
+            r.compute = match only {
+                None => 0,
+                Some(c) if !several => *closure_compute[c]
+                    .get_or_insert_with(|| sum(&m.int_bits[c * wi..(c + 1) * wi])),
+                Some(_) => sum(&acc_i),
+            };
+            r.frontier.set_words(&acc_f);
+            r.frontier.remove(b);            *self.get_mut(base, reverse) = r;
             #[cfg(test)]
             {
                 // The oracle: a plain search on the same state gives the same sets.
@@ -380,12 +395,14 @@ struct ManyScratch {
     nodes: Vec<u32>,
     /// The resident storages adjacent to a base or to the blob.
     front: Vec<u32>,
-    /// c(S) of each blob node (local index).
-    compute: Vec<u64>,
     /// Component of each blob node (local index).
     comp: Vec<u32>,
-    /// Per component: its closure's blob nodes, then its closure's frontier, as bitmaps of
-    /// `⌈nodes/64⌉` and `⌈front/64⌉` words.
+    /// c(S) of each blob storage (index = storage; others stale), dense for the sums.
+    cost: Vec<u64>,
+    /// Number of components.
+    components: usize,
+    /// Per component: its closure's storages and its closure's frontier, as bitmaps of
+    /// `⌈storages/64⌉` words over storage ids.
     int_bits: Vec<u64>,
     front_bits: Vec<u64>,
 }
@@ -395,6 +412,7 @@ impl ManyScratch {
     fn number_blob(&mut self, r: &Regions, adjacency: &[Vec<u32>], bases: &[u32], g: &Graph) {
         if self.local.len() < g.storages.len() {
             self.local.resize(g.storages.len(), NONE);
+            self.cost.resize(g.storages.len(), 0);
         }
         let mut stack: Vec<u32> = Vec::new();
         for &b in bases {
@@ -410,7 +428,7 @@ impl ManyScratch {
                     } else {
                         self.local[u as usize] = self.nodes.len() as u32;
                         self.nodes.push(u);
-                        self.compute.push(g.storages[u as usize].compute);
+                        self.cost[u as usize] = g.storages[u as usize].compute;
                         stack.push(u);
                     }
                 }
@@ -419,9 +437,9 @@ impl ManyScratch {
     }
 
     /// Tarjan's components of the blob, and each one's closure bitmaps, sinks first.
-    fn closures(&mut self, r: &Regions, adjacency: &[Vec<u32>]) {
+    fn closures(&mut self, r: &Regions, adjacency: &[Vec<u32>], storages: usize) {
         let n = self.nodes.len();
-        let (wi, wf) = (n.div_ceil(64), self.front.len().div_ceil(64));
+        let (wi, wf) = (storages.div_ceil(64), storages.div_ceil(64));
         let mut index: Vec<u32> = alloc::vec![NONE; n];
         let mut low: Vec<u32> = alloc::vec![0; n];
         let mut on_stack: Vec<bool> = alloc::vec![false; n];
@@ -490,11 +508,12 @@ impl ManyScratch {
                 };
                 for k in start..tstack.len() {
                     let w = tstack[k] as usize;
-                    self.int_bits[c * wi + w / 64] |= 1 << (w % 64);
+                    let x = self.nodes[w] as usize;
+                    self.int_bits[c * wi + x / 64] |= 1 << (x % 64);
                     for &u in &adjacency[self.nodes[w] as usize] {
                         let l = self.local[u as usize] as usize;
                         if r.is_resident(u as usize) {
-                            self.front_bits[c * wf + l / 64] |= 1 << (l % 64);
+                            self.front_bits[c * wf + u as usize / 64] |= 1 << (u % 64);
                             continue;
                         }
                         let d = self.comp[l] as usize;
@@ -514,6 +533,7 @@ impl ManyScratch {
                 tstack.truncate(start);
             }
         }
+        self.components = ncomp;
     }
 
     /// Back to the between-calls invariant.
@@ -523,9 +543,9 @@ impl ManyScratch {
         }
         self.nodes.clear();
         self.front.clear();
-        self.compute.clear();
         self.comp.clear();
         self.int_bits.clear();
+        self.components = 0;
         self.front_bits.clear();
     }
 }
