@@ -124,9 +124,10 @@ fn memplan_heuristic_meets_the_per_ratio_best_of_simrds() {
         let base = program.baseline().expect("baseline");
         // ratio (as text) -> the lowest clock of the six that pass there
         let mut best: BTreeMap<String, u64> = BTreeMap::new();
-        for r in rows.iter().filter(|r| {
-            r["kind"] == "run" && r["model"] == model && r["result"] == "pass"
-        }) {
+        for r in rows
+            .iter()
+            .filter(|r| r["kind"] == "run" && r["model"] == model && r["result"] == "pass")
+        {
             let ratio = r["ratio"].as_f64().unwrap().to_string();
             let clock = r["clock"].as_u64().unwrap();
             let e = best.entry(ratio).or_insert(clock);
@@ -171,7 +172,10 @@ fn memplan_heuristic_meets_the_per_ratio_best_of_simrds() {
             best.len(),
             ((lm - lb) / f64::from(n)).exp()
         );
-        assert!(lm <= lb, "{model}: memplan's geomean above the per-ratio best");
+        assert!(
+            lm <= lb,
+            "{model}: memplan's geomean above the per-ratio best"
+        );
         compared += 1;
     }
     assert_eq!(compared, 6);

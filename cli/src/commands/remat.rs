@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
-use memplan_core::remat::{Heuristic, MemplanParams};
 use memplan_core::remat::sim::{self, Baseline, Program, RunOptions};
+use memplan_core::remat::{Heuristic, MemplanParams};
 use serde::Serialize;
 
 use crate::Failure;
@@ -648,7 +648,11 @@ pub fn leave_one_out(logs: &[Log]) -> String {
     let tick = || bar_ref.lock().expect("bar").inc(1);
     // Per log, per ratio: the lowest overhead of the six that pass.
     let six_curves = parallel(logs.len() * six.len(), |j| {
-        let c = curve(&logs[j / six.len()], six[j % six.len()], MemplanParams::DEFAULT);
+        let c = curve(
+            &logs[j / six.len()],
+            six[j % six.len()],
+            MemplanParams::DEFAULT,
+        );
         tick();
         c
     });
@@ -666,7 +670,11 @@ pub fn leave_one_out(logs: &[Log]) -> String {
         })
         .collect();
     let curves = parallel(grid.len() * logs.len(), |j| {
-        let c = curve(&logs[j % logs.len()], Heuristic::Memplan, grid[j / logs.len()]);
+        let c = curve(
+            &logs[j % logs.len()],
+            Heuristic::Memplan,
+            grid[j / logs.len()],
+        );
         tick();
         c
     });

@@ -90,7 +90,6 @@ impl IdSet {
         }
     }
 
-
     pub(super) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.bits.iter().enumerate().flat_map(|(i, &w)| {
             let mut w = w;

@@ -263,6 +263,17 @@ impl Regions {
         let adjacency = if reverse { &g.adj_in } else { &g.adj_out };
         let mut m = core::mem::take(&mut self.many);
         m.number_blob(self, adjacency, bases, g);
+        // Searches cost about bases × blob; closures about (blob edges + bases) × the
+        // bitmap width: a small blob in a wide graph (LSTM) is searched.
+        let (v, k, w) = (m.nodes.len(), bases.len(), g.storages.len().div_ceil(64));
+        if !cfg!(test) && k * v < 2 * w * (2 * v + k) {
+            m.reset();
+            self.many = m;
+            for &b in bases {
+                self.rebuild(g, b as usize, reverse);
+            }
+            return;
+        }
         m.closures(self, adjacency, g.storages.len());
         // Closures are bitmaps over storage ids: a region is a copy of their union.
         let (wi, wf) = (g.storages.len().div_ceil(64), g.storages.len().div_ceil(64));
@@ -318,7 +329,8 @@ impl Regions {
                 Some(_) => sum(&acc_i),
             };
             r.frontier.set_words(&acc_f);
-            r.frontier.remove(b);            *self.get_mut(base, reverse) = r;
+            r.frontier.remove(b);
+            *self.get_mut(base, reverse) = r;
             #[cfg(test)]
             {
                 // The oracle: a plain search on the same state gives the same sets.
@@ -506,8 +518,8 @@ impl ManyScratch {
                         }
                     }
                 };
-                for k in start..tstack.len() {
-                    let w = tstack[k] as usize;
+                for &w in &tstack[start..] {
+                    let w = w as usize;
                     let x = self.nodes[w] as usize;
                     self.int_bits[c * wi + x / 64] |= 1 << (x % 64);
                     for &u in &adjacency[self.nodes[w] as usize] {
