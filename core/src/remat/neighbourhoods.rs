@@ -333,6 +333,7 @@ impl Regions {
             *self.get_mut(base, reverse) = r;
             #[cfg(test)]
             {
+                SHARED_REBUILDS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
                 // The oracle: a plain search on the same state gives the same sets.
                 let got = core::mem::take(self.get_mut(base, reverse));
                 self.rebuild(g, base, reverse);
@@ -384,6 +385,11 @@ fn for_each_bit(words: &[u64], mut f: impl FnMut(usize)) {
         }
     }
 }
+
+/// Bases rebuilt on shared closures so far (tests: proof that the oracle ran).
+#[cfg(test)]
+pub(super) static SHARED_REBUILDS: core::sync::atomic::AtomicU64 =
+    core::sync::atomic::AtomicU64::new(0);
 
 #[cfg(test)]
 fn same_set(a: &IdSet, b: &IdSet) -> bool {
