@@ -105,13 +105,13 @@ fn simrd_agreement() {
     println!("{checked} runs agree with simrd");
 }
 
-/// `--heuristic memplan` against simrd's six (their results from `simrd-results.jsonl`,
-/// which the test above shows memplan's simulator reproduces): on every log it passes at
-/// least as many ratios as the best of the six, and over the ratios where both pass its
-/// geometric-mean overhead is lower than each one's — or equal when every common ratio is
-/// one at which all heuristics reach the same clock (no eviction decision was taken).
+/// `--heuristic memplan` against the best of simrd's six *at each ratio* (their results from
+/// `simrd-results.jsonl`, which the test above shows memplan's simulator reproduces): on
+/// every log it passes at least the ratios where one of the six passes, and over the ratios
+/// where both pass its geometric-mean overhead is no higher than the per-ratio minimum's
+/// (issue 14's bar; the constants are chosen by `memplan remat --leave-one-out`).
 #[test]
-fn memplan_heuristic_beats_simrds() {
+fn memplan_heuristic_meets_the_per_ratio_best_of_simrds() {
     let Some((dir, rows)) = simrd_results() else {
         return;
     };
@@ -122,8 +122,18 @@ fn memplan_heuristic_beats_simrds() {
         let data = std::fs::read(dir.join(file)).expect("log");
         let program = dtr::read_program(file, &data).unwrap_or_else(|e| panic!("{e}"));
         let base = program.baseline().expect("baseline");
-        // ratio (as text) -> memplan's clock when it passes
-        let mut mine: BTreeMap<String, Option<u64>> = BTreeMap::new();
+        // ratio (as text) -> the lowest clock of the six that pass there
+        let mut best: BTreeMap<String, u64> = BTreeMap::new();
+        for r in rows
+            .iter()
+            .filter(|r| r["kind"] == "run" && r["model"] == model && r["result"] == "pass")
+        {
+            let ratio = r["ratio"].as_f64().unwrap().to_string();
+            let clock = r["clock"].as_u64().unwrap();
+            let e = best.entry(ratio).or_insert(clock);
+            *e = (*e).min(clock);
+        }
+        let (mut lm, mut lb, mut n, mut passes) = (0.0f64, 0.0f64, 0, 0);
         for r in rows
             .iter()
             .filter(|r| r["kind"] == "run" && r["model"] == model && r["heuristic"] == "DTR")
@@ -141,51 +151,32 @@ fn memplan_heuristic_beats_simrds() {
                 },
             )
             .expect("run");
-            let clock = (got.outcome == Verdict::Pass).then_some(got.stats.clock);
-            mine.insert(ratio.to_string(), clock);
-        }
-        assert_eq!(mine.len(), 10, "{model}");
-        let my_passes = mine.values().filter(|c| c.is_some()).count();
-        for h in Heuristic::ALL
-            .into_iter()
-            .filter(|&h| h != Heuristic::Memplan)
-        {
-            let theirs: Vec<(String, u64)> = rows
-                .iter()
-                .filter(|r| {
-                    r["kind"] == "run"
-                        && r["model"] == model
-                        && r["heuristic"].as_str() == h.simrd_name()
-                        && r["result"] == "pass"
-                })
-                .map(|r| {
-                    let ratio = r["ratio"].as_f64().unwrap().to_string();
-                    (ratio, r["clock"].as_u64().unwrap())
-                })
-                .collect();
-            assert!(
-                my_passes >= theirs.len(),
-                "{model}: memplan passes fewer than {h}"
-            );
-            let (mut lm, mut lh, mut n) = (0.0f64, 0.0f64, 0);
-            for (ratio, clock) in &theirs {
-                if let Some(Some(m)) = mine.get(ratio) {
-                    lm += (*m as f64).ln();
-                    lh += (*clock as f64).ln();
-                    n += 1;
-                }
+            if got.outcome != Verdict::Pass {
+                continue;
             }
-            assert!(n > 0, "{model} {h}: no common passing ratio");
-            let all_equal = theirs
-                .iter()
-                .all(|(r, c)| mine.get(r).is_none_or(|m| m.is_none_or(|m| m == *c)));
-            println!(
-                "{model} vs {h}: {n} common ratios, geomean clock ratio {:.4}",
-                ((lm - lh) / n as f64).exp()
-            );
-            assert!(lm < lh || all_equal, "{model}: memplan not better than {h}");
-            compared += 1;
+            passes += 1;
+            if let Some(&c) = best.get(&ratio.to_string()) {
+                lm += (got.stats.clock as f64).ln();
+                lb += (c as f64).ln();
+                n += 1;
+            }
         }
+        assert!(
+            passes >= best.len(),
+            "{model}: memplan passes {passes} ratios, the best of the six {}",
+            best.len()
+        );
+        assert!(n > 0, "{model}: no common passing ratio");
+        println!(
+            "{model}: {passes} vs {} passes, geomean clock ratio {:.5} over {n}",
+            best.len(),
+            ((lm - lb) / f64::from(n)).exp()
+        );
+        assert!(
+            lm <= lb,
+            "{model}: memplan's geomean above the per-ratio best"
+        );
+        compared += 1;
     }
-    assert_eq!(compared, 36);
+    assert_eq!(compared, 6);
 }

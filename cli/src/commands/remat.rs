@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
-use memplan_core::remat::Heuristic;
 use memplan_core::remat::sim::{self, Baseline, Program, RunOptions};
+use memplan_core::remat::{Heuristic, MemplanParams};
 use serde::Serialize;
 
 use crate::Failure;
@@ -40,6 +40,11 @@ pub struct RematArgs {
     /// versus each of simrd's six: passes and geometric means where both pass).
     #[arg(long, requires = "sweep")]
     pub table: bool,
+    /// Choose memplan's constants by leave-one-log-out: run every candidate of
+    /// `MemplanParams::grid` and simrd's six on every log and ratio, choose on all logs but
+    /// one, report on that one; print Markdown tables (README "Rematerialization").
+    #[arg(long, conflicts_with_all = ["sweep", "json"])]
+    pub leave_one_out: bool,
     /// Print JSON lines: one object per run (keys in cli/README.md).
     #[arg(long)]
     pub json: bool,
@@ -254,6 +259,9 @@ pub fn run(args: &RematArgs) -> Result<(), Failure> {
         .iter()
         .map(|p| load(p))
         .collect::<Result<_, _>>()?;
+    if args.leave_one_out {
+        return out(leave_one_out(&logs));
+    }
     let (heuristics, ratios): (Vec<Heuristic>, Vec<f64>) = if args.sweep {
         (Heuristic::ALL.to_vec(), RATIOS.to_vec())
     } else {
@@ -375,11 +383,13 @@ pub fn summary(logs: &[Log], reports: &[RunReport]) -> String {
         .into_iter()
         .filter(|h| *h != Heuristic::Memplan)
         .collect();
-    let mut s = String::from("| log | memplan passes | best of six passes |");
+    let mut s = String::from(
+        "| log | memplan passes | best of six passes | memplan / best of six at each ratio |",
+    );
     for h in &six {
         s.push_str(&format!(" memplan / {} |", h.name()));
     }
-    s.push_str("\n|---|---|---|");
+    s.push_str("\n|---|---|---|---|");
     for _ in &six {
         s.push_str("---|");
     }
@@ -389,18 +399,29 @@ pub fn summary(logs: &[Log], reports: &[RunReport]) -> String {
             .iter()
             .find(|x| x.log == log && x.heuristic == h.name() && x.ratio == r)
     };
-    let passes = |log: &str, h: Heuristic| {
-        RATIOS
-            .iter()
-            .filter(|&&r| find(log, h, r).is_some_and(|x| x.result == "pass"))
-            .count()
-    };
     for log in logs {
         let short = log.name.split('-').next().unwrap_or(&log.name);
-        let best = six.iter().map(|&h| passes(&log.name, h)).max().unwrap_or(0);
+        let curve = |h: Heuristic| -> Curve {
+            let mut c = [None; 10];
+            for (k, &r) in RATIOS.iter().enumerate() {
+                c[k] = find(&log.name, h, r)
+                    .filter(|x| x.result == "pass")
+                    .map(|x| x.overhead);
+            }
+            c
+        };
+        let mut per_ratio: Curve = [None; 10];
+        for &h in &six {
+            for (b, o) in per_ratio.iter_mut().zip(curve(h)) {
+                if let Some(o) = o {
+                    *b = Some(b.map_or(o, |x: f64| x.min(o)));
+                }
+            }
+        }
+        let v = Versus::new(&curve(Heuristic::Memplan), &per_ratio);
         s.push_str(&format!(
-            "| {short} | {} | {best} |",
-            passes(&log.name, Heuristic::Memplan)
+            "| {short} | {} | {} | {:.4} / {:.4} |",
+            v.passes, v.best_passes, v.geomean, v.best_geomean
         ));
         for &h in &six {
             let (mut lm, mut lh, mut n) = (0.0f64, 0.0f64, 0u32);
@@ -478,5 +499,257 @@ pub fn mode_comparison(logs: &[Log], base: &[RunReport], reports: &[RunReport]) 
             ));
         }
     }
+    s
+}
+
+/// One candidate (or the best of the six) on one log: overhead at each ratio of [`RATIOS`]
+/// (`None` = did not pass).
+type Curve = [Option<f64>; 10];
+
+/// How a curve does against the per-ratio best of simrd's six on one log.
+#[derive(Debug, Clone, Copy)]
+pub struct Versus {
+    /// Ratios the candidate passes.
+    pub passes: usize,
+    /// Ratios at least one of the six passes.
+    pub best_passes: usize,
+    /// Geometric-mean overhead of the candidate over the ratios where both pass.
+    pub geomean: f64,
+    /// Same for the per-ratio best of the six.
+    pub best_geomean: f64,
+}
+
+impl Versus {
+    fn new(mine: &Curve, best: &Curve) -> Versus {
+        let (mut lm, mut lb, mut n) = (0.0f64, 0.0f64, 0u32);
+        for (m, b) in mine.iter().zip(best) {
+            if let (Some(m), Some(b)) = (m, b) {
+                lm += m.ln();
+                lb += b.ln();
+                n += 1;
+            }
+        }
+        let k = f64::from(n.max(1));
+        Versus {
+            passes: mine.iter().flatten().count(),
+            best_passes: best.iter().flatten().count(),
+            geomean: (lm / k).exp(),
+            best_geomean: (lb / k).exp(),
+        }
+    }
+
+    /// Issue 14's bar: as many passes, and a geometric mean no higher.
+    pub fn met(&self) -> bool {
+        self.passes >= self.best_passes && self.geomean <= self.best_geomean
+    }
+
+    /// ln(geomean / best geomean): below 0 is better than the best of the six.
+    fn log_ratio(&self) -> f64 {
+        (self.geomean / self.best_geomean).ln()
+    }
+}
+
+/// The selection rule on a set of training logs (`vs[i]` = the candidate on log `i`): most
+/// logs that meet the bar, then most passes beyond the best of the six (summed), then the
+/// best worst-case log — the lowest max ln(geomean / best geomean), since the bar is per log
+/// — then the lowest sum of those; the first in grid order on a tie.
+fn select(grid: &[MemplanParams], vs: &[Vec<Versus>], train: &[usize]) -> usize {
+    let key = |c: usize| {
+        let met = train.iter().filter(|&&l| vs[c][l].met()).count();
+        let extra: i64 = train
+            .iter()
+            .map(|&l| vs[c][l].passes as i64 - vs[c][l].best_passes as i64)
+            .sum();
+        let worst = train
+            .iter()
+            .map(|&l| vs[c][l].log_ratio())
+            .fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = train.iter().map(|&l| vs[c][l].log_ratio()).sum();
+        (met, extra, worst, sum)
+    };
+    let mut best = 0;
+    for c in 1..grid.len() {
+        let (m, e, w, r) = key(c);
+        let (bm, be, bw, br) = key(best);
+        let better = (m, e) > (bm, be) || ((m, e) == (bm, be) && (w < bw || (w == bw && r < br)));
+        if better {
+            best = c;
+        }
+    }
+    best
+}
+
+/// Runs jobs `0..n` on all available threads; results in job order (deterministic).
+fn parallel<T: Send>(n: usize, job: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let slots: Mutex<Vec<Option<T>>> = Mutex::new((0..n).map(|_| None).collect());
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    std::thread::scope(|sc| {
+        for _ in 0..threads.min(n) {
+            sc.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let r = job(i);
+                    slots.lock().expect("no panic while held")[i] = Some(r);
+                }
+            });
+        }
+    });
+    slots
+        .into_inner()
+        .expect("no panic while held")
+        .into_iter()
+        .map(|r| r.expect("every job ran"))
+        .collect()
+}
+
+fn curve(log: &Log, heuristic: Heuristic, params: MemplanParams) -> Curve {
+    let mut c = [None; 10];
+    for (k, &r) in RATIOS.iter().enumerate() {
+        let res = sim::run_with(
+            &log.program,
+            log.baseline.compute,
+            RunOptions {
+                budget: sim::budget_for(log.baseline.peak, r),
+                heuristic,
+                remat_limit: Some(log.baseline.compute),
+                arena: false,
+                swap_bytes_per_second: None,
+            },
+            params,
+        )
+        .expect("program validated at load");
+        if res.outcome == sim::Verdict::Pass {
+            c[k] = Some(res.overhead);
+        }
+    }
+    c
+}
+
+/// `memplan remat --leave-one-out`: the grid, the per-ratio best of simrd's six, and for
+/// each log the constants chosen on the others and how they do on it (Markdown).
+pub fn leave_one_out(logs: &[Log]) -> String {
+    let t0 = Instant::now();
+    let grid = MemplanParams::grid();
+    let six: Vec<Heuristic> = Heuristic::ALL
+        .into_iter()
+        .filter(|h| *h != Heuristic::Memplan)
+        .collect();
+    let mut bar = Bar::new(
+        (logs.len() * (six.len() + grid.len())) as u64,
+        "remat leave-one-out",
+    );
+    let bar_ref = std::sync::Mutex::new(&mut bar);
+    let tick = || bar_ref.lock().expect("bar").inc(1);
+    // Per log, per ratio: the lowest overhead of the six that pass.
+    let six_curves = parallel(logs.len() * six.len(), |j| {
+        let c = curve(
+            &logs[j / six.len()],
+            six[j % six.len()],
+            MemplanParams::DEFAULT,
+        );
+        tick();
+        c
+    });
+    let best: Vec<Curve> = (0..logs.len())
+        .map(|l| {
+            let mut b: Curve = [None; 10];
+            for h in 0..six.len() {
+                for (k, o) in six_curves[l * six.len() + h].iter().enumerate() {
+                    if let Some(o) = *o {
+                        b[k] = Some(b[k].map_or(o, |x: f64| x.min(o)));
+                    }
+                }
+            }
+            b
+        })
+        .collect();
+    let curves = parallel(grid.len() * logs.len(), |j| {
+        let c = curve(
+            &logs[j % logs.len()],
+            Heuristic::Memplan,
+            grid[j / logs.len()],
+        );
+        tick();
+        c
+    });
+    drop(bar);
+    let vs: Vec<Vec<Versus>> = (0..grid.len())
+        .map(|c| {
+            (0..logs.len())
+                .map(|l| Versus::new(&curves[c * logs.len() + l], &best[l]))
+                .collect()
+        })
+        .collect();
+    let short = |l: &Log| l.name.split('-').next().unwrap_or(&l.name).to_owned();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Leave-one-log-out over {} logs, {} candidates (`MemplanParams::grid`); the bar: \
+         passes ≥ the best of simrd's six at each ratio, geometric-mean overhead (over the \
+         ratios where both pass) ≤ theirs.\n",
+        logs.len(),
+        grid.len()
+    );
+    s.push_str(
+        "| held-out log | constants chosen on the others | memplan passes | best-of-six passes \
+         | memplan geomean | best-of-six geomean | bar met |\n|---|---|---|---|---|---|---|\n",
+    );
+    let all: Vec<usize> = (0..logs.len()).collect();
+    for l in 0..logs.len() {
+        let train: Vec<usize> = all.iter().copied().filter(|&x| x != l).collect();
+        let c = select(&grid, &vs, &train);
+        let v = vs[c][l];
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.4} | {:.4} | {} |",
+            short(&logs[l]),
+            grid[c],
+            v.passes,
+            v.best_passes,
+            v.geomean,
+            v.best_geomean,
+            if v.met() { "yes" } else { "no" }
+        );
+    }
+    let c = select(&grid, &vs, &all);
+    let _ = writeln!(
+        s,
+        "\nChosen on all {} logs: {} (`MemplanParams::DEFAULT` is {}).\n",
+        logs.len(),
+        grid[c],
+        MemplanParams::DEFAULT
+    );
+    s.push_str("| candidate | logs meeting the bar |");
+    for l in logs {
+        let _ = write!(s, " {} |", short(l));
+    }
+    s.push_str("\n|---|---|");
+    for _ in logs {
+        s.push_str("---|");
+    }
+    s.push('\n');
+    for (c, p) in grid.iter().enumerate() {
+        let met = vs[c].iter().filter(|v| v.met()).count();
+        let _ = write!(s, "| {p} | {met} |");
+        for v in &vs[c] {
+            let _ = write!(
+                s,
+                " {}/{} {:.4}/{:.4} |",
+                v.passes, v.best_passes, v.geomean, v.best_geomean
+            );
+        }
+        s.push('\n');
+    }
+    output::err(format!(
+        "{} runs in {:.2} s\n",
+        logs.len() * (six.len() + grid.len()) * RATIOS.len(),
+        t0.elapsed().as_secs_f64()
+    ));
     s
 }

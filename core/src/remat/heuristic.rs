@@ -45,10 +45,11 @@ pub enum Heuristic {
     Lru,
     /// Largest storage first.
     Largest,
-    /// memplan's own: `(c(S) + C_bwd(S)) / (size · (staleness + distance to the next use))`
-    /// (h_MSPS's cost over the whole idle interval: DTR's staleness plus Belady's lookahead),
-    /// the next use taken from the known schedule when the caller gives one
-    /// ([`crate::remat::Runtime::set_next_use`]); staleness alone otherwise.
+    /// memplan's own: `cost / (size · idle^k)` with `idle = a · staleness + b · distance to
+    /// the next use` (DTR's look back plus Belady's lookahead over the known schedule), the
+    /// cost and the constants given by [`MemplanParams`] (chosen by leave-one-log-out, see
+    /// [`MemplanParams::DEFAULT`]); the next use comes from the caller
+    /// ([`crate::remat::Runtime::set_next_use`]); staleness alone when none is known.
     Memplan,
 }
 
@@ -127,6 +128,95 @@ impl FromStr for Heuristic {
             .into_iter()
             .find(|h| h.name() == s)
             .ok_or(UnknownHeuristic)
+    }
+}
+
+/// Which recomputation costs the numerator of memplan's score sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CostTerms {
+    /// c(S) alone (h_DTR^local's numerator).
+    Local,
+    /// c(S) + C_bwd(S): the evicted ancestors a recomputation needs too (h_MSPS's).
+    Backward,
+    /// c(S) + C_fwd(S) + C_bwd(S): also the evicted descendants whose recomputation would
+    /// need S (h_DTR's).
+    Both,
+}
+
+impl CostTerms {
+    /// `local`, `bwd` or `both`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CostTerms::Local => "local",
+            CostTerms::Backward => "bwd",
+            CostTerms::Both => "both",
+        }
+    }
+}
+
+/// The constants of memplan's heuristic: `cost / (size · (a · staleness + b · next-use
+/// distance)^k)`. Every one is chosen from the small grid [`MemplanParams::grid`] by
+/// leave-one-log-out over the six shared DTR logs (`memplan remat --leave-one-out`, README
+/// "Rematerialization (DTR) simulator").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MemplanParams {
+    /// The numerator.
+    pub cost: CostTerms,
+    /// `a`: weight of the time since the last access.
+    pub stale_weight: u32,
+    /// `b`: weight of the time until the next use.
+    pub next_use_weight: u32,
+    /// `k`: 1 or 2.
+    pub idle_exponent: u32,
+}
+
+impl MemplanParams {
+    /// The constants `--heuristic memplan` uses: those the leave-one-out procedure selects
+    /// when it may train on all six shared logs.
+    pub const DEFAULT: MemplanParams = MemplanParams {
+        cost: CostTerms::Backward,
+        stale_weight: 1,
+        next_use_weight: 2,
+        idle_exponent: 1,
+    };
+
+    /// The candidates: 3 numerators × 5 weightings of the idle interval (staleness only,
+    /// 2:1, 1:1, 1:2, next use only) × 2 exponents = 30.
+    pub fn grid() -> Vec<MemplanParams> {
+        let mut out = Vec::new();
+        for cost in [CostTerms::Local, CostTerms::Backward, CostTerms::Both] {
+            for (a, b) in [(1, 0), (2, 1), (1, 1), (1, 2), (0, 1)] {
+                for k in [1, 2] {
+                    out.push(MemplanParams {
+                        cost,
+                        stale_weight: a,
+                        next_use_weight: b,
+                        idle_exponent: k,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Default for MemplanParams {
+    fn default() -> Self {
+        MemplanParams::DEFAULT
+    }
+}
+
+impl fmt::Display for MemplanParams {
+    /// `cost=bwd idle=1:1 k=1`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cost={} idle={}:{} k={}",
+            self.cost.name(),
+            self.stale_weight,
+            self.next_use_weight,
+            self.idle_exponent
+        )
     }
 }
 
@@ -215,6 +305,8 @@ pub(super) struct Scorer<'a> {
     pub(super) lookahead: &'a Lookahead,
     /// The runtime's clock.
     pub(super) clock: u64,
+    /// memplan's constants.
+    pub(super) params: MemplanParams,
 }
 
 impl Scorer<'_> {
@@ -276,13 +368,20 @@ impl Scorer<'_> {
         }
     }
 
-    /// memplan's score: h_MSPS's numerator (own cost plus the evicted ancestors that a
-    /// recomputation would also need) per byte, divided by the length of the storage's idle
-    /// interval around now: time since its last access (DTR's staleness) plus time until its
-    /// next use (Belady's lookahead). Staleness alone when no future is known.
+    /// memplan's score ([`MemplanParams`]): the chosen neighbourhood cost per byte, divided by
+    /// the (weighted) length of the storage's idle interval around now — time since its last
+    /// access (DTR's staleness) and time until its next use (Belady's lookahead) — raised to
+    /// the chosen power. Staleness alone when no future is known.
     fn memplan_score(&self, s: usize) -> f64 {
         let st = &self.graph.storages[s];
-        let num = i128::from(st.compute) + i128::from(self.nbhd.bwd_compute(s));
+        let p = &self.params;
+        let mut num = i128::from(st.compute);
+        if matches!(p.cost, CostTerms::Backward | CostTerms::Both) {
+            num += i128::from(self.nbhd.bwd_compute(s));
+        }
+        if p.cost == CostTerms::Both {
+            num += i128::from(self.nbhd.fwd_compute(s));
+        }
         let mut next: Option<u64> = None;
         let mut known = false;
         for &t in &st.tensors {
@@ -304,10 +403,15 @@ impl Scorer<'_> {
             .last_access
             .map_or(u64::MAX / 4, |l| self.clock - l.min(self.clock))
             .saturating_add(1);
-        div_round(
-            num,
-            u128::from(st.size) * u128::from(dist.saturating_add(stale)),
-        )
+        let idle = u128::from(stale) * u128::from(p.stale_weight)
+            + u128::from(dist) * u128::from(p.next_use_weight);
+        if p.idle_exponent == 1 {
+            div_round(num, u128::from(st.size).saturating_mul(idle))
+        } else {
+            // Past u128: one rounding per factor (memplan's own score, no simrd tie to keep).
+            let idle = idle as f64;
+            num as f64 / (st.size as f64 * idle * idle)
+        }
     }
 
     /// The victim: the last minimum score of the pool, stopping at the first 0.

@@ -21,15 +21,14 @@ pub struct OpId(pub u32);
 /// "No id" in the flat `u32` tables.
 pub(super) const NONE: u32 = u32::MAX;
 
-/// A set of storage ids: a list for iteration (in insertion order, which the neighbourhood
-/// scans depend on) plus a bitmap for membership.
+/// A set of storage ids, as a bitmap (bit `x` of word `x / 64`); iteration is in increasing
+/// order (no decision depends on the order: regions are read only as sets and sums).
 ///
-/// Invariant: `list` holds each member exactly once, and bit `x` of `bits` is set iff `x` is
-/// in `list`.
+/// Invariant: `len` is the number of set bits.
 #[derive(Default, Clone)]
 pub(super) struct IdSet {
-    list: Vec<u32>,
     bits: Vec<u64>,
+    len: usize,
 }
 
 impl IdSet {
@@ -50,31 +49,63 @@ impl IdSet {
             return false;
         }
         self.bits[w] |= m;
-        self.list.push(x);
+        self.len += 1;
         true
     }
 
     pub(super) fn remove(&mut self, x: u32) {
         if self.contains(x) {
             self.bits[(x / 64) as usize] &= !(1 << (x % 64));
-            self.list.retain(|&y| y != x);
+            self.len -= 1;
         }
     }
 
     pub(super) fn clear(&mut self) {
-        for &x in &self.list {
-            self.bits[(x / 64) as usize] = 0;
+        if self.len > 0 {
+            self.bits.iter_mut().for_each(|w| *w = 0);
+            self.len = 0;
         }
-        self.list.clear();
+    }
+
+    /// Becomes the set whose bitmap is `words`.
+    pub(super) fn set_words(&mut self, words: &[u64]) {
+        self.bits.clear();
+        self.bits.extend_from_slice(words);
+        self.len = words.iter().map(|w| w.count_ones() as usize).sum();
+    }
+
+    /// Adds every member of `other`, calling `added` with each one that was not there.
+    pub(super) fn union_with(&mut self, other: &IdSet, mut added: impl FnMut(u32)) {
+        if self.bits.len() < other.bits.len() {
+            self.bits.resize(other.bits.len(), 0);
+        }
+        for (i, (a, &b)) in self.bits.iter_mut().zip(&other.bits).enumerate() {
+            let mut new = b & !*a;
+            *a |= b;
+            self.len += new.count_ones() as usize;
+            while new != 0 {
+                added(i as u32 * 64 + new.trailing_zeros());
+                new &= new - 1;
+            }
+        }
     }
 
     pub(super) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        self.list.iter().copied()
+        self.bits.iter().enumerate().flat_map(|(i, &w)| {
+            let mut w = w;
+            core::iter::from_fn(move || {
+                (w != 0).then(|| {
+                    let b = w.trailing_zeros();
+                    w &= w - 1;
+                    i as u32 * 64 + b
+                })
+            })
+        })
     }
 
-    /// Whether the list and the bitmap agree (the invariant above).
+    /// Whether `len` counts the set bits (the invariant above).
     pub(super) fn is_consistent(&self) -> bool {
         let bits: u64 = self.bits.iter().map(|w| u64::from(w.count_ones())).sum();
-        bits == self.list.len() as u64 && self.list.iter().all(|&x| self.contains(x))
+        bits == self.len as u64
     }
 }

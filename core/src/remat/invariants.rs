@@ -147,6 +147,11 @@ impl Runtime {
         if let Some(r) = &nb.regions {
             assert_eq!(r.len(), g.storages.len(), "a region per storage");
             for (s, st) in g.storages.iter().enumerate() {
+                assert_eq!(
+                    r.is_resident(s),
+                    st.material,
+                    "storage {s}: the regions' residency mirror"
+                );
                 for reverse in [false, true] {
                     let reg = r.get(s, reverse);
                     assert!(

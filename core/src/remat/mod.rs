@@ -63,6 +63,6 @@ mod tests;
 
 pub use error::RematError;
 pub use graph::Output;
-pub use heuristic::{Heuristic, UnknownHeuristic};
+pub use heuristic::{CostTerms, Heuristic, MemplanParams, UnknownHeuristic};
 pub use ids::{OpId, StorageId, TensorId};
 pub use runtime::{Action, Runtime, RuntimeOptions, Stats};

@@ -25,7 +25,7 @@ use alloc::vec::Vec;
 use super::arena::ArenaMode;
 use super::error::RematError;
 use super::graph::{Graph, Tensor};
-use super::heuristic::{Heuristic, Lookahead, Scorer};
+use super::heuristic::{Heuristic, Lookahead, MemplanParams, Scorer};
 use super::ids::{OpId, StorageId, TensorId};
 use super::neighbourhoods::{EqClasses, Neighbourhoods, Regions};
 use super::pool::Pool;
@@ -125,6 +125,8 @@ pub struct Runtime {
     pub(super) neighbourhoods: Neighbourhoods,
     /// Next uses, for memplan's heuristic.
     pub(super) lookahead: Lookahead,
+    /// memplan's constants.
+    pub(super) memplan: MemplanParams,
     // -- modes --
     /// Arena mode: resident storages are blocks of an online allocator.
     pub(super) arena: Option<ArenaMode>,
@@ -161,6 +163,7 @@ impl Runtime {
                 classes: heuristic.uses_eq_classes().then(EqClasses::default),
             },
             lookahead: Lookahead::default(),
+            memplan: MemplanParams::DEFAULT,
             arena: None,
             swap: None,
             calls_since_check: 0,
@@ -277,6 +280,12 @@ impl Runtime {
         Ok(())
     }
 
+    /// Sets the constants of memplan's heuristic (default [`MemplanParams::DEFAULT`]); other
+    /// heuristics ignore them.
+    pub fn set_memplan_params(&mut self, params: MemplanParams) {
+        self.memplan = params;
+    }
+
     /// Sets the current time for next-use distances.
     pub fn set_now(&mut self, now: u64) {
         self.lookahead.now = now;
@@ -359,6 +368,7 @@ impl Runtime {
             nbhd: &self.neighbourhoods,
             lookahead: &self.lookahead,
             clock: self.counters.clock,
+            params: self.memplan,
         }
     }
 }

@@ -13,7 +13,7 @@ use core::fmt;
 
 use super::error::RematError;
 use super::graph::Output;
-use super::heuristic::Heuristic;
+use super::heuristic::{Heuristic, MemplanParams};
 use super::ids::TensorId;
 use super::runtime::{Runtime, RuntimeOptions, Stats};
 
@@ -304,8 +304,22 @@ pub fn run(
     baseline_compute: u64,
     opts: RunOptions,
 ) -> Result<RunResult, SimError> {
+    run_with(program, baseline_compute, opts, MemplanParams::DEFAULT)
+}
+
+/// [`run`] with memplan's heuristic under other constants (the leave-one-out search).
+///
+/// # Errors
+/// [`run`]'s.
+pub fn run_with(
+    program: &Program,
+    baseline_compute: u64,
+    opts: RunOptions,
+    params: MemplanParams,
+) -> Result<RunResult, SimError> {
     program.validate()?;
     let mut rt = Runtime::with_options(opts).map_err(SimError::Options)?;
+    rt.set_memplan_params(params);
     rt.set_recording(false);
     let lookahead = opts.heuristic == Heuristic::Memplan;
     let future = if lookahead {
