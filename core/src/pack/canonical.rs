@@ -462,9 +462,10 @@ impl<'c, 'a> Search<'c, 'a> {
         let top = o + size;
         self.placed[i] = true;
         self.off[i] = o;
-        // A floor (a minimum over the unplaced) can only change where the item leaving the
-        // unplaced set, or an item whose minimum offset rises, held that minimum.
-        self.floors.raise(i, u64::MAX);
+        // The floors of `i`'s sections are rebuilt from its unplaced neighbours (every item
+        // alive there); elsewhere a floor (a minimum over the unplaced) can only change where
+        // an item whose minimum offset rises held that minimum.
+        self.floors.begin_place(i);
         for s in ls..us {
             self.rem[s] -= size;
         }
@@ -478,11 +479,16 @@ impl<'c, 'a> Search<'c, 'a> {
         for k in a..b {
             let j = self.adj[k] as usize;
             self.free_deg[j] -= 1;
-            if !self.placed[j] && self.min_off[j] < top {
+            if self.placed[j] {
+                continue;
+            }
+            if self.min_off[j] < top {
                 let old = self.min_off[j];
                 self.off_log.push((j as u32, old));
                 self.min_off[j] = align_up(top, self.items[j].align);
-                self.floors.raise(j, self.min_off[j]);
+                self.floors.raise_beside(j, self.min_off[j], i);
+            } else {
+                self.floors.fold(j, i);
             }
         }
         // Rescan the floors whose count dropped to 0.

@@ -85,24 +85,87 @@ impl Floors {
         }
     }
 
-    /// Raises item `j`'s key to `k` (at least its key), logging the floors' changes; the
-    /// floors are right again after `settle`.
+    /// Raises item `j`'s key to `k` (above its key), logging the floors' changes; the
+    /// floors are right again after `settle`. (The search raises keys only around a
+    /// placement, with `raise_beside`.)
+    #[cfg(test)]
     pub(super) fn raise(&mut self, j: usize, k: u64) {
         let old = self.key[j];
-        debug_assert!(k >= old, "keys only rise");
+        debug_assert!(k > old, "keys only rise");
         self.key[j] = k;
         let (ls, us) = self.span[j];
         for s in ls as usize..us as usize {
-            if self.floor[s] != old {
-                continue;
-            }
-            self.log.push((s as u32, self.floor[s], self.at_floor[s]));
-            self.at_floor[s] -= 1;
-            if self.at_floor[s] == 0 && !self.is_dirty[s] {
-                self.is_dirty[s] = true;
-                self.dirty.push(s as u32);
-            }
+            self.leave(s, old);
         }
+    }
+
+    /// Starts placing item `j` (its key becomes `u64::MAX`): the floors of its sections
+    /// start afresh, and must then be given every other unplaced item alive in them (all
+    /// neighbours of `j`), by `raise_beside` if its key rises and by `fold` if not.
+    ///
+    /// Those floors are rebuilt from the neighbours rather than counted down and rescanned:
+    /// placing `j` raises every neighbour below its top, so they nearly always dropped to 0
+    /// and were rescanned, and a rescan reads every member, placed ones too (most of them,
+    /// deep in the search), where the neighbours' pass reads only the unplaced ones.
+    pub(super) fn begin_place(&mut self, j: usize) {
+        self.key[j] = u64::MAX;
+        let (ls, us) = self.span[j];
+        for s in ls as usize..us as usize {
+            self.log.push((s as u32, self.floor[s], self.at_floor[s]));
+            (self.floor[s], self.at_floor[s]) = (u64::MAX, 0);
+        }
+    }
+
+    /// Raises item `j`'s key to `k` while item `p` is placed (`begin_place(p)`), `j` alive
+    /// with `p` and `k` above its key: counts it into the floors `p` shares with it, and as `raise` elsewhere.
+    pub(super) fn raise_beside(&mut self, j: usize, k: u64, p: usize) {
+        let old = self.key[j];
+        debug_assert!(k > old, "keys only rise");
+        self.key[j] = k;
+        let (ls, us) = (self.span[j].0 as usize, self.span[j].1 as usize);
+        let (pl, pu) = (self.span[p].0 as usize, self.span[p].1 as usize);
+        // `j` and `p` are alive together: the shared sections are one range.
+        let (a, b) = (ls.max(pl), us.min(pu));
+        for s in a..b {
+            self.count_in(s, k);
+        }
+        for s in (ls..a).chain(b..us) {
+            self.leave(s, old);
+        }
+    }
+
+    /// An item alive in section `s` whose key was `old` no longer has it: updates the count
+    /// at the floor (logged), and marks the section for a rescan when none is left there.
+    fn leave(&mut self, s: usize, old: u64) {
+        if self.floor[s] != old {
+            return;
+        }
+        self.log.push((s as u32, self.floor[s], self.at_floor[s]));
+        self.at_floor[s] -= 1;
+        if self.at_floor[s] == 0 && !self.is_dirty[s] {
+            self.is_dirty[s] = true;
+            self.dirty.push(s as u32);
+        }
+    }
+
+    /// Counts item `j`, alive with item `p` being placed and whose key does not change, into
+    /// the floors they share.
+    pub(super) fn fold(&mut self, j: usize, p: usize) {
+        let k = self.key[j];
+        let (ls, us) = self.span[j];
+        let (pl, pu) = self.span[p];
+        for s in ls.max(pl) as usize..us.min(pu) as usize {
+            self.count_in(s, k);
+        }
+    }
+
+    /// Counts key `k` into section `s`'s floor (logged by `begin_place`).
+    fn count_in(&mut self, s: usize, k: u64) {
+        // Branch-free: most keys counted in are at the placed item's top, some above.
+        let f = self.floor[s];
+        let c = self.at_floor[s];
+        self.at_floor[s] = if k < f { 1 } else { c + u32::from(k == f) };
+        self.floor[s] = f.min(k);
     }
 
     /// Rescans the sections whose count at the floor dropped to 0 (their old floor and count
@@ -141,7 +204,10 @@ impl Floors {
         if f == u64::MAX {
             return (f, 0);
         }
-        let count = members.iter().map(|&j| u32::from(key[j as usize] == f)).sum();
+        let count = members
+            .iter()
+            .map(|&j| u32::from(key[j as usize] == f))
+            .sum();
         (f, count)
     }
 }

@@ -87,6 +87,31 @@ fn floors_match_a_naive_scan_on_random_operations() {
                     }
                 }
                 key = before;
+            } else if g.below(2) == 0 {
+                // Place an unplaced item as the search does: its neighbours below its top
+                // rise (to the top or a little above, as alignment does), the others fold in.
+                let Some(p) = (0..n).find(|&j| key[j] != u64::MAX && g.below(3) == 0) else {
+                    continue;
+                };
+                stack.push((fl.mark(), key.clone()));
+                let top = key[p] + 1 + g.below(3);
+                fl.begin_place(p);
+                key[p] = u64::MAX;
+                let (pi, items) = (&sec.items[p], &sec.items);
+                for j in 0..n {
+                    let alive_with = items[j].ls < pi.us && pi.ls < items[j].us;
+                    if j == p || key[j] == u64::MAX || !alive_with {
+                        continue;
+                    }
+                    if key[j] < top {
+                        let k = top + g.below(2);
+                        fl.raise_beside(j, k, p);
+                        key[j] = k;
+                    } else {
+                        fl.fold(j, p);
+                    }
+                }
+                fl.settle();
             } else {
                 stack.push((fl.mark(), key.clone()));
                 // Raise a few keys, some to u64::MAX (placed).
@@ -98,7 +123,7 @@ fn floors_match_a_naive_scan_on_random_operations() {
                     let k = if g.below(4) == 0 {
                         u64::MAX
                     } else {
-                        key[j] + g.below(3)
+                        key[j] + 1 + g.below(3)
                     };
                     fl.raise(j, k);
                     key[j] = k;
