@@ -465,7 +465,7 @@ impl<'c, 'a> Search<'c, 'a> {
         // The floors of `i`'s sections are rebuilt from its unplaced neighbours (every item
         // alive there); elsewhere a floor (a minimum over the unplaced) can only change where
         // an item whose minimum offset rises held that minimum.
-        self.floors.begin_place(i);
+        self.floors.begin_place(i, top);
         for s in ls..us {
             self.rem[s] -= size;
         }
@@ -492,6 +492,7 @@ impl<'c, 'a> Search<'c, 'a> {
             }
         }
         // Rescan the floors whose count dropped to 0.
+        self.floors.end_place(i);
         self.floors.settle();
         self.check_invariants();
     }

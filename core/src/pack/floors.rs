@@ -33,6 +33,11 @@ pub(super) struct Floors {
     at_floor: Vec<u32>,
     /// Undo log: (section, floor, count) before each change.
     log: Vec<(u32, u64, u32)>,
+    /// While an item is placed (`begin_place` to `end_place`): its top, and the sections
+    /// it shares with the neighbours whose key is that top, as differences (`+1` at the first
+    /// shared section, `-1` after the last; all 0 outside a placement).
+    top: u64,
+    at_top: Vec<i32>,
     /// Sections whose floor must be rescanned by `settle`, and a mark per section.
     dirty: Vec<u32>,
     is_dirty: Vec<bool>,
@@ -51,6 +56,8 @@ impl Floors {
             floor: vec![u64::MAX; sec.nsec],
             at_floor: vec![0; sec.nsec],
             log: Vec::new(),
+            top: 0,
+            at_top: vec![0; sec.nsec + 1],
             dirty: Vec::new(),
             is_dirty: vec![false; sec.nsec],
         }
@@ -99,16 +106,20 @@ impl Floors {
         }
     }
 
-    /// Starts placing item `j` (its key becomes `u64::MAX`): the floors of its sections
-    /// start afresh, and must then be given every other unplaced item alive in them (all
-    /// neighbours of `j`), by `raise_beside` if its key rises and by `fold` if not.
+    /// Starts placing item `j`, whose top is `top` (its key becomes `u64::MAX`): the floors of
+    /// its sections start afresh, and must then be given every other unplaced item alive in
+    /// them (all neighbours of `j`, whose keys are now at least `top`), by `raise_beside` if
+    /// its key rises and by `fold` if not, before `end_place`.
     ///
     /// Those floors are rebuilt from the neighbours rather than counted down and rescanned:
     /// placing `j` raises every neighbour below its top, so they nearly always dropped to 0
     /// and were rescanned, and a rescan reads every member, placed ones too (most of them,
-    /// deep in the search), where the neighbours' pass reads only the unplaced ones.
-    pub(super) fn begin_place(&mut self, j: usize) {
+    /// deep in the search), where the neighbours' pass reads only the unplaced ones. Most of
+    /// them end at `top` exactly: those are counted as a difference at both ends of the
+    /// sections they share with `j`, summed up by `end_place`, not section by section.
+    pub(super) fn begin_place(&mut self, j: usize, top: u64) {
         self.key[j] = u64::MAX;
+        self.top = top;
         let (ls, us) = self.span[j];
         for s in ls as usize..us as usize {
             self.log.push((s as u32, self.floor[s], self.at_floor[s]));
@@ -126,9 +137,7 @@ impl Floors {
         let (pl, pu) = (self.span[p].0 as usize, self.span[p].1 as usize);
         // `j` and `p` are alive together: the shared sections are one range.
         let (a, b) = (ls.max(pl), us.min(pu));
-        for s in a..b {
-            self.count_in(s, k);
-        }
+        self.count_shared(a, b, k);
         for s in (ls..a).chain(b..us) {
             self.leave(s, old);
         }
@@ -154,9 +163,36 @@ impl Floors {
         let k = self.key[j];
         let (ls, us) = self.span[j];
         let (pl, pu) = self.span[p];
-        for s in ls.max(pl) as usize..us.min(pu) as usize {
-            self.count_in(s, k);
+        self.count_shared(ls.max(pl) as usize, us.min(pu) as usize, k);
+    }
+
+    /// Counts key `k` (at least the top) into the floors of sections `a..b`, which the item
+    /// being placed spans.
+    fn count_shared(&mut self, a: usize, b: usize, k: u64) {
+        debug_assert!(k >= self.top, "neighbours end at or above the top");
+        if k == self.top {
+            self.at_top[a] += 1;
+            self.at_top[b] -= 1;
+        } else {
+            for s in a..b {
+                self.count_in(s, k);
+            }
         }
+    }
+
+    /// Ends placing item `p`: its sections' floors are the top wherever a neighbour is at
+    /// the top (no key is below it), else what `count_in` found.
+    pub(super) fn end_place(&mut self, p: usize) {
+        let (pl, pu) = (self.span[p].0 as usize, self.span[p].1 as usize);
+        let mut run = 0i32;
+        for s in pl..pu {
+            run += self.at_top[s];
+            self.at_top[s] = 0;
+            if run > 0 {
+                (self.floor[s], self.at_floor[s]) = (self.top, run as u32);
+            }
+        }
+        self.at_top[pu] = 0;
     }
 
     /// Counts key `k` into section `s`'s floor (logged by `begin_place`).

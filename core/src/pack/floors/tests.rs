@@ -95,7 +95,7 @@ fn floors_match_a_naive_scan_on_random_operations() {
                 };
                 stack.push((fl.mark(), key.clone()));
                 let top = key[p] + 1 + g.below(3);
-                fl.begin_place(p);
+                fl.begin_place(p, top);
                 key[p] = u64::MAX;
                 let (pi, items) = (&sec.items[p], &sec.items);
                 for j in 0..n {
@@ -111,6 +111,7 @@ fn floors_match_a_naive_scan_on_random_operations() {
                         fl.fold(j, p);
                     }
                 }
+                fl.end_place(p);
                 fl.settle();
             } else {
                 stack.push((fl.mark(), key.clone()));
