@@ -27,14 +27,16 @@
 //! in debug builds on small leaves, by `check_invariants`): `rem[s]` is the total size of the unplaced
 //! items alive in section `s`; `cuts[s]` the number alive in both `s` and `s + 1`;
 //! `min_off[j]` the aligned top of the placed items alive with `j` (or the aligned base);
-//! `floor[s]` the least `min_off` over the unplaced items alive in `s`, and `at_floor[s]` how many
-//! of them have it (0 when none is alive); `free_deg[j]` the number
+//! `floors` holds key `min_off[j]` for unplaced items `j` and `u64::MAX` for placed ones, and
+//! its floor of section `s` is the least `min_off` over the unplaced items alive in `s` (with
+//! how many have it, 0 when none is alive: see `floors.rs`); `free_deg[j]` the number
 //! of unplaced items alive with `j`.
 
 use alloc::vec;
 use alloc::vec::Vec;
 
 use super::budget::Control;
+use super::floors::Floors;
 use super::problem::Item;
 use super::sections::{NONE, SItem, Sections};
 use crate::units::align_up_saturating as align_up;
@@ -90,8 +92,6 @@ pub(super) struct Search<'c, 'a> {
     width: Vec<u64>,
     area: Vec<u64>,
     min_off: Vec<u64>,
-    /// `min_off` for unplaced items, `u64::MAX` for placed ones (what floors are minima of).
-    key: Vec<u64>,
     /// Number of unplaced items alive at the same time as each item.
     free_deg: Vec<u32>,
     /// `twin[i]`: the previous item (by index) with the same sections, size and alignment, or
@@ -99,21 +99,11 @@ pub(super) struct Search<'c, 'a> {
     twin: Vec<u32>,
     /// Total size of unplaced buffers per section.
     rem: Vec<u64>,
-    /// Items alive in each section (CSR).
-    sec_start: Vec<u32>,
-    sec_items: Vec<u32>,
-    /// `floor[s]`: lowest minimum offset among the unplaced items alive in section `s`
-    /// (`u64::MAX` when none is).
-    floor: Vec<u64>,
-    /// `at_floor[s]`: how many unplaced items alive in section `s` have their minimum offset
-    /// at `floor[s]`. A floor is recomputed (a scan of the section) only when this drops to
-    /// 0: many items share a minimum offset, and the scans were most of the search's time.
-    at_floor: Vec<u32>,
-    /// Undo log of `floor` and `at_floor`: (section, floor, count) before each change.
-    floor_log: Vec<(u32, u64, u32)>,
-    /// Sections whose floor must be recomputed, and a mark per section.
-    dirty: Vec<u32>,
-    is_dirty: Vec<bool>,
+    /// The section floors, keyed by `min_off` for unplaced items and `u64::MAX` for placed
+    /// ones.
+    floors: Floors,
+    /// Number of (section, item alive in it) pairs: the cost of setting up a run.
+    nslots: u64,
     /// `cuts[s]`: unplaced buffers alive in both section `s` and `s + 1`. A zero splits the
     /// remaining problem into independent parts.
     cuts: Vec<u32>,
@@ -148,19 +138,21 @@ impl<'c, 'a> Search<'c, 'a> {
     /// The search over `local` (all at or above `base`), charging its nodes to `ctrl`.
     pub(super) fn new(local: &[Item], base: u64, cap: u64, ctrl: &'c mut Control<'a>) -> Self {
         let n = local.len();
+        let sections = Sections::new(local);
+        let floors = Floors::new(&sections);
         let Sections {
             items,
-            nsec,
+            nsec: _,
             rem,
             cuts,
-            sec_start,
+            sec_start: _,
             sec_items,
             adj_start,
             adj,
             width,
             area,
             twin,
-        } = Sections::new(local);
+        } = sections;
         let free_deg: Vec<u32> = (0..n).map(|i| adj_start[i + 1] - adj_start[i]).collect();
         Search {
             ranking: Ranking::TotalWidthArea,
@@ -171,17 +163,11 @@ impl<'c, 'a> Search<'c, 'a> {
             adj,
             rank: vec![0; n],
             min_off: vec![0; n],
-            key: vec![0; n],
             free_deg,
             twin,
             rem,
-            sec_start,
-            sec_items,
-            floor: vec![u64::MAX; nsec],
-            at_floor: vec![0; nsec],
-            floor_log: Vec::new(),
-            dirty: Vec::new(),
-            is_dirty: vec![false; nsec],
+            floors,
+            nslots: sec_items.len() as u64,
             cuts,
             placed: vec![false; n],
             off: vec![0; n],
@@ -201,7 +187,7 @@ impl<'c, 'a> Search<'c, 'a> {
 
     /// Number of sections.
     pub(super) fn nsec(&self) -> usize {
-        self.floor.len()
+        self.floors.floors().len()
     }
 
     /// Offsets of the last plan found (by a run that returned [`Status::Found`]), per item.
@@ -250,13 +236,11 @@ impl<'c, 'a> Search<'c, 'a> {
         for &i in all {
             let i = i as usize;
             self.min_off[i] = align_up(self.base, self.items[i].align);
-            self.key[i] = self.min_off[i];
+            self.floors.set(i, self.min_off[i]);
         }
-        for sec in 0..nsec {
-            (self.floor[sec as usize], self.at_floor[sec as usize]) = self.scan_floor(sec);
-        }
+        self.floors.rescan_all();
         // Setting up costs a pass over every section's members.
-        self.effort += (self.sec_items.len() + all.len()) as u64;
+        self.effort += self.nslots + all.len() as u64;
         self.run_nodes = 0;
         self.run_start = self.effort;
         self.run_limit = limit;
@@ -398,7 +382,7 @@ impl<'c, 'a> Search<'c, 'a> {
                 status = Status::Abort;
                 break;
             }
-            let (off_mark, floor_mark) = (self.off_log.len(), self.floor_log.len());
+            let (off_mark, floor_mark) = (self.off_log.len(), self.floors.mark());
             cutpoints.clear();
             self.place(i, mo, pl, pu, &mut cutpoints);
             if self.bound_ok(pl, pu, mo) {
@@ -477,13 +461,13 @@ impl<'c, 'a> Search<'c, 'a> {
         };
         let top = o + size;
         self.placed[i] = true;
-        self.key[i] = u64::MAX;
         self.off[i] = o;
-        // A floor (a minimum over the unplaced) can only change where the item leaving the
-        // unplaced set, or an item whose minimum offset rises, held that minimum.
+        // The floors of `i`'s sections are rebuilt from its unplaced neighbours (every item
+        // alive there); elsewhere a floor (a minimum over the unplaced) can only change where
+        // an item whose minimum offset rises held that minimum.
+        self.floors.begin_place(i, top);
         for s in ls..us {
             self.rem[s] -= size;
-            self.leave_floor(s, o);
         }
         for s in ls..us - 1 {
             self.cuts[s] -= 1;
@@ -495,70 +479,30 @@ impl<'c, 'a> Search<'c, 'a> {
         for k in a..b {
             let j = self.adj[k] as usize;
             self.free_deg[j] -= 1;
-            if !self.placed[j] && self.min_off[j] < top {
+            if self.placed[j] {
+                continue;
+            }
+            if self.min_off[j] < top {
                 let old = self.min_off[j];
                 self.off_log.push((j as u32, old));
                 self.min_off[j] = align_up(top, self.items[j].align);
-                self.key[j] = self.min_off[j];
-                let (jl, ju) = (self.items[j].ls as usize, self.items[j].us as usize);
-                for s in jl..ju {
-                    self.leave_floor(s, old);
-                }
+                self.floors.raise_beside(j, self.min_off[j], i);
+            } else {
+                self.floors.fold(j, i);
             }
         }
-        // Recompute the floors of the sections touched.
-        while let Some(s) = self.dirty.pop() {
-            let s = s as usize;
-            self.is_dirty[s] = false;
-            // Logged by `leave_floor` when the count dropped to 0.
-            (self.floor[s], self.at_floor[s]) = self.scan_floor(s as u32);
-        }
+        // Rescan the floors whose count dropped to 0.
+        self.floors.end_place(i);
+        self.floors.settle();
         self.check_invariants();
     }
 
-    /// An unplaced item alive in section `s` whose `key` was `old` no longer has it (it is
-    /// placed, or its minimum offset rose): updates the count at the floor, and marks the
-    /// section for a rescan when none is left there.
-    fn leave_floor(&mut self, s: usize, old: u64) {
-        if self.floor[s] != old {
-            return;
-        }
-        self.floor_log
-            .push((s as u32, self.floor[s], self.at_floor[s]));
-        self.at_floor[s] -= 1;
-        if self.at_floor[s] == 0 && !self.is_dirty[s] {
-            self.is_dirty[s] = true;
-            self.dirty.push(s as u32);
-        }
-    }
-
-    /// The least `key` over the items alive in section `s`, and how many have it
-    /// (`(u64::MAX, 0)` when all are placed).
-    fn scan_floor(&self, s: u32) -> (u64, u32) {
-        let s = s as usize;
-        let members = &self.sec_items[self.sec_start[s] as usize..self.sec_start[s + 1] as usize];
-        let (mut f, mut count) = (u64::MAX, 0u32);
-        for &j in members {
-            let k = self.key[j as usize];
-            if k < f {
-                (f, count) = (k, 1);
-            } else if k == f && k != u64::MAX {
-                count += 1;
-            }
-        }
-        (f, count)
-    }
-
     fn unplace(&mut self, i: usize, off_mark: usize, floor_mark: usize) {
-        while self.floor_log.len() > floor_mark {
-            let (s, v, c) = self.floor_log.pop().unwrap_or((0, 0, 0));
-            self.floor[s as usize] = v;
-            self.at_floor[s as usize] = c;
-        }
+        self.floors.undo(floor_mark);
         while self.off_log.len() > off_mark {
             let (j, v) = self.off_log.pop().unwrap_or((0, 0));
             self.min_off[j as usize] = v;
-            self.key[j as usize] = v; // every logged item is unplaced
+            self.floors.set(j as usize, v); // every logged item is unplaced
         }
         let (ls, us, size) = {
             let it = &self.items[i];
@@ -575,7 +519,7 @@ impl<'c, 'a> Search<'c, 'a> {
             self.free_deg[self.adj[k] as usize] += 1;
         }
         self.placed[i] = false;
-        self.key[i] = self.min_off[i];
+        self.floors.set(i, self.min_off[i]);
         self.check_invariants();
     }
 
@@ -597,9 +541,9 @@ impl<'c, 'a> Search<'c, 'a> {
             let rem: u64 = alive().map(|j| self.items[j].size).sum();
             assert_eq!(self.rem[s], rem, "rem[{s}]");
             let floor = alive().map(|j| self.min_off[j]).min().unwrap_or(u64::MAX);
-            assert_eq!(self.floor[s], floor, "floor[{s}]");
+            assert_eq!(self.floors.floors()[s], floor, "floor[{s}]");
             let at = alive().filter(|&j| self.min_off[j] == floor).count() as u32;
-            assert_eq!(self.at_floor[s], at, "at_floor[{s}]");
+            assert_eq!(self.floors.at_floor(s), at, "at_floor[{s}]");
             let cuts = alive()
                 .filter(|&j| s + 1 < self.items[j].us as usize)
                 .count() as u32;
@@ -611,7 +555,7 @@ impl<'c, 'a> Search<'c, 'a> {
             } else {
                 self.min_off[j]
             };
-            assert_eq!(self.key[j], key, "key[{j}]");
+            assert_eq!(self.floors.key(j), key, "key[{j}]");
             let a = self.adj_start[j] as usize..self.adj_start[j + 1] as usize;
             let free = self.adj[a]
                 .iter()
@@ -642,7 +586,7 @@ impl<'c, 'a> Search<'c, 'a> {
         let (pl, pu) = (pl as usize, pu as usize);
         self.rem[pl..pu]
             .iter()
-            .zip(&self.floor[pl..pu])
+            .zip(&self.floors.floors()[pl..pu])
             .all(|(&r, &f)| r == 0 || f.max(o_cur) + r <= self.cap)
     }
 }

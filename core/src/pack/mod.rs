@@ -58,6 +58,7 @@ mod canonical;
 #[cfg(any(test, feature = "std"))]
 mod deadline;
 mod decompose;
+mod floors;
 mod greedy;
 mod problem;
 mod repack;
