@@ -18,7 +18,7 @@ use crate::Failure;
 use crate::io::dtr;
 use crate::io::files::{self, files_under, read_input};
 use crate::output::{self, out};
-use crate::progress::Bar;
+use crate::progress::{Bar, Spinner};
 
 /// Arguments of `memplan remat`.
 #[derive(Debug, Args)]
@@ -268,42 +268,44 @@ pub fn run(args: &RematArgs) -> Result<(), Failure> {
         (vec![args.heuristic], vec![args.budget_ratio])
     };
     let t0 = Instant::now();
-    let mut reports = Vec::new();
     let runs = logs.len() * heuristics.len() * ratios.len();
-    let mut bar = Bar::new(runs as u64, "remat");
-    for log in &logs {
-        for &h in &heuristics {
-            bar.set_message(format!("remat {} {}", log.name, h.name()));
-            for &r in &ratios {
-                let mode = Mode {
-                    allocator: args.allocator,
-                    swap_bandwidth: args.swap_bandwidth,
-                };
-                let rep = run_one(log, h, r, mode);
-                bar.inc(1);
-                if args.json {
-                    out(output::json_line(&rep)?)?;
-                } else if !args.table {
-                    let mut line = String::new();
-                    let _ = writeln!(
-                        line,
-                        "{:<48} {:<9} {:>4} {:<6} overhead {:>7.4} evictions {:>6} peak {:>13} {:>8.1} ms",
-                        rep.log,
-                        rep.heuristic,
-                        rep.ratio,
-                        rep.result,
-                        rep.overhead,
-                        rep.evictions,
-                        rep.peak_bytes,
-                        rep.elapsed_ms
-                    );
-                    out(line)?;
-                }
-                reports.push(rep);
-            }
+    let mode = Mode {
+        allocator: args.allocator,
+        swap_bandwidth: args.swap_bandwidth,
+    };
+    // Runs are independent: they use every core, and come back in (log, heuristic, ratio)
+    // order whatever the threads did.
+    let job = |i: usize| {
+        let (l, rest) = (
+            i / (heuristics.len() * ratios.len()),
+            i % (heuristics.len() * ratios.len()),
+        );
+        let (h, r) = (rest / ratios.len(), rest % ratios.len());
+        run_one(&logs[l], heuristics[h], ratios[r], mode)
+    };
+    let spinner = Spinner::start(format!("remat: {runs} runs"));
+    let reports = parallel(runs, job);
+    drop(spinner);
+    for rep in &reports {
+        if args.json {
+            out(output::json_line(rep)?)?;
+        } else if !args.table {
+            let mut line = String::new();
+            let _ = writeln!(
+                line,
+                "{:<48} {:<9} {:>4} {:<6} overhead {:>7.4} evictions {:>6} peak {:>13} {:>8.1} ms",
+                rep.log,
+                rep.heuristic,
+                rep.ratio,
+                rep.result,
+                rep.overhead,
+                rep.evictions,
+                rep.peak_bytes,
+                rep.elapsed_ms
+            );
+            out(line)?;
         }
     }
-    drop(bar);
     if args.table {
         out(table(&logs, &reports))?;
         if args.allocator != MemoryModel::Bytes || args.swap_bandwidth.is_some() {
@@ -312,17 +314,14 @@ pub fn run(args: &RematArgs) -> Result<(), Failure> {
                 allocator: MemoryModel::Bytes,
                 swap_bandwidth: None,
             };
-            let mut base = Vec::new();
-            let mut bar = Bar::new(runs as u64, "remat (simrd's model, to compare)");
-            for log in &logs {
-                for &h in &heuristics {
-                    for &r in &ratios {
-                        base.push(run_one(log, h, r, simrd));
-                        bar.inc(1);
-                    }
-                }
-            }
-            drop(bar);
+            let spinner = Spinner::start(format!("remat: {runs} runs in simrd's model"));
+            let base = parallel(runs, |i| {
+                let per_log = heuristics.len() * ratios.len();
+                let (l, rest) = (i / per_log, i % per_log);
+                let (h, r) = (rest / ratios.len(), rest % ratios.len());
+                run_one(&logs[l], heuristics[h], ratios[r], simrd)
+            });
+            drop(spinner);
             out(format!("\n{}", mode_comparison(&logs, &base, &reports)))?;
         }
     }
