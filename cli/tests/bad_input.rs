@@ -1,28 +1,9 @@
 //! Bad input through the binary: truncated real files at many offsets, directories, empty
 //! stdin. Every one exits 1 with a message naming where it went wrong; none panics.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_memplan");
-
-fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let o = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    o
-}
+use common::run;
 
 /// `data` cut at `n` offsets spread over it (and the first bytes), through `replay` and
 /// `analyze` on stdin: exit 1, a message, no panic. Returns the messages.

@@ -2,12 +2,14 @@
 //! and output, byte sizes, a closed pipe ending quietly, exit 2 when `replay` runs out of
 //! memory, and `schema_version` first in every `--json` object.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-const BIN: &str = env!("CARGO_BIN_EXE_memplan");
+mod common;
+
+use common::{BIN, run};
 
 const PROBLEM: &str = "id,lower,upper,size\na,0,2,4\nb,1,3,4\nc,2,4,4\nd,3,5,4\n";
 const TRACE: &str = "memplan-trace 1\ni\na 1 4194304 0\na 2 1048576 0\nf 1\nf 2\n\
@@ -34,26 +36,6 @@ fn file(name: &str, text: &str) -> String {
     let path = temp(name);
     std::fs::write(&path, text).unwrap();
     path.to_str().unwrap().to_owned()
-}
-
-/// Runs `memplan args` with `stdin` on standard input.
-fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    // A writer thread, so a command that does not read all of stdin cannot deadlock the test.
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let o = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    o
 }
 
 fn out(o: &Output) -> String {

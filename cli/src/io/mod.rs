@@ -78,6 +78,17 @@ impl fmt::Display for InputError {
 
 impl std::error::Error for InputError {}
 
+/// True when `data`'s first line is a CSV header naming every one of `columns` (the sniffer
+/// of the flat exports, [`snapshot::flat`] and [`kineto::flat`]).
+pub fn csv_header_names(data: &[u8], columns: &[&str]) -> bool {
+    let first = data.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let Ok(first) = std::str::from_utf8(first) else {
+        return false;
+    };
+    let header: Vec<&str> = first.trim().split(',').map(str::trim).collect();
+    columns.iter().all(|c| header.contains(c))
+}
+
 /// Which device's events a reader takes (`--device`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum DeviceChoice {

@@ -17,12 +17,7 @@ const REQUIRED: [&str; 4] = ["addr", "bytes", "device_type", "device_id"];
 /// True when `data`'s first line is a CSV header naming the `addr`, `bytes`, `device_type` and
 /// `device_id` columns.
 pub fn is_memory_events_csv(data: &[u8]) -> bool {
-    let first = data.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    let Ok(first) = std::str::from_utf8(first) else {
-        return false;
-    };
-    let columns: Vec<&str> = first.trim().split(',').map(str::trim).collect();
-    REQUIRED.iter().all(|c| columns.contains(c))
+    crate::io::csv_header_names(data, &REQUIRED)
 }
 
 /// Reads a flat export of memory events.

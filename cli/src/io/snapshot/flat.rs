@@ -24,14 +24,7 @@ pub const MAX_ROWS: usize = 50_000_000;
 
 /// True when `data`'s first line is a CSV header naming `action`, `addr` and `size` columns.
 pub fn is_events_csv(data: &[u8]) -> bool {
-    let first = data.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    let Ok(first) = std::str::from_utf8(first) else {
-        return false;
-    };
-    let columns: Vec<&str> = first.trim().split(',').map(str::trim).collect();
-    ["action", "addr", "size"]
-        .iter()
-        .all(|c| columns.contains(c))
+    crate::io::csv_header_names(data, &["action", "addr", "size"])
 }
 
 /// Reads a flat export as device 0's recording.
