@@ -67,18 +67,7 @@ fn draw(problem: &Problem, solution: &Solution, labels: &Labels<'_>) -> Document
     let x = |t: u64| round(LEFT + (t - t0) as f64 / (t1 - t0) as f64 * pw);
     let y = |o: u64| round(TOP + ph - o as f64 / ymax * ph);
 
-    let mut doc = Document::new()
-        .set("viewBox", (0, 0, WIDTH, HEIGHT))
-        .set("width", WIDTH)
-        .set("height", HEIGHT)
-        .set("font-family", "sans-serif")
-        .set("font-size", 12)
-        .add(
-            Rectangle::new()
-                .set("width", "100%")
-                .set("height", "100%")
-                .set("fill", "white"),
-        );
+    let mut doc = canvas(WIDTH, HEIGHT);
 
     // Title.
     let title = format!(
@@ -359,6 +348,22 @@ fn ticks(lo: f64, hi: f64) -> Vec<(f64, String)> {
         .take_while(|t| *t <= hi + step * 1e-9)
         .map(|t| (t, format!("{t:.decimals$}")))
         .collect()
+}
+
+/// A blank `width` × `height` picture: white background, sans-serif 12 px text.
+fn canvas(width: f64, height: f64) -> Document {
+    Document::new()
+        .set("viewBox", (0, 0, width, height))
+        .set("width", width)
+        .set("height", height)
+        .set("font-family", "sans-serif")
+        .set("font-size", 12)
+        .add(
+            Rectangle::new()
+                .set("width", "100%")
+                .set("height", "100%")
+                .set("fill", "white"),
+        )
 }
 
 /// The largest binary unit not above `v` (bytes below 1 KiB): its size and name.

@@ -145,28 +145,16 @@ fn group_digits(v: usize) -> String {
 pub fn draw(labels: &Labels<'_>, series: &[Series<'_>]) -> Document {
     let f = Frame::new(labels, series);
     let (right, bottom) = (LEFT + PLOT_WIDTH, TOP + PLOT_HEIGHT);
-    let mut doc = Document::new()
-        .set("viewBox", (0, 0, WIDTH, HEIGHT))
-        .set("width", WIDTH)
-        .set("height", HEIGHT)
-        .set("font-family", "sans-serif")
-        .set("font-size", 12)
-        .add(
-            Rectangle::new()
-                .set("width", "100%")
-                .set("height", "100%")
-                .set("fill", "white"),
-        )
-        .add(
-            Text::new(format!(
-                "{}: device memory over the trace",
-                short_name(labels.name)
-            ))
-            .set("x", LEFT + PLOT_WIDTH / 2.0)
-            .set("y", 24)
-            .set("text-anchor", "middle")
-            .set("font-size", 15),
-        );
+    let mut doc = super::canvas(WIDTH, HEIGHT).add(
+        Text::new(format!(
+            "{}: device memory over the trace",
+            short_name(labels.name)
+        ))
+        .set("x", LEFT + PLOT_WIDTH / 2.0)
+        .set("y", 24)
+        .set("text-anchor", "middle")
+        .set("font-size", 15),
+    );
 
     // Grid, ticks and axis titles.
     let mut grid = Group::new().set("stroke", "#e3e3e3").set("stroke-width", 1);
